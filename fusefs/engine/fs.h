@@ -1,0 +1,96 @@
+// The filesystem engine: POSIX semantics on top of the store, with no FUSE in
+// it, so that unit tests can drive it directly. Every mutating method is one
+// Mutation: it commits its change and its op log record together, and returns
+// a Status (errno + sentence) on failure, having changed nothing.
+//
+// Permission checks are the kernel's (roamfs mounts with default_permissions);
+// the engine enforces what the kernel leaves to filesystems: name lengths,
+// existence, emptiness, types, rename rules, setgid inheritance.
+//
+// Thread safety: all methods may be called concurrently from libfuse's worker
+// threads; reads use their own LMDB read transactions and mutations serialise
+// on the store's writer lock.
+#pragma once
+
+#include <sys/statvfs.h>
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "fusefs/oplog/record.h"
+#include "fusefs/store/store.h"
+
+namespace roam {
+
+struct SetattrArgs {
+  uint32_t mask = 0;  // SetattrMask bits
+  uint32_t mode = 0;
+  uint32_t uid = 0, gid = 0;
+  uint64_t size = 0;
+  Timespec atime, mtime, ctime;
+  bool atime_now = false, mtime_now = false;
+};
+
+// Called with each logged record after it commits (roamfs uses it to log
+// integrity events; tests use it to observe the log).
+using CommitHook = std::function<void(const OpRecord&)>;
+
+class Fs {
+ public:
+  explicit Fs(Store& store) : store_(store) {}
+
+  Store& store() { return store_; }
+
+  // --- namespace ---
+  Result<Inode> lookup(uint64_t parent, std::string_view name);
+  Result<Inode> getattr(uint64_t ino);
+  // Regular files, fifos, sockets and device nodes; `kind` is kCreate or kMknod.
+  Result<Inode> mknod(const Caller& c, uint64_t parent, std::string_view name, uint32_t mode, uint64_t rdev,
+                      OpKind kind);
+  Result<Inode> mkdir(const Caller& c, uint64_t parent, std::string_view name, uint32_t mode);
+  Result<Inode> symlink(const Caller& c, uint64_t parent, std::string_view name, std::string_view target);
+  Result<Inode> link(const Caller& c, uint64_t ino, uint64_t new_parent, std::string_view new_name);
+  Status unlink(const Caller& c, uint64_t parent, std::string_view name);
+  Status rmdir(const Caller& c, uint64_t parent, std::string_view name);
+  Status rename(const Caller& c, uint64_t parent, std::string_view name, uint64_t new_parent,
+                std::string_view new_name, unsigned flags);
+  Result<std::string> readlink(uint64_t ino);
+  // Up to `limit` entries of directory `ino` after name `after` ("" = start).
+  Result<std::vector<std::pair<std::string, Dirent>>> readdir(uint64_t ino, std::string_view after, size_t limit);
+
+  // --- attributes ---
+  Result<Inode> setattr(const Caller& c, uint64_t ino, const SetattrArgs& args);
+  Status setxattr(const Caller& c, uint64_t ino, std::string_view name, std::string_view value, int flags);
+  Result<std::string> getxattr(uint64_t ino, std::string_view name);  // ENODATA when absent
+  Result<std::vector<std::string>> listxattr(uint64_t ino);
+  Status removexattr(const Caller& c, uint64_t ino, std::string_view name);
+  Result<struct statvfs> statfs();
+
+  // --- data ---
+  // Reads up to `size` bytes at `offset` (fewer at end of file) into `buf`.
+  // Every byte comes from a blob whose checksum was verified; a mismatch is EIO.
+  Result<size_t> read(uint64_t ino, uint64_t offset, size_t size, char* buf);
+  Result<Inode> write(const Caller& c, uint64_t ino, uint64_t offset, std::string_view data);
+  Status fallocate(const Caller& c, uint64_t ino, int mode, uint64_t offset, uint64_t length);
+  // Makes every change so far durable (fsync, fsyncdir).
+  Status sync() { return store_.sync(); }
+
+  void set_commit_hook(CommitHook hook) { commit_hook_ = std::move(hook); }
+
+ private:
+  Result<Inode> make_node(const Caller& c, uint64_t parent, std::string_view name, uint32_t mode, uint64_t rdev,
+                          std::string_view target, OpKind kind);
+  Result<OpRecord> finish(class Mutation& m);
+
+  Store& store_;
+  CommitHook commit_hook_;
+};
+
+// The d_type-style type bits of a mode, stored in directory entries.
+inline uint32_t type_of(uint32_t mode) { return mode & 0170000; }
+
+}  // namespace roam

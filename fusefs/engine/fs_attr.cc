@@ -1,0 +1,103 @@
+// Attribute operations: setattr (mode, owner, size, times), xattrs, statfs.
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/xattr.h>
+
+#include <cstring>
+
+#include "fusefs/engine/fs.h"
+#include "fusefs/engine/mutation.h"
+
+namespace roam {
+
+Result<Inode> Fs::setattr(const Caller& c, uint64_t ino, const SetattrArgs& a) {
+  ROAM_ASSIGN(Mutation m, Mutation::begin(store_, OpKind::kSetattr, c));
+  ROAM_ASSIGN(Inode inode, m.inode(ino));
+  OpRecord& rec = m.record();
+  rec.ino = ino;
+  rec.flags = a.mask;
+  ROAM_ASSIGN(rec.path, m.txn().path_of(ino));
+  const Timespec now = now_timespec();
+  if (a.mask & kSetMode) {
+    inode.mode = (inode.mode & S_IFMT) | (a.mode & 07777);
+    rec.mode = inode.mode;
+  }
+  if (a.mask & kSetUid) inode.uid = rec.uid = a.uid;
+  if (a.mask & kSetGid) inode.gid = rec.gid = a.gid;
+  if (a.mask & kSetSize) {
+    if (S_ISDIR(inode.mode)) return Status::error(EISDIR, "cannot truncate a directory");
+    if (!S_ISREG(inode.mode)) return Status::invalid("can only truncate regular files");
+    if (a.size < inode.size) ROAM_TRY(m.remap(ino, a.size, inode.size - a.size, std::nullopt));
+    if (a.size != inode.size && !(a.mask & kSetMtime)) inode.mtime = now;
+    inode.size = rec.size = a.size;
+  }
+  if (a.mask & kSetAtime) inode.atime = rec.atime = a.atime_now ? now : a.atime;
+  if (a.mask & kSetMtime) inode.mtime = rec.mtime = a.mtime_now ? now : a.mtime;
+  inode.ctime = (a.mask & kSetCtime) ? a.ctime : now;
+  ROAM_TRY(m.put_inode(inode));
+  ROAM_TRY(finish(m).take_status());
+  return inode;
+}
+
+Status Fs::setxattr(const Caller& c, uint64_t ino, std::string_view name, std::string_view value, int flags) {
+  if (name.empty() || name.size() > XATTR_NAME_MAX) return Status::error(ERANGE, "bad xattr name length");
+  if (value.size() > XATTR_SIZE_MAX) return Status::error(E2BIG, "xattr value too large");
+  ROAM_ASSIGN(Mutation m, Mutation::begin(store_, OpKind::kSetxattr, c));
+  ROAM_ASSIGN(Inode inode, m.inode(ino));
+  ROAM_ASSIGN(auto existing, m.txn().get_xattr(ino, name));
+  if ((flags & XATTR_CREATE) && existing) return Status::error(EEXIST, "extended attribute exists");
+  if ((flags & XATTR_REPLACE) && !existing) return Status::error(ENODATA, "no such extended attribute");
+  OpRecord& rec = m.record();
+  rec.ino = ino;
+  rec.name = std::string(name);
+  rec.length = value.size();
+  rec.flags = static_cast<uint32_t>(flags);
+  ROAM_ASSIGN(rec.path, m.txn().path_of(ino));
+  ROAM_TRY(m.set_xattr(ino, name, value));
+  inode.ctime = now_timespec();
+  ROAM_TRY(m.put_inode(inode));
+  return finish(m).take_status();
+}
+
+Result<std::string> Fs::getxattr(uint64_t ino, std::string_view name) {
+  ROAM_ASSIGN(ReadTxn txn, store_.begin_read());
+  ROAM_ASSIGN(auto v, txn.get_xattr(ino, name));
+  if (!v) {
+    ROAM_TRY(txn.inode(ino).take_status());  // ENOENT for a bad inode, not ENODATA
+    return Status::error(ENODATA, "no such extended attribute");
+  }
+  return std::move(*v);
+}
+
+Result<std::vector<std::string>> Fs::listxattr(uint64_t ino) {
+  ROAM_ASSIGN(ReadTxn txn, store_.begin_read());
+  return txn.list_xattrs(ino);
+}
+
+Status Fs::removexattr(const Caller& c, uint64_t ino, std::string_view name) {
+  ROAM_ASSIGN(Mutation m, Mutation::begin(store_, OpKind::kRemovexattr, c));
+  ROAM_ASSIGN(Inode inode, m.inode(ino));
+  OpRecord& rec = m.record();
+  rec.ino = ino;
+  rec.name = std::string(name);
+  ROAM_ASSIGN(rec.path, m.txn().path_of(ino));
+  ROAM_TRY(m.del_xattr(ino, name));
+  inode.ctime = now_timespec();
+  ROAM_TRY(m.put_inode(inode));
+  return finish(m).take_status();
+}
+
+Result<struct statvfs> Fs::statfs() {
+  struct statvfs st {};
+  if (::statvfs(store_.dir().c_str(), &st) < 0)
+    return Status::error(errno, std::string("statvfs of the store: ") + std::strerror(errno));
+  ROAM_ASSIGN(ReadTxn txn, store_.begin_read());
+  MDB_stat ms{};
+  mdb_stat(txn.raw().get(), txn.dbis().inodes, &ms);
+  // Space is the backing filesystem's; inode numbers are never exhausted.
+  st.f_files = ms.ms_entries + st.f_ffree;
+  st.f_namemax = kNameMax;
+  return st;
+}
+
+}  // namespace roam

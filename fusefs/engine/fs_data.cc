@@ -1,0 +1,138 @@
+// Data operations: read (checksum-verified), write (copy-on-write), fallocate.
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <xxhash.h>
+
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "fusefs/engine/fs.h"
+#include "fusefs/engine/mutation.h"
+
+namespace roam {
+
+namespace {
+
+struct Chunk {
+  uint64_t file_offset;
+  uint32_t length;
+  SegmentLocation loc;
+  uint64_t xxh3;
+};
+
+// Reads blob `id` whole into `buf` and verifies its checksum.
+Status read_verified(const StoreTxn& txn, Segments& segments, uint64_t ino, const Extent& e, std::string& buf) {
+  ROAM_ASSIGN(Blob b, txn.blob(e.blob));
+  if (e.blob_offset + static_cast<uint64_t>(e.length) > b.length)
+    return Status::corrupt("extent of inode " + std::to_string(ino) + " overruns blob " + std::to_string(e.blob));
+  buf.resize(b.length);
+  ROAM_TRY(segments.read({b.segment, b.offset}, buf.data(), b.length));
+  if (XXH3_64bits(buf.data(), buf.size()) != b.xxh3) {
+    return Status::io("checksum mismatch: inode " + std::to_string(ino) + " file offset " +
+                      std::to_string(e.file_offset) + " blob " + std::to_string(e.blob) + " (segment " +
+                      std::to_string(b.segment) + " offset " + std::to_string(b.offset) + ")");
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+Result<size_t> Fs::read(uint64_t ino, uint64_t offset, size_t size, char* buf) {
+  ROAM_ASSIGN(ReadTxn txn, store_.begin_read());
+  ROAM_ASSIGN(Inode inode, txn.inode(ino));
+  if (S_ISDIR(inode.mode)) return Status::error(EISDIR, "is a directory");
+  if (offset >= inode.size) return size_t{0};
+  size = static_cast<size_t>(std::min<uint64_t>(size, inode.size - offset));
+  std::memset(buf, 0, size);  // holes read as zeros
+  ROAM_ASSIGN(auto extents, txn.extents_in(ino, offset, size));
+  std::string blob;
+  uint64_t blob_id = 0;
+  for (const Extent& e : extents) {
+    if (e.blob != blob_id) {  // split pieces of one blob are read once
+      ROAM_TRY(read_verified(txn, store_.segments(), ino, e, blob));
+      blob_id = e.blob;
+    }
+    uint64_t from = std::max(e.file_offset, offset);
+    uint64_t to = std::min(e.end(), offset + size);
+    if (to > inode.size) to = inode.size;
+    if (from >= to) continue;
+    std::memcpy(buf + (from - offset), blob.data() + e.blob_offset + (from - e.file_offset), to - from);
+  }
+  return size;
+}
+
+Result<Inode> Fs::write(const Caller& c, uint64_t ino, uint64_t offset, std::string_view data) {
+  if (offset + data.size() < offset) return Status::error(EFBIG, "write past the largest file offset");
+  // Data goes to the segments first, outside the writer lock; a crash before
+  // the commit below leaves unreferenced bytes, never a reference to missing ones.
+  std::vector<Chunk> chunks;
+  for (uint64_t pos = offset; pos < offset + data.size();) {
+    uint64_t boundary = (pos / kMaxBlobSize + 1) * kMaxBlobSize;
+    auto len = static_cast<uint32_t>(std::min<uint64_t>(boundary, offset + data.size()) - pos);
+    std::string_view piece = data.substr(pos - offset, len);
+    ROAM_ASSIGN(SegmentLocation loc, store_.segments().append(piece));
+    chunks.push_back({pos, len, loc, XXH3_64bits(piece.data(), piece.size())});
+    pos += len;
+  }
+  ROAM_ASSIGN(Mutation m, Mutation::begin(store_, OpKind::kWrite, c));
+  ROAM_ASSIGN(Inode inode, m.inode(ino));
+  if (!S_ISREG(inode.mode)) return Status::error(EINVAL, "write to a file that is not regular");
+  OpRecord& rec = m.record();
+  rec.ino = ino;
+  ROAM_ASSIGN(rec.path, m.txn().path_of(ino));
+  for (const Chunk& ch : chunks) {
+    ROAM_ASSIGN(uint64_t blob, m.add_blob(ch.loc, ch.length, ch.xxh3));
+    ROAM_TRY(m.remap(ino, ch.file_offset, ch.length, Extent{ch.file_offset, blob, 0, ch.length}));
+  }
+  inode.size = std::max<uint64_t>(inode.size, offset + data.size());
+  inode.mtime = inode.ctime = now_timespec();
+  rec.size = inode.size;
+  ROAM_TRY(m.put_inode(inode));
+  ROAM_TRY(finish(m).take_status());
+  return inode;
+}
+
+Status Fs::fallocate(const Caller& c, uint64_t ino, int mode, uint64_t offset, uint64_t length) {
+  const int supported = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE;
+  if (mode & ~supported) return Status::error(EOPNOTSUPP, "unsupported fallocate mode");
+  if ((mode & FALLOC_FL_PUNCH_HOLE) && !(mode & FALLOC_FL_KEEP_SIZE))
+    return Status::error(EOPNOTSUPP, "punch hole needs keep size");
+  if (length == 0 || offset + length < offset) return Status::invalid("bad fallocate range");
+  const bool deallocate = mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE);
+  if (!deallocate) {
+    // Copy-on-write cannot reserve blocks, but it can refuse what cannot fit.
+    struct statvfs st {};
+    if (::statvfs(store_.dir().c_str(), &st) == 0 &&
+        st.f_bavail < length / st.f_frsize + 1)
+      return Status::error(ENOSPC, "not enough free space for fallocate");
+  }
+  ROAM_ASSIGN(Mutation m, Mutation::begin(store_, OpKind::kFallocate, c));
+  ROAM_ASSIGN(Inode inode, m.inode(ino));
+  if (S_ISDIR(inode.mode)) return Status::error(EISDIR, "is a directory");
+  if (!S_ISREG(inode.mode)) return Status::error(ENODEV, "not a regular file");
+  OpRecord& rec = m.record();
+  rec.ino = ino;
+  rec.flags = static_cast<uint32_t>(mode);
+  ROAM_ASSIGN(rec.path, m.txn().path_of(ino));
+  const Timespec now = now_timespec();
+  if (deallocate && offset < inode.size) {
+    uint64_t end = std::min(offset + length, inode.size);
+    ROAM_TRY(m.remap(ino, offset, end - offset, std::nullopt));
+    inode.mtime = now;
+  }
+  rec.offset = offset;
+  rec.length = length;
+  if (!(mode & FALLOC_FL_KEEP_SIZE) && offset + length > inode.size) {
+    inode.size = offset + length;
+    inode.mtime = now;
+  }
+  rec.size = inode.size;
+  inode.ctime = now;
+  ROAM_TRY(m.put_inode(inode));
+  return finish(m).take_status();
+}
+
+}  // namespace roam

@@ -1,0 +1,340 @@
+// Namespace operations: lookup, create/mknod/mkdir/symlink, link, unlink,
+// rmdir, rename, readdir, readlink.
+#include <linux/fs.h>  // RENAME_NOREPLACE, RENAME_EXCHANGE
+#include <sys/stat.h>
+
+#include "fusefs/engine/fs.h"
+#include "fusefs/engine/mutation.h"
+
+namespace roam {
+
+namespace {
+
+Status check_name(std::string_view name) {
+  if (name.empty() || name == "." || name == ".." || name.find('/') != std::string_view::npos)
+    return Status::invalid("invalid file name");
+  if (name.size() > kNameMax) return Status::error(ENAMETOOLONG, "file name longer than 255 bytes");
+  return Status::ok();
+}
+
+// A live directory, or the reason it cannot hold entries.
+Result<Inode> live_dir(const StoreTxn& txn, uint64_t ino) {
+  ROAM_ASSIGN(Inode dir, txn.inode(ino));
+  if (!S_ISDIR(dir.mode)) return Status::error(ENOTDIR, "not a directory");
+  if (dir.nlink == 0) return Status::not_found("directory has been removed");
+  return dir;
+}
+
+Result<std::string> child_path(const StoreTxn& txn, uint64_t parent, std::string_view name) {
+  ROAM_ASSIGN(std::string p, txn.path_of(parent));
+  if (p != "/") p += "/";
+  p.append(name);
+  return p;
+}
+
+void touch(Inode& inode, Timespec now) { inode.mtime = inode.ctime = now; }
+
+// Gives `inode` one more name. The first name of an inode is its primary name
+// (kept in the inode record); further names of hard links go to `links`.
+Status add_name(Mutation& m, Inode& inode, uint64_t parent, std::string_view name) {
+  if (inode.parent == 0 || inode.nlink == 0) {
+    inode.parent = parent;
+    inode.name = std::string(name);
+  } else {
+    ROAM_TRY(m.write_txn().put_link(inode.ino, parent, name));
+  }
+  ++inode.nlink;
+  return Status::ok();
+}
+
+// Takes one name away from a non-directory `inode`. When the primary name goes
+// and others remain, one of them becomes primary. An inode left with no name is
+// dead but kept (open handles and the op log still refer to it).
+Status drop_name(Mutation& m, Inode& inode, uint64_t parent, std::string_view name) {
+  if (inode.nlink > 0) --inode.nlink;
+  if (inode.parent != parent || inode.name != name) return m.write_txn().del_link(inode.ino, parent, name);
+  ROAM_ASSIGN(auto other, m.txn().any_link(inode.ino));
+  if (other) {
+    ROAM_TRY(m.write_txn().del_link(inode.ino, other->first, other->second));
+    inode.parent = other->first;
+    inode.name = other->second;
+  }
+  return Status::ok();
+}
+
+// Moves one name of `inode` from (parent, name) to (new_parent, new_name).
+Status move_name(Mutation& m, Inode& inode, uint64_t parent, std::string_view name, uint64_t new_parent,
+                 std::string_view new_name) {
+  if (inode.parent == parent && inode.name == name) {
+    inode.parent = new_parent;
+    inode.name = std::string(new_name);
+    return Status::ok();
+  }
+  ROAM_TRY(m.write_txn().del_link(inode.ino, parent, name));
+  return m.write_txn().put_link(inode.ino, new_parent, new_name);
+}
+
+// EINVAL when `dir` is `ancestor` or lies below it (a directory moved into itself).
+Status check_not_below(const StoreTxn& txn, uint64_t dir, uint64_t ancestor) {
+  for (int depth = 0; dir != kRootIno; ++depth) {
+    if (dir == ancestor) return Status::invalid("cannot move a directory into itself");
+    if (depth > 4096) return Status::corrupt("directory cycle");
+    ROAM_ASSIGN(Inode i, txn.inode(dir));
+    dir = i.parent;
+  }
+  return ancestor == kRootIno ? Status::invalid("cannot move the root") : Status::ok();
+}
+
+}  // namespace
+
+Result<OpRecord> Fs::finish(Mutation& m) {
+  ROAM_ASSIGN(OpRecord rec, m.commit());
+  if (commit_hook_) commit_hook_(rec);
+  return rec;
+}
+
+Result<Inode> Fs::lookup(uint64_t parent, std::string_view name) {
+  if (name.size() > kNameMax) return Status::error(ENAMETOOLONG, "file name longer than 255 bytes");
+  ROAM_ASSIGN(ReadTxn txn, store_.begin_read());
+  ROAM_ASSIGN(Inode dir, live_dir(txn, parent));
+  if (name == ".") return dir;
+  if (name == "..") return txn.inode(dir.parent);
+  ROAM_ASSIGN(auto d, txn.get_dirent(parent, name));
+  if (!d) return Status::not_found("no such file or directory");
+  return txn.inode(d->ino);
+}
+
+Result<Inode> Fs::getattr(uint64_t ino) {
+  ROAM_ASSIGN(ReadTxn txn, store_.begin_read());
+  return txn.inode(ino);
+}
+
+Result<Inode> Fs::make_node(const Caller& c, uint64_t parent, std::string_view name, uint32_t mode, uint64_t rdev,
+                            std::string_view target, OpKind kind) {
+  ROAM_TRY(check_name(name));
+  ROAM_ASSIGN(Mutation m, Mutation::begin(store_, kind, c));
+  ROAM_ASSIGN(Inode dir, live_dir(m.txn(), parent));
+  ROAM_ASSIGN(auto existing, m.txn().get_dirent(parent, name));
+  if (existing) return Status::error(EEXIST, "file exists");
+  const Timespec now = now_timespec();
+  Inode inode = m.new_inode(mode, c, now);
+  inode.rdev = rdev;
+  inode.symlink_target = std::string(target);
+  inode.size = target.size();
+  inode.nlink = 0;
+  if (dir.mode & S_ISGID) {  // BSD group semantics for setgid directories
+    inode.gid = dir.gid;
+    if (S_ISDIR(mode)) inode.mode |= S_ISGID;
+  }
+  ROAM_TRY(add_name(m, inode, parent, name));
+  if (S_ISDIR(mode)) {
+    inode.nlink = 2;
+    ++dir.nlink;
+  }
+  touch(dir, now);
+  ROAM_TRY(m.put_inode(inode));
+  ROAM_TRY(m.put_dirent(parent, name, Dirent{inode.ino, type_of(mode)}));
+  ROAM_TRY(m.put_inode(dir));
+  OpRecord& rec = m.record();
+  rec.ino = inode.ino;
+  ROAM_ASSIGN(rec.path, child_path(m.txn(), parent, name));
+  rec.mode = inode.mode;
+  rec.rdev = rdev;
+  rec.name = std::string(target);
+  ROAM_TRY(finish(m).take_status());
+  return inode;
+}
+
+Result<Inode> Fs::mknod(const Caller& c, uint64_t parent, std::string_view name, uint32_t mode, uint64_t rdev,
+                        OpKind kind) {
+  switch (mode & S_IFMT) {
+    case S_IFREG:
+    case S_IFIFO:
+    case S_IFSOCK:
+    case S_IFCHR:
+    case S_IFBLK:
+      break;
+    case 0:
+      mode |= S_IFREG;
+      break;
+    default:
+      return Status::invalid("mknod of an unsupported file type");
+  }
+  if (!S_ISCHR(mode) && !S_ISBLK(mode)) rdev = 0;
+  return make_node(c, parent, name, mode, rdev, {}, kind);
+}
+
+Result<Inode> Fs::mkdir(const Caller& c, uint64_t parent, std::string_view name, uint32_t mode) {
+  return make_node(c, parent, name, S_IFDIR | (mode & 07777), 0, {}, OpKind::kMkdir);
+}
+
+Result<Inode> Fs::symlink(const Caller& c, uint64_t parent, std::string_view name, std::string_view target) {
+  if (target.empty()) return Status::error(ENOENT, "empty symlink target");
+  if (target.size() > kSymlinkMax) return Status::error(ENAMETOOLONG, "symlink target too long");
+  return make_node(c, parent, name, S_IFLNK | 0777, 0, target, OpKind::kSymlink);
+}
+
+Result<Inode> Fs::link(const Caller& c, uint64_t ino, uint64_t new_parent, std::string_view new_name) {
+  ROAM_TRY(check_name(new_name));
+  ROAM_ASSIGN(Mutation m, Mutation::begin(store_, OpKind::kLink, c));
+  ROAM_ASSIGN(Inode inode, m.inode(ino));
+  if (S_ISDIR(inode.mode)) return Status::error(EPERM, "cannot hard-link a directory");
+  if (inode.nlink == 0) return Status::not_found("file has been removed");
+  if (inode.nlink >= 65000) return Status::error(EMLINK, "too many links");
+  ROAM_ASSIGN(Inode dir, live_dir(m.txn(), new_parent));
+  ROAM_ASSIGN(auto existing, m.txn().get_dirent(new_parent, new_name));
+  if (existing) return Status::error(EEXIST, "file exists");
+  OpRecord& rec = m.record();
+  ROAM_ASSIGN(rec.path, m.txn().path_of(ino));
+  ROAM_ASSIGN(rec.path2, child_path(m.txn(), new_parent, new_name));
+  const Timespec now = now_timespec();
+  ROAM_TRY(add_name(m, inode, new_parent, new_name));
+  inode.ctime = now;
+  touch(dir, now);
+  ROAM_TRY(m.put_inode(inode));
+  ROAM_TRY(m.put_dirent(new_parent, new_name, Dirent{ino, type_of(inode.mode)}));
+  ROAM_TRY(m.put_inode(dir));
+  rec.ino = ino;
+  ROAM_TRY(finish(m).take_status());
+  return inode;
+}
+
+Status Fs::unlink(const Caller& c, uint64_t parent, std::string_view name) {
+  if (name.size() > kNameMax) return Status::error(ENAMETOOLONG, "file name longer than 255 bytes");
+  ROAM_ASSIGN(Mutation m, Mutation::begin(store_, OpKind::kUnlink, c));
+  ROAM_ASSIGN(Inode dir, live_dir(m.txn(), parent));
+  ROAM_ASSIGN(auto d, m.txn().get_dirent(parent, name));
+  if (!d) return Status::not_found("no such file");
+  if (S_ISDIR(d->type)) return Status::error(EISDIR, "is a directory; use rmdir");
+  ROAM_ASSIGN(Inode inode, m.inode(d->ino));
+  OpRecord& rec = m.record();
+  ROAM_ASSIGN(rec.path, child_path(m.txn(), parent, name));
+  rec.ino = inode.ino;
+  const Timespec now = now_timespec();
+  ROAM_TRY(drop_name(m, inode, parent, name));
+  inode.ctime = now;
+  touch(dir, now);
+  ROAM_TRY(m.put_inode(inode));
+  ROAM_TRY(m.del_dirent(parent, name));
+  ROAM_TRY(m.put_inode(dir));
+  return finish(m).take_status();
+}
+
+Status Fs::rmdir(const Caller& c, uint64_t parent, std::string_view name) {
+  if (name == ".") return Status::invalid("cannot remove '.'");
+  if (name == "..") return Status::error(ENOTEMPTY, "cannot remove '..'");
+  if (name.size() > kNameMax) return Status::error(ENAMETOOLONG, "file name longer than 255 bytes");
+  ROAM_ASSIGN(Mutation m, Mutation::begin(store_, OpKind::kRmdir, c));
+  ROAM_ASSIGN(Inode dir, live_dir(m.txn(), parent));
+  ROAM_ASSIGN(auto d, m.txn().get_dirent(parent, name));
+  if (!d) return Status::not_found("no such directory");
+  if (!S_ISDIR(d->type)) return Status::error(ENOTDIR, "not a directory");
+  ROAM_ASSIGN(bool empty, m.txn().dir_is_empty(d->ino));
+  if (!empty) return Status::error(ENOTEMPTY, "directory not empty");
+  ROAM_ASSIGN(Inode victim, m.inode(d->ino));
+  OpRecord& rec = m.record();
+  ROAM_ASSIGN(rec.path, child_path(m.txn(), parent, name));
+  rec.ino = victim.ino;
+  const Timespec now = now_timespec();
+  victim.nlink = 0;
+  victim.ctime = now;
+  --dir.nlink;
+  touch(dir, now);
+  ROAM_TRY(m.put_inode(victim));
+  ROAM_TRY(m.del_dirent(parent, name));
+  ROAM_TRY(m.put_inode(dir));
+  return finish(m).take_status();
+}
+
+Status Fs::rename(const Caller& c, uint64_t parent, std::string_view name, uint64_t new_parent,
+                  std::string_view new_name, unsigned flags) {
+  const bool exchange = flags & RENAME_EXCHANGE;
+  const bool noreplace = flags & RENAME_NOREPLACE;
+  if ((flags & ~(RENAME_EXCHANGE | RENAME_NOREPLACE)) || (exchange && noreplace))
+    return Status::invalid("unsupported rename flags");
+  if (name.size() > kNameMax) return Status::error(ENAMETOOLONG, "file name longer than 255 bytes");
+  ROAM_TRY(check_name(new_name));
+  ROAM_ASSIGN(Mutation m, Mutation::begin(store_, OpKind::kRename, c));
+  StoreTxn& txn = m.txn();
+  ROAM_ASSIGN(Inode src_dir, live_dir(txn, parent));
+  Inode other_dir;
+  if (new_parent != parent) {
+    ROAM_ASSIGN(other_dir, live_dir(txn, new_parent));
+  }
+  Inode& dst_dir = new_parent != parent ? other_dir : src_dir;
+
+  ROAM_ASSIGN(auto sd, txn.get_dirent(parent, name));
+  if (!sd) return Status::not_found("no such file or directory");
+  ROAM_ASSIGN(auto td, txn.get_dirent(new_parent, new_name));
+  if (exchange && !td) return Status::not_found("rename exchange: target does not exist");
+  if (noreplace && td) return Status::error(EEXIST, "target exists");
+  if (td && td->ino == sd->ino) return Status::ok();  // two names of one file: POSIX says do nothing
+
+  ROAM_ASSIGN(Inode src, txn.inode(sd->ino));
+  if (S_ISDIR(src.mode) && new_parent != parent) ROAM_TRY(check_not_below(txn, new_parent, src.ino));
+  OpRecord& rec = m.record();
+  rec.ino = src.ino;
+  rec.flags = flags;
+  ROAM_ASSIGN(rec.path, child_path(txn, parent, name));
+  ROAM_ASSIGN(rec.path2, child_path(txn, new_parent, new_name));
+  const Timespec now = now_timespec();
+
+  std::optional<Inode> target;
+  if (td) {
+    ROAM_ASSIGN(target, txn.inode(td->ino));
+    rec.ino2 = target->ino;
+  }
+  if (exchange) {
+    if (S_ISDIR(target->mode) && new_parent != parent) ROAM_TRY(check_not_below(txn, parent, target->ino));
+    ROAM_TRY(move_name(m, *target, new_parent, new_name, parent, name));
+    if (S_ISDIR(target->mode) != S_ISDIR(src.mode) && new_parent != parent) {
+      // A directory changes parent in each direction; link counts follow.
+      if (S_ISDIR(src.mode)) --src_dir.nlink, ++dst_dir.nlink;
+      else ++src_dir.nlink, --dst_dir.nlink;
+    }
+    target->ctime = now;
+    ROAM_TRY(m.put_dirent(parent, name, *td));
+  } else {
+    if (target) {
+      if (S_ISDIR(src.mode) && !S_ISDIR(target->mode)) return Status::error(ENOTDIR, "target is not a directory");
+      if (!S_ISDIR(src.mode) && S_ISDIR(target->mode)) return Status::error(EISDIR, "target is a directory");
+      if (S_ISDIR(target->mode)) {
+        ROAM_ASSIGN(bool empty, txn.dir_is_empty(target->ino));
+        if (!empty) return Status::error(ENOTEMPTY, "target directory not empty");
+        target->nlink = 0;
+        --dst_dir.nlink;
+      } else {
+        ROAM_TRY(drop_name(m, *target, new_parent, new_name));
+      }
+      target->ctime = now;
+    }
+    if (S_ISDIR(src.mode) && new_parent != parent) --src_dir.nlink, ++dst_dir.nlink;
+    ROAM_TRY(m.del_dirent(parent, name));
+  }
+  ROAM_TRY(move_name(m, src, parent, name, new_parent, new_name));
+  src.ctime = now;
+  ROAM_TRY(m.put_dirent(new_parent, new_name, *sd));
+  touch(src_dir, now);
+  touch(dst_dir, now);
+  ROAM_TRY(m.put_inode(src));
+  if (target) ROAM_TRY(m.put_inode(*target));
+  ROAM_TRY(m.put_inode(src_dir));
+  if (new_parent != parent) ROAM_TRY(m.put_inode(other_dir));
+  return finish(m).take_status();
+}
+
+Result<std::string> Fs::readlink(uint64_t ino) {
+  ROAM_ASSIGN(ReadTxn txn, store_.begin_read());
+  ROAM_ASSIGN(Inode inode, txn.inode(ino));
+  if (!S_ISLNK(inode.mode)) return Status::invalid("not a symbolic link");
+  return inode.symlink_target;
+}
+
+Result<std::vector<std::pair<std::string, Dirent>>> Fs::readdir(uint64_t ino, std::string_view after, size_t limit) {
+  ROAM_ASSIGN(ReadTxn txn, store_.begin_read());
+  ROAM_ASSIGN(Inode dir, txn.inode(ino));
+  if (!S_ISDIR(dir.mode)) return Status::error(ENOTDIR, "not a directory");
+  return txn.list_dir(ino, after, limit);
+}
+
+}  // namespace roam

@@ -1,0 +1,104 @@
+#include "fusefs/engine/mutation.h"
+
+#include <ctime>
+
+#include "fusefs/oplog/oplog.h"
+
+namespace roam {
+
+Timespec now_timespec() {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return {ts.tv_sec, static_cast<uint32_t>(ts.tv_nsec)};
+}
+
+Mutation::Mutation(WriteTxn txn, OpKind kind, const Caller& caller) : txn_(std::move(txn)) {
+  rec_.kind = kind;
+  rec_.caller = caller;
+}
+
+Result<Mutation> Mutation::begin(Store& store, OpKind kind, const Caller& caller) {
+  ROAM_ASSIGN(WriteTxn txn, store.begin_write());
+  return Mutation(std::move(txn), kind, caller);
+}
+
+Inode Mutation::new_inode(uint32_t mode, const Caller& caller, Timespec now) {
+  Inode i;
+  i.ino = txn_.counters().next_ino++;
+  i.mode = mode;
+  i.uid = caller.uid;
+  i.gid = caller.gid;
+  i.nlink = 1;
+  i.atime = i.mtime = i.ctime = now;
+  return i;
+}
+
+Status Mutation::remember_inode(uint64_t ino) {
+  if (!inodes_seen_.insert(ino).second) return Status::ok();
+  ROAM_ASSIGN(auto before, txn_.get_inode(ino));
+  rec_.inodes_before.emplace_back(ino, std::move(before));
+  return Status::ok();
+}
+
+Status Mutation::remember_dirent(uint64_t parent, std::string_view name) {
+  if (!dirents_seen_.emplace(parent, std::string(name)).second) return Status::ok();
+  ROAM_ASSIGN(auto before, txn_.get_dirent(parent, name));
+  rec_.dirents_before.push_back({parent, std::string(name), before});
+  return Status::ok();
+}
+
+Status Mutation::put_inode(const Inode& inode) {
+  ROAM_TRY(remember_inode(inode.ino));
+  return txn_.put_inode(inode);
+}
+
+Status Mutation::put_dirent(uint64_t parent, std::string_view name, const Dirent& d) {
+  ROAM_TRY(remember_dirent(parent, name));
+  return txn_.put_dirent(parent, name, d);
+}
+
+Status Mutation::del_dirent(uint64_t parent, std::string_view name) {
+  ROAM_TRY(remember_dirent(parent, name));
+  return txn_.del_dirent(parent, name);
+}
+
+Status Mutation::set_xattr(uint64_t ino, std::string_view name, std::string_view value) {
+  if (xattrs_seen_.emplace(ino, std::string(name)).second) {
+    ROAM_ASSIGN(auto before, txn_.get_xattr(ino, name));
+    rec_.xattrs_before.push_back({ino, std::string(name), std::move(before)});
+  }
+  return txn_.put_xattr(ino, name, value);
+}
+
+Status Mutation::del_xattr(uint64_t ino, std::string_view name) {
+  if (xattrs_seen_.emplace(ino, std::string(name)).second) {
+    ROAM_ASSIGN(auto before, txn_.get_xattr(ino, name));
+    rec_.xattrs_before.push_back({ino, std::string(name), std::move(before)});
+  }
+  ROAM_ASSIGN(bool found, txn_.del_xattr(ino, name));
+  if (!found) return Status::error(ENODATA, "no such extended attribute");
+  return Status::ok();
+}
+
+Status Mutation::remap(uint64_t ino, uint64_t offset, uint64_t length, const std::optional<Extent>& replacement) {
+  if (rec_.has_data_range) {
+    // Several chunks of one write: they must form one contiguous range.
+    if (offset != rec_.offset + rec_.length || ino != rec_.ino)
+      return Status::invalid("a mutation remaps one contiguous range");
+    rec_.length += length;
+  } else {
+    rec_.has_data_range = true;
+    if (rec_.ino == 0) rec_.ino = ino;
+    rec_.offset = offset;
+    rec_.length = length;
+  }
+  return txn_.remap(ino, offset, length, replacement, rec_.extents_before);
+}
+
+Result<OpRecord> Mutation::commit() {
+  ROAM_TRY(oplog::append(txn_, rec_));
+  ROAM_TRY(txn_.commit());
+  return std::move(rec_);
+}
+
+}  // namespace roam

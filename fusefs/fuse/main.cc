@@ -1,0 +1,183 @@
+// roamfs STORE MOUNTPOINT [-f] [-o OPTS]: serve a user disk over FUSE.
+//
+// Without -f, roamfs forks before touching the store; the child opens the
+// store, mounts, and only then tells the waiting parent "ready" through a pipe,
+// so `roamfs STORE MNT && ls MNT` works and every startup error is printed by
+// the command the user ran, with a non-zero exit.
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <climits>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "fusefs/fuse/ops.h"
+#include "fusefs/store/store.h"
+
+namespace {
+
+using roam::Status;
+
+// A mount point must be an empty directory that nothing is mounted on.
+Status check_mountpoint(const std::string& mnt) {
+  struct stat st {};
+  if (::stat(mnt.c_str(), &st) < 0)
+    return Status::error(errno, "mount point " + mnt + ": " + std::strerror(errno));
+  if (!S_ISDIR(st.st_mode)) return Status::error(ENOTDIR, "mount point " + mnt + " is not a directory");
+  char real[PATH_MAX];
+  if (!::realpath(mnt.c_str(), real)) return Status::error(errno, "mount point " + mnt + ": " + std::strerror(errno));
+  std::ifstream mountinfo("/proc/self/mountinfo");
+  for (std::string line; std::getline(mountinfo, line);) {
+    std::istringstream fields(line);
+    std::string id, parent, devno, root, point;
+    fields >> id >> parent >> devno >> root >> point;
+    if (point == real) return Status::error(EBUSY, "mount point " + mnt + " is busy: something is already mounted there");
+  }
+  DIR* d = ::opendir(mnt.c_str());
+  if (!d) return Status::error(errno, "mount point " + mnt + ": " + std::strerror(errno));
+  bool empty = true;
+  while (dirent* e = ::readdir(d))
+    if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) empty = false;
+  ::closedir(d);
+  if (!empty) return Status::error(ENOTEMPTY, "mount point " + mnt + " is not empty; mount on an empty directory");
+  return Status::ok();
+}
+
+struct Args {
+  std::string store, mountpoint, options;
+  bool foreground = false, debug = false, single_thread = false;
+};
+
+// Reports startup success or failure to the parent when daemonized.
+class StartupPipe {
+ public:
+  explicit StartupPipe(int fd) : fd_(fd) {}
+  void ready() { send("ok"); }
+  void fail(const std::string& message) { send(message); }
+
+ private:
+  void send(const std::string& msg) {
+    if (fd_ < 0) return;
+    [[maybe_unused]] auto n = ::write(fd_, msg.data(), msg.size());
+    ::close(fd_);
+    fd_ = -1;
+  }
+  int fd_;
+};
+
+int serve(const Args& args, StartupPipe& startup) {
+  auto fail = [&](const Status& s) {
+    std::fprintf(stderr, "roamfs: %s\n", s.message().c_str());
+    startup.fail(s.message());
+    return 1;
+  };
+  if (Status s = check_mountpoint(args.mountpoint); !s) return fail(s);
+  auto store = roam::Store::open(args.store, {});
+  if (!store) return fail(store.status());
+  roam::Fs fs(**store);
+  roam::FuseContext context{fs, {}, {}};
+
+  std::string opts = "fsname=roamfs:" + args.store + ",subtype=roamfs,default_permissions";
+  if (::geteuid() == 0) opts += ",allow_other";
+  if (!args.options.empty()) opts += "," + args.options;
+  std::vector<std::string> argv_s = {"roamfs", "-o", opts};
+  if (args.debug) argv_s.emplace_back("-d");
+  std::vector<char*> argv;
+  for (auto& a : argv_s) argv.push_back(a.data());
+  fuse_args fargs = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
+  fuse_session* se = fuse_session_new(&fargs, &roam::roamfs_ops(), sizeof(fuse_lowlevel_ops), &context);
+  if (!se) return fail(Status::invalid("bad mount options: " + args.options));
+  if (fuse_set_signal_handlers(se) != 0) {
+    fuse_session_destroy(se);
+    return fail(Status::io("cannot install signal handlers"));
+  }
+  if (fuse_session_mount(se, args.mountpoint.c_str()) != 0) {
+    fuse_remove_signal_handlers(se);
+    fuse_session_destroy(se);
+    return fail(Status::io("cannot mount on " + args.mountpoint + " (is /dev/fuse available?)"));
+  }
+  startup.ready();
+  if (!args.foreground) {
+    int null = ::open("/dev/null", O_RDWR);
+    ::dup2(null, 0), ::dup2(null, 1), ::dup2(null, 2);
+    if (null > 2) ::close(null);
+  }
+  int rc;
+  if (args.single_thread) {
+    rc = fuse_session_loop(se);
+  } else {
+    fuse_loop_config* cfg = fuse_loop_cfg_create();
+    fuse_loop_cfg_set_max_threads(cfg, 16);
+    fuse_loop_cfg_set_idle_threads(cfg, 8);
+    rc = fuse_session_loop_mt(se, cfg);
+    fuse_loop_cfg_destroy(cfg);
+  }
+  fuse_session_unmount(se);
+  fuse_remove_signal_handlers(se);
+  fuse_session_destroy(se);
+  if (Status s = fs.sync(); !s) {
+    syslog(LOG_ERR, "roamfs: final sync failed: %s", s.message().c_str());
+    return 1;
+  }
+  return rc == 0 ? 0 : 1;
+}
+
+// Forks; the parent waits for the child's startup report and exits with it.
+int daemonize_and_serve(const Args& args) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) < 0) {
+    std::perror("roamfs: pipe");
+    return 1;
+  }
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    std::perror("roamfs: fork");
+    return 1;
+  }
+  if (pid == 0) {
+    ::close(fds[0]);
+    ::setsid();
+    StartupPipe startup(fds[1]);
+    ::_exit(serve(args, startup));
+  }
+  ::close(fds[1]);
+  std::string report;
+  char buf[512];
+  for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;) report.append(buf, static_cast<size_t>(n));
+  ::close(fds[0]);
+  if (report == "ok") return 0;
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  // The child already printed its error on our shared stderr.
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"roamfs: serve a roamdisk user disk (STORE) at MOUNTPOINT over FUSE"};
+  Args args;
+  app.add_option("store", args.store, "store directory made by `roamctl mkfs`")->required();
+  app.add_option("mountpoint", args.mountpoint, "empty directory to mount on")->required();
+  app.add_flag("-f,--foreground", args.foreground, "stay in the foreground");
+  app.add_flag("-d,--debug", args.debug, "print every FUSE request (implies -f)");
+  app.add_flag("-s,--single-thread", args.single_thread, "serve requests on one thread");
+  app.add_option("-o", args.options, "mount options, comma-separated (passed to FUSE)");
+  CLI11_PARSE(app, argc, argv);
+  openlog("roamfs", LOG_PID, LOG_DAEMON);
+  if (args.debug) args.foreground = true;
+  if (args.foreground) {
+    StartupPipe none(-1);
+    return serve(args, none);
+  }
+  return daemonize_and_serve(args);
+}

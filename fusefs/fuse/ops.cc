@@ -1,0 +1,388 @@
+#include "fusefs/fuse/ops.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <vector>
+
+namespace roam {
+
+namespace {
+
+FuseContext& ctx(fuse_req_t req) { return *static_cast<FuseContext*>(fuse_req_userdata(req)); }
+
+// The one place where an engine Status becomes an errno.
+void reply_status(fuse_req_t req, const Status& s) {
+  if (s.err() == EIO) {  // checksum mismatches and store damage must be seen
+    std::fprintf(stderr, "roamfs: I/O error: %s\n", s.message().c_str());
+    syslog(LOG_ERR, "roamfs: I/O error: %s", s.message().c_str());
+  }
+  fuse_reply_err(req, s.err());
+}
+
+Caller caller_of(fuse_req_t req) {
+  const fuse_ctx* c = fuse_req_ctx(req);
+  Caller caller{c->uid, c->gid, static_cast<uint32_t>(c->pid), {}};
+  caller.comm = ctx(req).comms.comm_of(caller.pid);
+  return caller;
+}
+
+struct stat to_stat(const Inode& i) {
+  struct stat st {};
+  st.st_ino = i.ino;
+  st.st_mode = i.mode;
+  st.st_nlink = i.nlink;
+  st.st_uid = i.uid;
+  st.st_gid = i.gid;
+  st.st_rdev = i.rdev;
+  st.st_size = static_cast<off_t>(i.size);
+  st.st_blksize = 4096;
+  st.st_blocks = static_cast<blkcnt_t>((i.size + 511) / 512);
+  st.st_atim = {i.atime.sec, i.atime.nsec};
+  st.st_mtim = {i.mtime.sec, i.mtime.nsec};
+  st.st_ctim = {i.ctime.sec, i.ctime.nsec};
+  return st;
+}
+
+fuse_entry_param to_entry(fuse_req_t req, const Inode& i) {
+  fuse_entry_param e{};
+  e.ino = i.ino;
+  e.generation = 1;  // inode numbers are never reused
+  e.attr = to_stat(i);
+  e.attr_timeout = ctx(req).options.attr_timeout;
+  e.entry_timeout = ctx(req).options.entry_timeout;
+  return e;
+}
+
+void reply_entry(fuse_req_t req, const Result<Inode>& r) {
+  if (!r) return reply_status(req, r.status());
+  fuse_entry_param e = to_entry(req, *r);
+  fuse_reply_entry(req, &e);
+}
+
+void reply_attr(fuse_req_t req, const Result<Inode>& r) {
+  if (!r) return reply_status(req, r.status());
+  struct stat st = to_stat(*r);
+  fuse_reply_attr(req, &st, ctx(req).options.attr_timeout);
+}
+
+// An open file remembers who opened it: with the writeback cache, WRITE
+// requests come from the kernel's flusher, so the opener is the honest answer
+// to "who wrote this".
+struct FileHandle {
+  Caller opener;
+};
+
+// A directory listing taken at the first readdir, so that offsets stay stable
+// while entries come and go (POSIX leaves those unspecified either way).
+struct DirHandle {
+  std::mutex mu;
+  std::vector<std::pair<std::string, Dirent>> entries;
+  bool loaded = false;
+};
+
+FileHandle* file_of(fuse_file_info* fi) { return reinterpret_cast<FileHandle*>(fi->fh); }
+DirHandle* dir_of(fuse_file_info* fi) { return reinterpret_cast<DirHandle*>(fi->fh); }
+
+void op_init(void* userdata, fuse_conn_info* conn) {
+  auto& c = *static_cast<FuseContext*>(userdata);
+  if (c.options.writeback_cache && !c.options.read_only && (conn->capable & FUSE_CAP_WRITEBACK_CACHE))
+    conn->want |= FUSE_CAP_WRITEBACK_CACHE;
+  conn->want |= conn->capable & (FUSE_CAP_PARALLEL_DIROPS | FUSE_CAP_CACHE_SYMLINKS | FUSE_CAP_ASYNC_READ);
+  conn->want |= conn->capable & FUSE_CAP_READDIRPLUS;
+  conn->want &= ~static_cast<unsigned>(FUSE_CAP_READDIRPLUS_AUTO);
+  conn->max_write = 1 << 20;
+  conn->max_readahead = 1 << 20;
+  conn->max_background = 64;
+  conn->congestion_threshold = 48;
+  conn->time_gran = 1;
+}
+
+void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  auto r = ctx(req).fs.lookup(parent, name);
+  if (!r && r.status().err() == ENOENT) {
+    fuse_entry_param e{};  // a negative entry: the kernel caches the absence
+    e.entry_timeout = ctx(req).options.negative_timeout;
+    fuse_reply_entry(req, &e);
+    return;
+  }
+  reply_entry(req, r);
+}
+
+void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) { reply_attr(req, ctx(req).fs.getattr(ino)); }
+
+void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info*) {
+  SetattrArgs a;
+  if (to_set & FUSE_SET_ATTR_MODE) a.mask |= kSetMode, a.mode = attr->st_mode;
+  if (to_set & FUSE_SET_ATTR_UID) a.mask |= kSetUid, a.uid = attr->st_uid;
+  if (to_set & FUSE_SET_ATTR_GID) a.mask |= kSetGid, a.gid = attr->st_gid;
+  if (to_set & FUSE_SET_ATTR_SIZE) a.mask |= kSetSize, a.size = static_cast<uint64_t>(attr->st_size);
+  if (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_ATIME_NOW)) {
+    a.mask |= kSetAtime;
+    a.atime_now = to_set & FUSE_SET_ATTR_ATIME_NOW;
+    a.atime = {attr->st_atim.tv_sec, static_cast<uint32_t>(attr->st_atim.tv_nsec)};
+  }
+  if (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW)) {
+    a.mask |= kSetMtime;
+    a.mtime_now = to_set & FUSE_SET_ATTR_MTIME_NOW;
+    a.mtime = {attr->st_mtim.tv_sec, static_cast<uint32_t>(attr->st_mtim.tv_nsec)};
+  }
+  if (to_set & FUSE_SET_ATTR_CTIME) {
+    a.mask |= kSetCtime;
+    a.ctime = {attr->st_ctim.tv_sec, static_cast<uint32_t>(attr->st_ctim.tv_nsec)};
+  }
+  reply_attr(req, ctx(req).fs.setattr(caller_of(req), ino, a));
+}
+
+void op_readlink(fuse_req_t req, fuse_ino_t ino) {
+  auto r = ctx(req).fs.readlink(ino);
+  if (!r) return reply_status(req, r.status());
+  fuse_reply_readlink(req, r->c_str());
+}
+
+void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
+  reply_entry(req, ctx(req).fs.mknod(caller_of(req), parent, name, mode, rdev, OpKind::kMknod));
+}
+
+void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
+  reply_entry(req, ctx(req).fs.mkdir(caller_of(req), parent, name, mode));
+}
+
+void op_unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  reply_status(req, ctx(req).fs.unlink(caller_of(req), parent, name));
+}
+
+void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  reply_status(req, ctx(req).fs.rmdir(caller_of(req), parent, name));
+}
+
+void op_symlink(fuse_req_t req, const char* target, fuse_ino_t parent, const char* name) {
+  reply_entry(req, ctx(req).fs.symlink(caller_of(req), parent, name, target));
+}
+
+void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t new_parent, const char* new_name,
+               unsigned flags) {
+  reply_status(req, ctx(req).fs.rename(caller_of(req), parent, name, new_parent, new_name, flags));
+}
+
+void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t new_parent, const char* new_name) {
+  reply_entry(req, ctx(req).fs.link(caller_of(req), ino, new_parent, new_name));
+}
+
+void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  auto r = ctx(req).fs.getattr(ino);
+  if (!r) return reply_status(req, r.status());
+  if (S_ISDIR(r->mode)) return static_cast<void>(fuse_reply_err(req, EISDIR));
+  if ((fi->flags & O_TRUNC) && ctx(req).options.read_only) return static_cast<void>(fuse_reply_err(req, EROFS));
+  fi->fh = reinterpret_cast<uint64_t>(new FileHandle{caller_of(req)});
+  fi->keep_cache = 1;  // only roamfs changes the data, so cached pages stay valid
+  if (fuse_reply_open(req, fi) == -ENOENT) delete file_of(fi);  // the opener was interrupted
+}
+
+void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
+  Caller caller = caller_of(req);
+  auto r = ctx(req).fs.mknod(caller, parent, name, mode, 0, OpKind::kCreate);
+  if (!r) return reply_status(req, r.status());
+  fi->fh = reinterpret_cast<uint64_t>(new FileHandle{std::move(caller)});
+  fi->keep_cache = 1;
+  fuse_entry_param e = to_entry(req, *r);
+  if (fuse_reply_create(req, &e, fi) == -ENOENT) delete file_of(fi);
+}
+
+void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+  std::unique_ptr<char[]> buf(new char[size]);
+  auto r = ctx(req).fs.read(ino, static_cast<uint64_t>(off), size, buf.get());
+  if (!r) return reply_status(req, r.status());
+  fuse_reply_buf(req, buf.get(), *r);
+}
+
+void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off, fuse_file_info* fi) {
+  // Attributed to the opener (see FileHandle); a write without a handle
+  // (never sent by current kernels) falls back to the request's context.
+  Caller who = fi && fi->fh ? file_of(fi)->opener : caller_of(req);
+  auto r = ctx(req).fs.write(who, ino, static_cast<uint64_t>(off), std::string_view(buf, size));
+  if (!r) return reply_status(req, r.status());
+  fuse_reply_write(req, size);
+}
+
+void op_release(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+  delete file_of(fi);
+  fuse_reply_err(req, 0);
+}
+
+void op_fsync(fuse_req_t req, fuse_ino_t, int, fuse_file_info*) { reply_status(req, ctx(req).fs.sync()); }
+
+void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  auto r = ctx(req).fs.getattr(ino);
+  if (!r) return reply_status(req, r.status());
+  if (!S_ISDIR(r->mode)) return static_cast<void>(fuse_reply_err(req, ENOTDIR));
+  fi->fh = reinterpret_cast<uint64_t>(new DirHandle);
+  fi->cache_readdir = 0;
+  if (fuse_reply_open(req, fi) == -ENOENT) delete dir_of(fi);
+}
+
+// Serves readdir and readdirplus from the handle's snapshot. Offsets are
+// indexes into the snapshot plus one; "." and ".." come first.
+void serve_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi, bool plus) {
+  DirHandle& dh = *dir_of(fi);
+  std::lock_guard lock(dh.mu);
+  if (!dh.loaded || off == 0) {
+    auto self = ctx(req).fs.getattr(ino);
+    if (!self) return reply_status(req, self.status());
+    auto entries = ctx(req).fs.readdir(ino, "", SIZE_MAX);
+    if (!entries) return reply_status(req, entries.status());
+    dh.entries.clear();
+    dh.entries.emplace_back(".", Dirent{ino, S_IFDIR});
+    dh.entries.emplace_back("..", Dirent{self->parent ? self->parent : ino, S_IFDIR});
+    for (auto& e : *entries) dh.entries.push_back(std::move(e));
+    dh.loaded = true;
+  }
+  std::vector<char> buf(size);
+  size_t used = 0;
+  for (size_t i = static_cast<size_t>(off); i < dh.entries.size(); ++i) {
+    const auto& [name, d] = dh.entries[i];
+    size_t n;
+    if (plus) {
+      fuse_entry_param e{};
+      const bool dots = name == "." || name == "..";
+      if (!dots) {
+        auto inode = ctx(req).fs.getattr(d.ino);
+        if (!inode) continue;  // removed since the snapshot
+        e = to_entry(req, *inode);
+      } else {
+        e.attr.st_ino = d.ino;
+        e.attr.st_mode = d.type;
+      }
+      n = fuse_add_direntry_plus(req, buf.data() + used, size - used, name.c_str(), &e, static_cast<off_t>(i + 1));
+    } else {
+      struct stat st {};
+      st.st_ino = d.ino;
+      st.st_mode = d.type;
+      n = fuse_add_direntry(req, buf.data() + used, size - used, name.c_str(), &st, static_cast<off_t>(i + 1));
+    }
+    if (n > size - used) break;
+    used += n;
+  }
+  fuse_reply_buf(req, buf.data(), used);
+}
+
+void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+  serve_readdir(req, ino, size, off, fi, false);
+}
+
+void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+  serve_readdir(req, ino, size, off, fi, true);
+}
+
+void op_releasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+  delete dir_of(fi);
+  fuse_reply_err(req, 0);
+}
+
+void op_fsyncdir(fuse_req_t req, fuse_ino_t, int, fuse_file_info*) { reply_status(req, ctx(req).fs.sync()); }
+
+void op_statfs(fuse_req_t req, fuse_ino_t) {
+  auto r = ctx(req).fs.statfs();
+  if (!r) return reply_status(req, r.status());
+  fuse_reply_statfs(req, &*r);
+}
+
+void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size, int flags) {
+  reply_status(req, ctx(req).fs.setxattr(caller_of(req), ino, name, std::string_view(value, size), flags));
+}
+
+// Answers a size probe (size == 0) or returns the bytes, per the xattr API.
+void reply_xattr_bytes(fuse_req_t req, const std::string& bytes, size_t size) {
+  if (size == 0) return static_cast<void>(fuse_reply_xattr(req, bytes.size()));
+  if (bytes.size() > size) return static_cast<void>(fuse_reply_err(req, ERANGE));
+  fuse_reply_buf(req, bytes.data(), bytes.size());
+}
+
+void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
+  auto r = ctx(req).fs.getxattr(ino, name);
+  if (!r) return reply_status(req, r.status());
+  reply_xattr_bytes(req, *r, size);
+}
+
+void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+  auto r = ctx(req).fs.listxattr(ino);
+  if (!r) return reply_status(req, r.status());
+  std::string list;
+  for (const auto& name : *r) list.append(name).push_back('\0');
+  reply_xattr_bytes(req, list, size);
+}
+
+void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
+  reply_status(req, ctx(req).fs.removexattr(caller_of(req), ino, name));
+}
+
+void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len, fuse_file_info*) {
+  if (off < 0 || len <= 0) return static_cast<void>(fuse_reply_err(req, EINVAL));
+  reply_status(req, ctx(req).fs.fallocate(caller_of(req), ino, mode, static_cast<uint64_t>(off),
+                                          static_cast<uint64_t>(len)));
+}
+
+fuse_lowlevel_ops make_ops() {
+  fuse_lowlevel_ops ops{};
+  ops.init = op_init;
+  ops.lookup = op_lookup;
+  ops.getattr = op_getattr;
+  ops.setattr = op_setattr;
+  ops.readlink = op_readlink;
+  ops.mknod = op_mknod;
+  ops.mkdir = op_mkdir;
+  ops.unlink = op_unlink;
+  ops.rmdir = op_rmdir;
+  ops.symlink = op_symlink;
+  ops.rename = op_rename;
+  ops.link = op_link;
+  ops.open = op_open;
+  ops.read = op_read;
+  ops.write = op_write;
+  ops.release = op_release;
+  ops.fsync = op_fsync;
+  ops.opendir = op_opendir;
+  ops.readdir = op_readdir;
+  ops.readdirplus = op_readdirplus;
+  ops.releasedir = op_releasedir;
+  ops.fsyncdir = op_fsyncdir;
+  ops.statfs = op_statfs;
+  ops.setxattr = op_setxattr;
+  ops.getxattr = op_getxattr;
+  ops.listxattr = op_listxattr;
+  ops.removexattr = op_removexattr;
+  ops.create = op_create;
+  ops.fallocate = op_fallocate;
+  return ops;
+}
+
+}  // namespace
+
+std::string CommCache::comm_of(uint32_t pid) {
+  auto now = std::chrono::steady_clock::now();
+  {
+    std::lock_guard lock(mu_);
+    auto it = entries_.find(pid);
+    if (it != entries_.end() && now - it->second.read_at < std::chrono::seconds(1)) return it->second.comm;
+  }
+  std::string comm;
+  std::ifstream in("/proc/" + std::to_string(pid) + "/comm");
+  std::getline(in, comm);
+  std::lock_guard lock(mu_);
+  if (entries_.size() > 4096) entries_.clear();
+  entries_[pid] = {comm, now};
+  return comm;
+}
+
+const fuse_lowlevel_ops& roamfs_ops() {
+  static const fuse_lowlevel_ops ops = make_ops();
+  return ops;
+}
+
+}  // namespace roam

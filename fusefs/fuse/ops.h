@@ -1,0 +1,60 @@
+// The FUSE boundary: libfuse low-level callbacks over the engine (engine/fs.h).
+//
+// Each callback decodes its request, calls one engine method and replies
+// exactly once. Engine Status values become errnos here and only here; EIO
+// messages (checksum mismatches, store errors) are also written to the log.
+#pragma once
+
+#define FUSE_USE_VERSION 314
+#include <fuse_lowlevel.h>
+
+#include <chrono>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "fusefs/engine/fs.h"
+
+namespace roam {
+
+struct MountOptions {
+  // roamfs is the only writer of its store, so the kernel may trust cached
+  // entries and attributes for long; changes made behind its back (restore)
+  // invalidate them explicitly.
+  double entry_timeout = 86400;
+  double attr_timeout = 86400;
+  double negative_timeout = 86400;
+  bool writeback_cache = true;
+  bool read_only = false;
+};
+
+// Process names by pid, read from /proc/PID/comm and kept for a second, so a
+// burst of operations from one process does not read /proc for each.
+class CommCache {
+ public:
+  std::string comm_of(uint32_t pid);
+
+ private:
+  struct Entry {
+    std::string comm;
+    std::chrono::steady_clock::time_point read_at;
+  };
+  std::mutex mu_;
+  std::unordered_map<uint32_t, Entry> entries_;
+};
+
+// Everything the callbacks share; passed to libfuse as userdata. Outlives the
+// session.
+struct FuseContext {
+  Fs& fs;
+  MountOptions options;
+  CommCache comms;
+};
+
+// The callback table. Operations left out on purpose: flush (the kernel writes
+// back dirty pages on close by itself; ENOSYS stops it asking), getlk/setlk/
+// flock (the kernel's local locking is right for a filesystem with one host),
+// forget (inodes are never freed while the op log refers to them).
+const fuse_lowlevel_ops& roamfs_ops();
+
+}  // namespace roam

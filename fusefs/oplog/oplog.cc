@@ -1,0 +1,93 @@
+#include "fusefs/oplog/oplog.h"
+
+#include <algorithm>
+#include <ctime>
+
+#include "fusefs/store/codec.h"
+
+namespace roam::oplog {
+
+namespace {
+
+int64_t now_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+bool matches(const Filter& f, const OpRecord& r) {
+  if (f.since_ns && r.ts_ns < *f.since_ns) return false;
+  if (f.until_ns && r.ts_ns > *f.until_ns) return false;
+  if (f.kind && r.kind != *f.kind) return false;
+  if (f.path && !path_within(r.path, *f.path) && !path_within(r.path2, *f.path)) return false;
+  return true;
+}
+
+// Walks an index whose keys are `prefix ++ be64 seq` (or `be64 ts ++ be64 seq`)
+// and visits the records it names.
+Status scan_index(const StoreTxn& txn, MDB_dbi index, const std::string& start,
+                  const std::function<bool(std::string_view key)>& in_range, const Filter& filter,
+                  const std::function<bool(const OpRecord&)>& visit) {
+  ROAM_ASSIGN(auto cur, lmdb::Cursor::open(txn.raw(), index));
+  ROAM_ASSIGN(auto e, cur.seek(start));
+  size_t seen = 0;
+  while (e && e->key.size() == 16 && in_range(e->key)) {
+    uint64_t seq = codec::get_be64(e->key, 8);
+    ROAM_ASSIGN(auto rec, get(txn, seq));
+    if (!rec) return Status::corrupt("log index names missing record " + std::to_string(seq));
+    if (matches(filter, *rec)) {
+      if (!visit(*rec) || ++seen >= filter.limit) break;
+    }
+    ROAM_ASSIGN(e, cur.next());
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+bool path_within(std::string_view path, std::string_view prefix) {
+  if (prefix == "/" ) return !path.empty();
+  if (path.size() < prefix.size() || path.substr(0, prefix.size()) != prefix) return false;
+  return path.size() == prefix.size() || path[prefix.size()] == '/';
+}
+
+Status append(WriteTxn& txn, OpRecord& rec) {
+  Counters& c = txn.counters();
+  rec.seq = c.next_seq++;
+  rec.ts_ns = std::max(now_ns(), c.last_ts + 1);
+  c.last_ts = rec.ts_ns;
+  const Dbis& d = txn.dbis();
+  ROAM_TRY(txn.raw().put(d.oplog, codec::be64(rec.seq), encode(rec), MDB_APPEND));
+  std::vector<uint64_t> inos{rec.ino, rec.ino2};
+  for (const auto& [ino, before] : rec.inodes_before) inos.push_back(ino);
+  std::sort(inos.begin(), inos.end());
+  inos.erase(std::unique(inos.begin(), inos.end()), inos.end());
+  for (uint64_t ino : inos) {
+    if (ino != 0) ROAM_TRY(txn.raw().put(d.log_ino, codec::be64_pair(ino, rec.seq), {}));
+  }
+  return txn.raw().put(d.log_time, codec::be64_pair(static_cast<uint64_t>(rec.ts_ns), rec.seq), {}, MDB_APPEND);
+}
+
+Result<std::optional<OpRecord>> get(const StoreTxn& txn, uint64_t seq) {
+  ROAM_ASSIGN(auto v, txn.raw().get(txn.dbis().oplog, codec::be64(seq)));
+  if (!v) return std::optional<OpRecord>{};
+  ROAM_ASSIGN(OpRecord rec, decode_op(seq, *v));
+  return std::optional<OpRecord>{std::move(rec)};
+}
+
+Status scan(const StoreTxn& txn, const Filter& filter, const std::function<bool(const OpRecord&)>& visit) {
+  const Dbis& d = txn.dbis();
+  if (filter.ino) {
+    const uint64_t ino = *filter.ino;
+    return scan_index(
+        txn, d.log_ino, codec::be64_pair(ino, 0), [ino](std::string_view k) { return codec::get_be64(k) == ino; },
+        filter, visit);
+  }
+  const uint64_t since = filter.since_ns ? static_cast<uint64_t>(std::max<int64_t>(*filter.since_ns, 0)) : 0;
+  const uint64_t until = filter.until_ns ? static_cast<uint64_t>(std::max<int64_t>(*filter.until_ns, 0)) : UINT64_MAX;
+  return scan_index(
+      txn, d.log_time, codec::be64_pair(since, 0), [until](std::string_view k) { return codec::get_be64(k) <= until; },
+      filter, visit);
+}
+
+}  // namespace roam::oplog

@@ -1,0 +1,42 @@
+// Writing and reading the operation log (tables oplog, log_ino, log_time).
+//
+// append() runs inside the write transaction of the operation it records, so an
+// operation and its log record commit together or not at all.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "fusefs/oplog/record.h"
+#include "fusefs/store/store.h"
+
+namespace roam::oplog {
+
+// Assigns rec.seq and rec.ts_ns (wall-clock time, forced to be strictly greater
+// than the previous record's so that "the state at time T" is unambiguous),
+// stores the record and indexes it by every inode it touched and by time.
+Status append(WriteTxn& txn, OpRecord& rec);
+
+struct Filter {
+  std::optional<int64_t> since_ns;  // inclusive
+  std::optional<int64_t> until_ns;  // inclusive
+  std::optional<OpKind> kind;
+  // Records whose path or path2 is this path or lies below it.
+  std::optional<std::string> path;
+  std::optional<uint64_t> ino;      // records that touched this inode
+  size_t limit = SIZE_MAX;
+};
+
+// Calls `visit` for each matching record in seq order; stops early when it
+// returns false.
+Status scan(const StoreTxn& txn, const Filter& filter, const std::function<bool(const OpRecord&)>& visit);
+
+Result<std::optional<OpRecord>> get(const StoreTxn& txn, uint64_t seq);
+
+// True when `path` equals `prefix` or lies below it ("/a" covers "/a/b", not "/ab").
+bool path_within(std::string_view path, std::string_view prefix);
+
+}  // namespace roam::oplog

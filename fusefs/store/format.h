@@ -1,0 +1,124 @@
+// The store's on-disk format: LMDB tables, their keys and values.
+// docs/store-format.md is the prose version of this header; keep them together.
+//
+// A store directory holds:
+//   FORMAT           text: "roamdisk store\nversion N\n" (checked before LMDB is opened)
+//   data.mdb lock.mdb  the LMDB environment (all metadata and the op log)
+//   segments/NNNNNNNN.seg  append-only data segments; bytes are never overwritten
+//
+// Tables (LMDB named databases):
+//   meta       ascii key -> value        counters and identity (kMeta* below)
+//   inodes     be64 ino -> Inode          every inode, live or dead (nlink 0)
+//   dirents    be64 parent ++ name -> Dirent
+//   links      be64 ino ++ be64 parent ++ name -> ""   names of an inode beyond
+//                                                     its primary (hard links)
+//   xattrs     be64 ino ++ name -> raw value
+//   extents    be64 ino ++ be64 file offset -> Extent  non-overlapping; holes absent
+//   blobs      be64 blob -> Blob
+//   oplog      be64 seq -> OpRecord (fusefs/oplog/record.h)
+//   log_ino    be64 ino ++ be64 seq -> ""
+//   log_time   be64 ts_ns ++ be64 seq -> ""
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "fusefs/store/status.h"
+
+namespace roam {
+
+inline constexpr uint32_t kFormatVersion = 1;
+inline constexpr const char* kFormatFile = "FORMAT";
+inline constexpr const char* kFormatMagic = "roamdisk store";
+inline constexpr uint64_t kRootIno = 1;
+// Largest blob written; larger writes are split. A read verifies a whole blob,
+// so this bounds read amplification (kernel readahead asks for 128 KiB too).
+inline constexpr uint32_t kMaxBlobSize = 128 * 1024;
+inline constexpr uint64_t kSegmentTargetSize = 256ull << 20;
+inline constexpr size_t kNameMax = 255;
+inline constexpr size_t kSymlinkMax = 4095;
+
+// meta table keys
+inline constexpr std::string_view kMetaNextIno = "next_ino";
+inline constexpr std::string_view kMetaNextSeq = "next_seq";
+inline constexpr std::string_view kMetaNextBlob = "next_blob";
+inline constexpr std::string_view kMetaLastTs = "last_ts";
+inline constexpr std::string_view kMetaCreated = "created_ns";
+inline constexpr std::string_view kMetaUuid = "uuid";
+
+struct Timespec {
+  int64_t sec = 0;
+  uint32_t nsec = 0;
+  int64_t ns() const { return sec * 1000000000LL + nsec; }
+  static Timespec from_ns(int64_t ns) {
+    int64_t s = ns / 1000000000LL, n = ns % 1000000000LL;
+    if (n < 0) n += 1000000000LL, --s;
+    return {s, static_cast<uint32_t>(n)};
+  }
+  bool operator==(const Timespec&) const = default;
+};
+
+struct Inode {
+  uint64_t ino = 0;  // the key; not stored in the value
+  uint32_t mode = 0;
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  uint32_t nlink = 0;
+  uint64_t size = 0;
+  uint64_t rdev = 0;
+  Timespec atime, mtime, ctime;
+  // The primary name: used to name the inode in the op log. Other names of a
+  // hard-linked inode are in the `links` table.
+  uint64_t parent = 0;
+  std::string name;
+  std::string symlink_target;  // only for S_IFLNK
+
+  bool operator==(const Inode&) const = default;
+};
+std::string encode(const Inode& inode);
+Result<Inode> decode_inode(uint64_t ino, std::string_view value);
+
+struct Dirent {
+  uint64_t ino = 0;
+  uint32_t type = 0;  // S_IFMT bits of the target, for readdir without a lookup
+};
+std::string encode(const Dirent& d);
+Result<Dirent> decode_dirent(std::string_view value);
+
+// A piece of file data: `length` bytes at `blob_offset` inside blob `blob`.
+struct Extent {
+  uint64_t file_offset = 0;  // the key's second half
+  uint64_t blob = 0;
+  uint32_t blob_offset = 0;
+  uint32_t length = 0;
+  uint64_t end() const { return file_offset + length; }
+  bool operator==(const Extent&) const = default;
+};
+std::string encode_extent_value(const Extent& e);
+Result<Extent> decode_extent(uint64_t file_offset, std::string_view value);
+
+// Where a blob's bytes are and how to check them. `refs` counts the extents
+// (live in `extents`, or kept by op log undo payloads) that name this blob; a
+// blob with refs == 0 may be freed by GC.
+struct Blob {
+  uint32_t segment = 0;
+  uint64_t offset = 0;
+  uint32_t length = 0;
+  uint64_t xxh3 = 0;
+  uint64_t refs = 0;
+};
+std::string encode(const Blob& b);
+Result<Blob> decode_blob(std::string_view value);
+
+// Keys
+std::string inode_key(uint64_t ino);
+std::string dirent_key(uint64_t parent, std::string_view name);
+std::string link_key(uint64_t ino, uint64_t parent, std::string_view name);
+std::string xattr_key(uint64_t ino, std::string_view name);
+std::string extent_key(uint64_t ino, uint64_t file_offset);
+
+}  // namespace roam

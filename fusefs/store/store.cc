@@ -1,0 +1,446 @@
+#include "fusefs/store/store.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <sstream>
+
+#include "fusefs/store/codec.h"
+
+namespace roam {
+
+namespace {
+
+constexpr unsigned kMaxDbs = 16;
+constexpr const char* kLockFile = "LOCK";
+constexpr const char* kSegmentDir = "segments";
+
+Status errno_status(const std::string& what) { return Status::error(errno, what + ": " + std::strerror(errno)); }
+
+int64_t now_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+// The store must be an empty directory or not exist yet.
+Status prepare_empty_dir(const std::string& dir) {
+  if (::mkdir(dir.c_str(), 0700) == 0) return Status::ok();
+  if (errno != EEXIST) return errno_status("cannot create " + dir);
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return errno_status("cannot open " + dir);
+  bool empty = true;
+  while (dirent* e = ::readdir(d)) {
+    if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) empty = false;
+  }
+  ::closedir(d);
+  if (!empty) return Status::error(EEXIST, dir + " is not empty; mkfs needs a new or empty directory");
+  return Status::ok();
+}
+
+// Reads FORMAT and says clearly what is wrong with a store that is not ours.
+Status check_format(const std::string& dir) {
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) < 0) return errno_status("no store at " + dir);
+  if (!S_ISDIR(st.st_mode)) return Status::error(ENOTDIR, dir + " is not a directory, so not a store");
+  std::ifstream in(dir + "/" + kFormatFile);
+  if (!in) {
+    return Status::error(EINVAL, dir + " is not a roamdisk store (no " + kFormatFile +
+                                     " file); create one with `roamctl mkfs " + dir + "`");
+  }
+  std::string magic, word;
+  std::getline(in, magic);
+  uint32_t version = 0;
+  in >> word >> version;
+  if (magic != kFormatMagic || word != "version" || version == 0)
+    return Status::error(EINVAL, dir + " is not a roamdisk store (" + kFormatFile + " is foreign or damaged)");
+  if (version > kFormatVersion) {
+    return Status::error(EPROTO, dir + " was made by a newer roamdisk (store format " + std::to_string(version) +
+                                     "); this build reads format " + std::to_string(kFormatVersion) +
+                                     " — upgrade roamdisk");
+  }
+  return Status::ok();
+}
+
+Status write_file_synced(const std::string& path, const std::string& content) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) return errno_status("cannot create " + path);
+  bool ok = ::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size()) && ::fsync(fd) == 0;
+  int err = errno;
+  ::close(fd);
+  if (!ok) return Status::error(err, "cannot write " + path + ": " + std::strerror(err));
+  return Status::ok();
+}
+
+Result<Dbis> open_dbis(lmdb::Txn& txn, bool create) {
+  unsigned f = create ? MDB_CREATE : 0;
+  Dbis d{};
+  struct {
+    const char* name;
+    MDB_dbi* dbi;
+  } tables[] = {{"meta", &d.meta},         {"inodes", &d.inodes},   {"dirents", &d.dirents}, {"links", &d.links},
+                {"xattrs", &d.xattrs},     {"extents", &d.extents}, {"blobs", &d.blobs},     {"oplog", &d.oplog},
+                {"log_ino", &d.log_ino},   {"log_time", &d.log_time}};
+  for (auto& t : tables) {
+    auto r = txn.open_dbi(t.name, f);
+    if (!r) {
+      if (r.status().err() == MDB_NOTFOUND || r.status().message().find("MDB_NOTFOUND") != std::string::npos)
+        return Status::corrupt(std::string("table ") + t.name + " is missing");
+      return std::move(r).take_status();
+    }
+    *t.dbi = *r;
+  }
+  return d;
+}
+
+uint64_t read_u64(std::optional<std::string_view> v, uint64_t fallback) {
+  if (!v || v->size() != 8) return fallback;
+  return codec::get_be64(*v);
+}
+
+}  // namespace
+
+// ---- StoreTxn: reads ----
+
+Result<std::optional<Inode>> StoreTxn::get_inode(uint64_t ino) const {
+  ROAM_ASSIGN(auto v, txn_.get(dbis_.inodes, inode_key(ino)));
+  if (!v) return std::optional<Inode>{};
+  ROAM_ASSIGN(Inode inode, decode_inode(ino, *v));
+  return std::optional<Inode>{std::move(inode)};
+}
+
+Result<Inode> StoreTxn::inode(uint64_t ino) const {
+  ROAM_ASSIGN(auto found, get_inode(ino));
+  if (!found) return Status::not_found("inode " + std::to_string(ino) + " does not exist");
+  return std::move(*found);
+}
+
+Result<std::optional<Dirent>> StoreTxn::get_dirent(uint64_t parent, std::string_view name) const {
+  ROAM_ASSIGN(auto v, txn_.get(dbis_.dirents, dirent_key(parent, name)));
+  if (!v) return std::optional<Dirent>{};
+  ROAM_ASSIGN(Dirent d, decode_dirent(*v));
+  return std::optional<Dirent>{d};
+}
+
+Result<std::vector<std::pair<std::string, Dirent>>> StoreTxn::list_dir(uint64_t dir, std::string_view after,
+                                                                      size_t limit) const {
+  std::vector<std::pair<std::string, Dirent>> out;
+  ROAM_ASSIGN(auto cur, lmdb::Cursor::open(txn_, dbis_.dirents));
+  const std::string prefix = codec::be64(dir);
+  ROAM_ASSIGN(auto e, cur.seek(dirent_key(dir, after)));
+  while (e && out.size() < limit && e->key.substr(0, 8) == prefix) {
+    std::string_view name = e->key.substr(8);
+    if (!(name == after && !after.empty())) {
+      ROAM_ASSIGN(Dirent d, decode_dirent(e->value));
+      out.emplace_back(std::string(name), d);
+    }
+    ROAM_ASSIGN(e, cur.next());
+  }
+  return out;
+}
+
+Result<bool> StoreTxn::dir_is_empty(uint64_t dir) const {
+  ROAM_ASSIGN(auto entries, list_dir(dir, "", 1));
+  return entries.empty();
+}
+
+Result<std::optional<std::string>> StoreTxn::get_xattr(uint64_t ino, std::string_view name) const {
+  ROAM_ASSIGN(auto v, txn_.get(dbis_.xattrs, xattr_key(ino, name)));
+  if (!v) return std::optional<std::string>{};
+  return std::optional<std::string>{std::string(*v)};
+}
+
+Result<std::vector<std::string>> StoreTxn::list_xattrs(uint64_t ino) const {
+  std::vector<std::string> names;
+  ROAM_ASSIGN(auto cur, lmdb::Cursor::open(txn_, dbis_.xattrs));
+  const std::string prefix = codec::be64(ino);
+  ROAM_ASSIGN(auto e, cur.seek(prefix));
+  while (e && e->key.substr(0, 8) == prefix) {
+    names.emplace_back(e->key.substr(8));
+    ROAM_ASSIGN(e, cur.next());
+  }
+  return names;
+}
+
+Result<std::vector<Extent>> StoreTxn::extents_in(uint64_t ino, uint64_t offset, uint64_t length) const {
+  std::vector<Extent> out;
+  if (length == 0) return out;
+  const uint64_t end = offset + length < offset ? UINT64_MAX : offset + length;
+  ROAM_ASSIGN(auto cur, lmdb::Cursor::open(txn_, dbis_.extents));
+  const std::string start = extent_key(ino, offset);
+  // The extent that starts before `offset` may still reach into the range.
+  ROAM_ASSIGN(auto at, cur.seek(start));
+  std::optional<lmdb::Cursor::Entry> before;
+  if (at) {
+    ROAM_ASSIGN(before, cur.prev());
+  } else {
+    ROAM_ASSIGN(before, cur.seek_last());
+  }
+  if (before && before->key.size() == 16 && codec::get_be64(before->key) == ino) {
+    ROAM_ASSIGN(Extent e, decode_extent(codec::get_be64(before->key, 8), before->value));
+    if (e.end() > offset) out.push_back(e);
+  }
+  ROAM_ASSIGN(at, cur.seek(start));
+  while (at && at->key.size() == 16 && codec::get_be64(at->key) == ino) {
+    uint64_t file_offset = codec::get_be64(at->key, 8);
+    if (file_offset >= end) break;
+    ROAM_ASSIGN(Extent e, decode_extent(file_offset, at->value));
+    out.push_back(e);
+    ROAM_ASSIGN(at, cur.next());
+  }
+  return out;
+}
+
+Result<Blob> StoreTxn::blob(uint64_t id) const {
+  ROAM_ASSIGN(auto v, txn_.get(dbis_.blobs, codec::be64(id)));
+  if (!v) return Status::corrupt("blob " + std::to_string(id) + " is referenced but missing");
+  return decode_blob(*v);
+}
+
+Result<std::optional<std::pair<uint64_t, std::string>>> StoreTxn::any_link(uint64_t ino) const {
+  using Found = std::optional<std::pair<uint64_t, std::string>>;
+  ROAM_ASSIGN(auto cur, lmdb::Cursor::open(txn_, dbis_.links));
+  const std::string prefix = codec::be64(ino);
+  ROAM_ASSIGN(auto e, cur.seek(prefix));
+  if (!e || e->key.size() < 16 || e->key.substr(0, 8) != prefix) return Found{};
+  return Found{std::make_pair(codec::get_be64(e->key, 8), std::string(e->key.substr(16)))};
+}
+
+Result<std::string> StoreTxn::path_of(uint64_t ino) const {
+  std::vector<std::string> parts;
+  for (int depth = 0; ino != kRootIno; ++depth) {
+    if (depth > 4096) return Status::corrupt("directory cycle above inode " + std::to_string(ino));
+    ROAM_ASSIGN(Inode i, inode(ino));
+    if (i.parent == 0) return std::string("<inode " + std::to_string(ino) + ">");
+    parts.push_back(std::move(i.name));
+    ino = i.parent;
+  }
+  if (parts.empty()) return std::string("/");
+  std::string path;
+  for (auto it = parts.rbegin(); it != parts.rend(); ++it) path += "/" + *it;
+  return path;
+}
+
+// ---- WriteTxn ----
+
+WriteTxn::WriteTxn(lmdb::Txn txn, Store& store, std::unique_lock<std::mutex> lock)
+    : StoreTxn(std::move(txn), store.dbis_), store_(&store), lock_(std::move(lock)), counters_(store.counters_) {}
+
+Status WriteTxn::put_inode(const Inode& inode) { return txn_.put(dbis_.inodes, inode_key(inode.ino), encode(inode)); }
+
+Status WriteTxn::put_dirent(uint64_t parent, std::string_view name, const Dirent& d) {
+  return txn_.put(dbis_.dirents, dirent_key(parent, name), encode(d));
+}
+
+Status WriteTxn::del_dirent(uint64_t parent, std::string_view name) {
+  ROAM_ASSIGN(bool found, txn_.del(dbis_.dirents, dirent_key(parent, name)));
+  if (!found) return Status::not_found("no directory entry to remove");
+  return Status::ok();
+}
+
+Status WriteTxn::put_link(uint64_t ino, uint64_t parent, std::string_view name) {
+  return txn_.put(dbis_.links, link_key(ino, parent, name), {});
+}
+
+Status WriteTxn::del_link(uint64_t ino, uint64_t parent, std::string_view name) {
+  ROAM_ASSIGN(bool found, txn_.del(dbis_.links, link_key(ino, parent, name)));
+  (void)found;  // removing a name that was the primary one finds nothing here
+  return Status::ok();
+}
+
+Status WriteTxn::put_xattr(uint64_t ino, std::string_view name, std::string_view value) {
+  return txn_.put(dbis_.xattrs, xattr_key(ino, name), value);
+}
+
+Result<bool> WriteTxn::del_xattr(uint64_t ino, std::string_view name) {
+  return txn_.del(dbis_.xattrs, xattr_key(ino, name));
+}
+
+Result<uint64_t> WriteTxn::add_blob(SegmentLocation loc, uint32_t length, uint64_t xxh3) {
+  uint64_t id = counters_.next_blob++;
+  Blob b{loc.segment, loc.offset, length, xxh3, 0};
+  ROAM_TRY(txn_.put(dbis_.blobs, codec::be64(id), encode(b), MDB_APPEND));
+  return id;
+}
+
+Status WriteTxn::put_extent(uint64_t ino, const Extent& e) {
+  return txn_.put(dbis_.extents, extent_key(ino, e.file_offset), encode_extent_value(e));
+}
+
+Status WriteTxn::remap(uint64_t ino, uint64_t offset, uint64_t length, const std::optional<Extent>& replacement,
+                       std::vector<Extent>& replaced) {
+  const uint64_t end = offset + length;
+  ROAM_ASSIGN(auto overlapping, extents_in(ino, offset, length));
+  for (const Extent& e : overlapping) {
+    ROAM_ASSIGN(bool found, txn_.del(dbis_.extents, extent_key(ino, e.file_offset)));
+    if (!found) return Status::corrupt("extent vanished during remap");
+    int64_t pieces_kept = 0;
+    if (e.file_offset < offset) {  // head survives
+      Extent head = e;
+      head.length = static_cast<uint32_t>(offset - e.file_offset);
+      ROAM_TRY(put_extent(ino, head));
+      ++pieces_kept;
+    }
+    if (e.end() > end) {  // tail survives
+      Extent tail = e;
+      tail.file_offset = end;
+      tail.blob_offset = static_cast<uint32_t>(e.blob_offset + (end - e.file_offset));
+      tail.length = static_cast<uint32_t>(e.end() - end);
+      ROAM_TRY(put_extent(ino, tail));
+      ++pieces_kept;
+    }
+    Extent gone = e;
+    gone.file_offset = std::max(e.file_offset, offset);
+    gone.blob_offset = static_cast<uint32_t>(e.blob_offset + (gone.file_offset - e.file_offset));
+    gone.length = static_cast<uint32_t>(std::min(e.end(), end) - gone.file_offset);
+    replaced.push_back(gone);
+    // `e` held one reference; head, tail and the undo piece hold one each.
+    ref_blob(e.blob, pieces_kept);
+  }
+  if (replacement) {
+    ROAM_TRY(put_extent(ino, *replacement));
+    ref_blob(replacement->blob, 1);
+  }
+  return Status::ok();
+}
+
+Status WriteTxn::apply_ref_deltas() {
+  for (auto [id, delta] : ref_deltas_) {
+    if (delta == 0) continue;
+    ROAM_ASSIGN(Blob b, blob(id));
+    int64_t refs = static_cast<int64_t>(b.refs) + delta;
+    if (refs < 0) return Status::corrupt("blob " + std::to_string(id) + " reference count below zero");
+    b.refs = static_cast<uint64_t>(refs);
+    ROAM_TRY(txn_.put(dbis_.blobs, codec::be64(id), encode(b)));
+  }
+  ref_deltas_.clear();
+  return Status::ok();
+}
+
+Status WriteTxn::commit() {
+  ROAM_TRY(apply_ref_deltas());
+  if (!(counters_ == store_->counters_)) {
+    ROAM_TRY(txn_.put(dbis_.meta, kMetaNextIno, codec::be64(counters_.next_ino)));
+    ROAM_TRY(txn_.put(dbis_.meta, kMetaNextSeq, codec::be64(counters_.next_seq)));
+    ROAM_TRY(txn_.put(dbis_.meta, kMetaNextBlob, codec::be64(counters_.next_blob)));
+    ROAM_TRY(txn_.put(dbis_.meta, kMetaLastTs, codec::be64(static_cast<uint64_t>(counters_.last_ts))));
+  }
+  ROAM_TRY(txn_.commit());
+  store_->counters_ = counters_;
+  lock_.unlock();
+  return Status::ok();
+}
+
+// ---- Store ----
+
+Status Store::create(const std::string& dir) {
+  ROAM_TRY(prepare_empty_dir(dir));
+  if (::mkdir((dir + "/" + kSegmentDir).c_str(), 0700) < 0) return errno_status("cannot create segment directory");
+  {
+    ROAM_ASSIGN(lmdb::Env env, lmdb::Env::open(dir, 0, size_t{1} << 30, kMaxDbs));
+    ROAM_ASSIGN(lmdb::Txn txn, lmdb::Txn::begin(env, false));
+    ROAM_ASSIGN(Dbis d, open_dbis(txn, true));
+    const int64_t now = now_ns();
+    Inode root;
+    root.ino = kRootIno;
+    root.mode = S_IFDIR | 0755;
+    root.uid = ::getuid();
+    root.gid = ::getgid();
+    root.nlink = 2;
+    root.atime = root.mtime = root.ctime = Timespec::from_ns(now);
+    root.parent = kRootIno;
+    ROAM_TRY(txn.put(d.inodes, inode_key(kRootIno), encode(root)));
+    uint64_t uuid[2] = {};
+    if (::getrandom(uuid, sizeof uuid, 0) != sizeof uuid) return errno_status("getrandom");
+    ROAM_TRY(txn.put(d.meta, kMetaUuid, std::string_view(reinterpret_cast<const char*>(uuid), sizeof uuid)));
+    ROAM_TRY(txn.put(d.meta, kMetaCreated, codec::be64(static_cast<uint64_t>(now))));
+    ROAM_TRY(txn.put(d.meta, kMetaLastTs, codec::be64(static_cast<uint64_t>(now))));
+    ROAM_TRY(txn.commit());
+    ROAM_TRY(env.sync());
+  }
+  // FORMAT last: a store without it is an unfinished mkfs, never half-valid.
+  std::ostringstream format;
+  format << kFormatMagic << "\nversion " << kFormatVersion << "\n";
+  return write_file_synced(dir + "/" + kFormatFile, format.str());
+}
+
+Result<std::unique_ptr<Store>> Store::open(const std::string& dir, Options options) {
+  ROAM_TRY(check_format(dir));
+  std::unique_ptr<Store> s(new Store());
+  s->dir_ = dir;
+  s->read_only_ = options.read_only;
+  if (options.io) {
+    s->io_ = options.io;
+  } else {
+    s->owned_io_ = std::make_unique<PosixFileIo>();
+    s->io_ = s->owned_io_.get();
+  }
+  if (!options.read_only) {
+    std::string lock_path = dir + "/" + kLockFile;
+    s->lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (s->lock_fd_ < 0) return errno_status("cannot open " + lock_path);
+    if (::flock(s->lock_fd_, LOCK_EX | LOCK_NB) < 0) {
+      if (errno == EWOULDBLOCK)
+        return Status::error(EBUSY, dir + " is in use by another roamfs (or roamctl); unmount it first");
+      return errno_status("cannot lock " + lock_path);
+    }
+  }
+  unsigned flags = MDB_NOSYNC | (options.read_only ? MDB_RDONLY : 0);
+  ROAM_ASSIGN(s->env_, lmdb::Env::open(dir, flags, options.map_size, kMaxDbs));
+  {
+    ROAM_ASSIGN(lmdb::Txn txn, lmdb::Txn::begin(s->env_, options.read_only));
+    ROAM_ASSIGN(s->dbis_, open_dbis(txn, false));
+    ROAM_TRY(txn.commit());  // keeps the dbi handles open for the environment
+  }
+  ROAM_TRY(s->load_counters());
+  ROAM_ASSIGN(s->segments_, Segments::open(dir + "/" + kSegmentDir, *s->io_));
+  return s;
+}
+
+Store::~Store() {
+  if (lock_fd_ >= 0) ::close(lock_fd_);
+}
+
+Status Store::load_counters() {
+  ROAM_ASSIGN(ReadTxn txn, begin_read());
+  auto get = [&](std::string_view key) -> Result<std::optional<std::string_view>> {
+    return txn.raw().get(dbis_.meta, key);
+  };
+  ROAM_ASSIGN(auto ino, get(kMetaNextIno));
+  ROAM_ASSIGN(auto seq, get(kMetaNextSeq));
+  ROAM_ASSIGN(auto blob, get(kMetaNextBlob));
+  ROAM_ASSIGN(auto ts, get(kMetaLastTs));
+  counters_.next_ino = read_u64(ino, kRootIno + 1);
+  counters_.next_seq = read_u64(seq, 1);
+  counters_.next_blob = read_u64(blob, 1);
+  counters_.last_ts = static_cast<int64_t>(read_u64(ts, 0));
+  ROAM_ASSIGN(auto root, txn.get_inode(kRootIno));
+  if (!root || !S_ISDIR(root->mode)) return Status::corrupt("the root directory is missing");
+  return Status::ok();
+}
+
+Result<ReadTxn> Store::begin_read() const {
+  ROAM_ASSIGN(lmdb::Txn txn, lmdb::Txn::begin(env_, true));
+  return ReadTxn(std::move(txn), dbis_);
+}
+
+Result<WriteTxn> Store::begin_write() {
+  if (read_only_) return Status::error(EROFS, "the store is open read-only");
+  std::unique_lock lock(writer_mu_);
+  ROAM_ASSIGN(lmdb::Txn txn, lmdb::Txn::begin(env_, false));
+  return WriteTxn(std::move(txn), *this, std::move(lock));
+}
+
+Status Store::sync() {
+  ROAM_TRY(segments_->sync());
+  return env_.sync();
+}
+
+}  // namespace roam

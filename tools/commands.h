@@ -1,0 +1,13 @@
+// roamctl's subcommands. Each add_*_command registers its options on `app`
+// and sets the callback that runs it; a command reports errors as one sentence
+// on stderr and returns a non-zero exit code through `exit_code`.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace roam::ctl {
+
+void add_mkfs_command(CLI::App& app, int& exit_code);
+void add_log_command(CLI::App& app, int& exit_code);
+
+}  // namespace roam::ctl
