@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   roam::ctl::add_mkfs_command(app, exit_code);
   roam::ctl::add_log_command(app, exit_code);
+  roam::ctl::add_scrub_command(app, exit_code);
   CLI11_PARSE(app, argc, argv);
   return exit_code;
 }

@@ -228,6 +228,17 @@ Result<std::string> StoreTxn::path_of(uint64_t ino) const {
   return path;
 }
 
+Status StoreTxn::scan_table(MDB_dbi dbi, std::string_view prefix,
+                            const std::function<Status(std::string_view, std::string_view)>& visit) const {
+  ROAM_ASSIGN(auto cur, lmdb::Cursor::open(txn_, dbi));
+  ROAM_ASSIGN(auto e, prefix.empty() ? cur.first() : cur.seek(prefix));  // LMDB rejects empty keys
+  while (e && e->key.substr(0, prefix.size()) == prefix) {
+    ROAM_TRY(visit(e->key, e->value));
+    ROAM_ASSIGN(e, cur.next());
+  }
+  return Status::ok();
+}
+
 // ---- WriteTxn ----
 
 WriteTxn::WriteTxn(lmdb::Txn txn, Store& store, std::unique_lock<std::mutex> lock)

@@ -77,6 +77,11 @@ class StoreTxn {
   // inode (nlink 0) is named by its last primary name.
   Result<std::string> path_of(uint64_t ino) const;
 
+  // Calls `visit` for each entry of table `dbi` whose key starts with
+  // `prefix`, in key order; stops at the first non-OK Status and returns it.
+  Status scan_table(MDB_dbi dbi, std::string_view prefix,
+                    const std::function<Status(std::string_view key, std::string_view value)>& visit) const;
+
   lmdb::Txn& raw() { return txn_; }
   const lmdb::Txn& raw() const { return txn_; }
   const Dbis& dbis() const { return dbis_; }
