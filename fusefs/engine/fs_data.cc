@@ -66,6 +66,7 @@ Result<size_t> Fs::read(uint64_t ino, uint64_t offset, size_t size, char* buf) {
 
 Result<Inode> Fs::write(const Caller& c, uint64_t ino, uint64_t offset, std::string_view data) {
   if (offset + data.size() < offset) return Status::error(EFBIG, "write past the largest file offset");
+  if (data.empty()) return getattr(ino);  // POSIX: no other effect (never extends the file, logs nothing)
   // Data goes to the segments first, outside the writer lock; a crash before
   // the commit below leaves unreferenced bytes, never a reference to missing ones.
   std::vector<Chunk> chunks;

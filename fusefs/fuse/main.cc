@@ -95,6 +95,7 @@ int serve(const Args& args, StartupPipe& startup) {
   for (auto& a : argv_s) argv.push_back(a.data());
   fuse_args fargs = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
   fuse_session* se = fuse_session_new(&fargs, &roam::roamfs_ops(), sizeof(fuse_lowlevel_ops), &context);
+  fuse_opt_free_args(&fargs);  // fuse_session_new re-parses them into an allocated copy
   if (!se) return fail(Status::invalid("bad mount options: " + args.options));
   if (fuse_set_signal_handlers(se) != 0) {
     fuse_session_destroy(se);

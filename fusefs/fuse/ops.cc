@@ -81,6 +81,8 @@ struct FileHandle {
 
 // A directory listing taken at the first readdir, so that offsets stay stable
 // while entries come and go (POSIX leaves those unspecified either way).
+// Lifetime: freed by releasedir, which the kernel may send the moment a
+// readdir reply is out, so no callback touches it after replying.
 struct DirHandle {
   std::mutex mu;
   std::vector<std::pair<std::string, Dirent>> entries;
@@ -180,7 +182,17 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   if (!r) return reply_status(req, r.status());
   if (S_ISDIR(r->mode)) return static_cast<void>(fuse_reply_err(req, EISDIR));
   if ((fi->flags & O_TRUNC) && ctx(req).options.read_only) return static_cast<void>(fuse_reply_err(req, EROFS));
-  fi->fh = reinterpret_cast<uint64_t>(new FileHandle{caller_of(req)});
+  Caller caller = caller_of(req);
+  // libfuse asks for FUSE_CAP_ATOMIC_O_TRUNC by default, so the kernel sends
+  // no SETATTR for open(O_TRUNC): the truncation is ours to do (and log).
+  if ((fi->flags & O_TRUNC) && S_ISREG(r->mode) && r->size > 0) {
+    SetattrArgs a;
+    a.mask = kSetSize;
+    a.size = 0;
+    auto t = ctx(req).fs.setattr(caller, ino, a);
+    if (!t) return reply_status(req, t.status());
+  }
+  fi->fh = reinterpret_cast<uint64_t>(new FileHandle{std::move(caller)});
   fi->keep_cache = 1;  // only roamfs changes the data, so cached pages stay valid
   if (fuse_reply_open(req, fi) == -ENOENT) delete file_of(fi);  // the opener was interrupted
 }
@@ -229,33 +241,33 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 
 // Serves readdir and readdirplus from the handle's snapshot. Offsets are
 // indexes into the snapshot plus one; "." and ".." come first.
-void serve_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi, bool plus) {
-  DirHandle& dh = *dir_of(fi);
+// Fills `buf` from the handle's snapshot; returns the bytes used. Must not
+// reply: the caller replies after letting go of the handle, because once the
+// reply is sent the kernel may release the directory and free the handle.
+Result<size_t> fill_readdir(fuse_req_t req, fuse_ino_t ino, std::vector<char>& buf, off_t off, DirHandle& dh,
+                            bool plus) {
   std::lock_guard lock(dh.mu);
   if (!dh.loaded || off == 0) {
-    auto self = ctx(req).fs.getattr(ino);
-    if (!self) return reply_status(req, self.status());
-    auto entries = ctx(req).fs.readdir(ino, "", SIZE_MAX);
-    if (!entries) return reply_status(req, entries.status());
+    ROAM_ASSIGN(Inode self, ctx(req).fs.getattr(ino));
+    ROAM_ASSIGN(auto entries, ctx(req).fs.readdir(ino, "", SIZE_MAX));
     dh.entries.clear();
     dh.entries.emplace_back(".", Dirent{ino, S_IFDIR});
-    dh.entries.emplace_back("..", Dirent{self->parent ? self->parent : ino, S_IFDIR});
-    for (auto& e : *entries) dh.entries.push_back(std::move(e));
+    dh.entries.emplace_back("..", Dirent{self.parent ? self.parent : ino, S_IFDIR});
+    for (auto& e : entries) dh.entries.push_back(std::move(e));
     dh.loaded = true;
   }
-  std::vector<char> buf(size);
+  const size_t size = buf.size();
   size_t used = 0;
   for (size_t i = static_cast<size_t>(off); i < dh.entries.size(); ++i) {
     const auto& [name, d] = dh.entries[i];
     size_t n;
     if (plus) {
       fuse_entry_param e{};
-      const bool dots = name == "." || name == "..";
-      if (!dots) {
+      if (name != "." && name != "..") {
         auto inode = ctx(req).fs.getattr(d.ino);
         if (!inode) continue;  // removed since the snapshot
         e = to_entry(req, *inode);
-      } else {
+      } else {  // ino 0: the kernel makes no dentry for these
         e.attr.st_ino = d.ino;
         e.attr.st_mode = d.type;
       }
@@ -269,7 +281,15 @@ void serve_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_
     if (n > size - used) break;
     used += n;
   }
-  fuse_reply_buf(req, buf.data(), used);
+  return used;
+}
+
+// Offsets are indexes into the snapshot plus one; "." and ".." come first.
+void serve_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi, bool plus) {
+  std::vector<char> buf(size);
+  auto used = fill_readdir(req, ino, buf, off, *dir_of(fi), plus);
+  if (!used) return reply_status(req, used.status());
+  fuse_reply_buf(req, buf.data(), *used);
 }
 
 void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {

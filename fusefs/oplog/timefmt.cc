@@ -41,6 +41,7 @@ std::optional<int64_t> parse_decimal(std::string_view s, int64_t unit_ns) {
     if (i == start) return std::nullopt;
   }
   if (i != s.size()) return std::nullopt;
+  if (whole > (INT64_MAX - frac_ns) / unit_ns) return std::nullopt;  // would not fit in int64 ns
   return whole * unit_ns + frac_ns;
 }
 

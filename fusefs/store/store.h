@@ -103,7 +103,8 @@ class ReadTxn : public StoreTxn {
 class WriteTxn : public StoreTxn {
  public:
   WriteTxn(WriteTxn&&) = default;
-  ~WriteTxn() override = default;
+  // Aborts before the writer lock (a member) is released.
+  ~WriteTxn() override { txn_.abort(); }
 
   Status put_inode(const Inode& inode);
   Status put_dirent(uint64_t parent, std::string_view name, const Dirent& d);
