@@ -14,8 +14,12 @@
 # Options:
 #   --fs-dir DIR      run in a fresh subdirectory of DIR instead of mounting roamfs
 #   --passthrough     run over libfuse's passthrough_ll example instead of roamfs
-#   --mount-opts OPTS -o options for the FUSE mount (default: allow_other, which
-#                     pjdfstest needs: it switches to other uids)
+#   --mount-opts OPTS -o options for the FUSE mount. Defaults: none for roamfs
+#                     (as root it mounts with allow_other,default_permissions
+#                     itself); allow_other,default_permissions for passthrough_ll
+#                     (pjdfstest switches to other uids, and passthrough_ll running
+#                     as root checks no permissions: with these options it fails
+#                     160 assertions here, against 0 for ext4)
 #   --tests SUBDIR    run only tests/SUBDIR (e.g. rename, chmod/00.t)
 #   --log FILE        where the full prove output goes
 #                     (default: BUILD_DIR/pjdfstest-TARGET.log)
@@ -30,7 +34,8 @@ PT_SOURCE=/usr/share/doc/libfuse3-dev/examples/passthrough_ll.c
 
 MODE=roamfs
 FS_DIR=
-MOUNT_OPTS=allow_other
+MOUNT_OPTS=
+MOUNT_OPTS_SET=0
 TESTS_SUB=
 LOG=
 KEEP=0
@@ -42,6 +47,7 @@ MNT=
 DAEMON_PID=
 RUN_DIR=
 TARGET=
+CHILD=
 
 die() {
     echo "pjdfstest: error: $*" >&2
@@ -53,7 +59,15 @@ log() {
 }
 
 usage() {
-    sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"
+}
+
+on_signal() {
+    if [[ -n "$CHILD" ]]; then
+        pkill -TERM -P "$CHILD" 2>/dev/null || true # the running test script
+        kill -TERM "$CHILD" 2>/dev/null || true     # prove
+    fi
+    exit 130
 }
 
 cleanup() {
@@ -97,7 +111,7 @@ parse_args() {
         --passthrough) MODE=passthrough ;;
         --mount-opts)
             (($# >= 2)) || die "--mount-opts needs a value"
-            MOUNT_OPTS=$2
+            MOUNT_OPTS=$2 MOUNT_OPTS_SET=1
             shift
             ;;
         --tests)
@@ -124,6 +138,9 @@ parse_args() {
         usage >&2
         exit 2
     }
+    if ((!MOUNT_OPTS_SET)) && [[ "$MODE" == passthrough ]]; then
+        MOUNT_OPTS=allow_other,default_permissions
+    fi
     PJD_DIR=$(cd "${pos[0]}" 2>/dev/null && pwd) || die "no such directory: ${pos[0]}"
     if ((${#pos[@]} == 2)); then
         BUILD_DIR=${pos[1]}
@@ -158,13 +175,22 @@ check_prereqs() {
     fi
 }
 
+# passthrough_ll keeps an O_PATH descriptor per known inode: give the FUSE
+# daemons the highest open-file limit allowed.
+raise_nofile() {
+    ulimit -n "$(cat /proc/sys/fs/nr_open)" 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+}
+
 # wait_mount DIR PID: wait up to 20 s for DIR to become a mount point while
 # PID (the FUSE daemon) stays alive.
 wait_mount() {
     local dir=$1 pid=$2 i
     for ((i = 0; i < 200; i++)); do
         mountpoint -q "$dir" && return 0
-        kill -0 "$pid" 2>/dev/null || die "the FUSE daemon exited before $dir was mounted"
+        if ! kill -0 "$pid" 2>/dev/null; then
+            sed 's/^/  daemon: /' "$TMP/daemon.log" >&2 2>/dev/null || true
+            die "the FUSE daemon exited before $dir was mounted"
+        fi
         sleep 0.1
     done
     die "$dir was not mounted within 20 s"
@@ -192,7 +218,7 @@ setup_target() {
         chmod 755 "$TMP/backing" "$TMP/mnt"
         MNT="$TMP/mnt"
         local opts="source=$TMP/backing${MOUNT_OPTS:+,$MOUNT_OPTS}"
-        "$bin" -f -o "$opts" "$MNT" </dev/null >"$TMP/daemon.log" 2>&1 &
+        (raise_nofile && exec "$bin" -f -o "$opts" "$MNT") </dev/null >"$TMP/daemon.log" 2>&1 &
         DAEMON_PID=$!
         wait_mount "$MNT" "$DAEMON_PID"
         RUN_DIR=$MNT
@@ -201,15 +227,15 @@ setup_target() {
     roamfs)
         mkdir -p "$TMP/mnt"
         chmod 755 "$TMP/mnt"
-        "$BUILD_DIR/tools/roamctl" mkfs "$TMP/store" </dev/null ||
+        "$BUILD_DIR/tools/roamctl" mkfs "$TMP/store" </dev/null >/dev/null ||
             die "roamctl mkfs $TMP/store failed"
         MNT="$TMP/mnt"
-        "$BUILD_DIR/fusefs/roamfs" "$TMP/store" "$MNT" -f "${oflag[@]}" \
+        (raise_nofile && exec "$BUILD_DIR/fusefs/roamfs" "$TMP/store" "$MNT" -f "${oflag[@]}") \
             </dev/null >"$TMP/daemon.log" 2>&1 &
         DAEMON_PID=$!
         wait_mount "$MNT" "$DAEMON_PID"
         RUN_DIR=$MNT
-        TARGET="roamfs ${oflag[*]}"
+        TARGET="roamfs${MOUNT_OPTS:+ (-o $MOUNT_OPTS)}"
         ;;
     esac
 }
@@ -225,7 +251,7 @@ main() {
     parse_args "$@"
     check_prereqs
     trap cleanup EXIT
-    trap 'exit 130' INT TERM
+    trap on_signal INT TERM
     setup_target
 
     local name=$MODE
@@ -238,7 +264,11 @@ main() {
     log "running prove -r $tests in $RUN_DIR (log: $LOG)"
 
     local rc=0 start=$SECONDS
-    (cd "$RUN_DIR" && prove -r "$tests") >"$LOG" 2>&1 </dev/null || rc=$?
+    # In the background so that a signal stops it at once (see on_signal).
+    (cd "$RUN_DIR" && exec prove -r "$tests") >"$LOG" 2>&1 </dev/null &
+    CHILD=$!
+    wait "$CHILD" || rc=$?
+    CHILD=
     local secs=$((SECONDS - start))
 
     # The prove summary: everything from "Test Summary Report" (present only

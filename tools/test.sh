@@ -8,6 +8,7 @@
 # Env:
 #   ROAMDISK_TEST_RUN_TIMEOUT   seconds allowed for one `meson test` run (default 1500)
 #   MESON_TEST_ARGS             extra arguments for `meson test` (e.g. "--suite unit")
+
 # No -e: failures are counted and reported, not fatal.
 set -uo pipefail
 
@@ -20,7 +21,7 @@ FAILED_NAMES=()
 RUN_TIMEOUT=${ROAMDISK_TEST_RUN_TIMEOUT:-1500}
 
 usage() {
-    sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"
 }
 
 err() {
