@@ -100,6 +100,24 @@ Result<Dbis> open_dbis(lmdb::Txn& txn, bool create) {
   return d;
 }
 
+// LMDB reads its tree through a memory map and trusts the meta page's last
+// page number: a data.mdb cut short (by hand, or by a damaged filesystem under
+// it) would make the first read SIGBUS. Refuse it with a sentence instead.
+Status check_not_truncated(const lmdb::Env& env, const std::string& dir) {
+  MDB_envinfo info{};
+  MDB_stat st{};
+  if (mdb_env_info(env.get(), &info) != 0 || mdb_env_stat(env.get(), &st) != 0) return Status::ok();
+  struct stat fst {};
+  const std::string path = dir + "/data.mdb";
+  if (::stat(path.c_str(), &fst) < 0) return errno_status("stat " + path);
+  const uint64_t needed = (static_cast<uint64_t>(info.me_last_pgno) + 1) * st.ms_psize;
+  if (static_cast<uint64_t>(fst.st_size) < needed) {
+    return Status::corrupt(path + " is truncated: " + std::to_string(fst.st_size) + " bytes, but its pages reach " +
+                           std::to_string(needed));
+  }
+  return Status::ok();
+}
+
 uint64_t read_u64(std::optional<std::string_view> v, uint64_t fallback) {
   if (!v || v->size() != 8) return fallback;
   return codec::get_be64(*v);
@@ -405,6 +423,7 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& dir, Options optio
   }
   unsigned flags = MDB_NOSYNC | (options.read_only ? MDB_RDONLY : 0);
   ROAM_ASSIGN(s->env_, lmdb::Env::open(dir, flags, options.map_size, kMaxDbs));
+  ROAM_TRY(check_not_truncated(s->env_, dir));
   {
     ROAM_ASSIGN(lmdb::Txn txn, lmdb::Txn::begin(s->env_, options.read_only));
     ROAM_ASSIGN(s->dbis_, open_dbis(txn, false));

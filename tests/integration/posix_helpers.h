@@ -1,0 +1,125 @@
+// Small helpers shared by the integration tests: errno assertions, forked
+// children (as other users), and looking for records in the op log.
+#pragma once
+
+#include <grp.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <cerrno>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "mount_fixture.h"
+
+// REQUIRE that `expr` (a syscall returning -1 on error) succeeds.
+#define REQUIRE_OK(expr)                                                              \
+  do {                                                                                \
+    errno = 0;                                                                        \
+    auto rc_ = (expr);                                                                \
+    int err_ = errno;                                                                 \
+    INFO(#expr << " returned " << rc_ << " (" << (rc_ < 0 ? std::strerror(err_) : "ok") << ")"); \
+    REQUIRE(rc_ >= 0);                                                                \
+  } while (0)
+
+// REQUIRE that `expr` fails with errno `e`.
+#define REQUIRE_ERRNO(expr, e)                                                          \
+  do {                                                                                  \
+    errno = 0;                                                                          \
+    auto rc_ = (expr);                                                                  \
+    int err_ = errno;                                                                   \
+    INFO(#expr << " returned " << rc_ << " with errno " << err_ << " (" << std::strerror(err_) \
+               << "), expected " << #e);                                                \
+    REQUIRE(rc_ == -1);                                                                 \
+    REQUIRE(err_ == (e));                                                               \
+  } while (0)
+
+namespace roamtest {
+
+// Runs `fn` in a forked child and returns its exit status (128+signal when
+// killed). The child must not use Catch assertions: it reports through its
+// exit code (0 = success).
+inline int in_child(const std::function<int()>& fn) {
+  pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    int rc = 125;
+    try {
+      rc = fn();
+    } catch (...) {
+      rc = 124;
+    }
+    ::_exit(rc);
+  }
+  int st = 0;
+  REQUIRE(::waitpid(pid, &st, 0) == pid);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+// In a child: drop to uid/gid with no supplementary groups. False on failure.
+inline bool become(uid_t uid, gid_t gid) {
+  return ::setgroups(0, nullptr) == 0 && ::setresgid(gid, gid, gid) == 0 && ::setresuid(uid, uid, uid) == 0;
+}
+
+// What a log record must say; empty strings / negative numbers are "any".
+struct Expect {
+  std::string op, path, path2;
+  long long pid = -1;
+  std::string comm;
+  long long uid = -1;
+  std::string details_has;  // substring of "details"
+};
+
+inline bool matches(const LogRecord& r, const Expect& e) {
+  if (!e.op.empty() && r.get("op") != e.op) return false;
+  if (!e.path.empty() && r.get("path") != e.path) return false;
+  if (!e.path2.empty() && r.get("path2") != e.path2) return false;
+  if (e.pid >= 0 && r.num("pid") != e.pid) return false;
+  if (!e.comm.empty() && r.get("comm") != e.comm) return false;
+  if (e.uid >= 0 && r.num("uid") != e.uid) return false;
+  if (!e.details_has.empty() && r.get("details").find(e.details_has) == std::string::npos) return false;
+  return true;
+}
+
+// The record of the calling process (pid and comm) doing `op` on `path`.
+inline Expect by_me(std::string op, std::string path, std::string path2 = {}) {
+  Expect e;
+  e.op = std::move(op);
+  e.path = std::move(path);
+  e.path2 = std::move(path2);
+  e.pid = ::getpid();
+  e.comm = self_comm();
+  return e;
+}
+
+// REQUIREs at least one record matching `e`; returns the first.
+inline LogRecord expect_logged(const std::vector<LogRecord>& log, const Expect& e) {
+  for (const auto& r : log)
+    if (matches(r, e)) return r;
+  Expect loose;
+  loose.op = e.op;
+  loose.path = e.path;
+  std::vector<LogRecord> near;
+  for (const auto& r : log)
+    if (matches(r, loose)) near.push_back(r);
+  std::string all = render(log);
+  if (all.size() > 6000) all = "..." + all.substr(all.size() - 6000);
+  FAIL("no log record with op '" << e.op << "' path '" << e.path << "'"
+                                 << (e.path2.empty() ? "" : " path2 '" + e.path2 + "'")
+                                 << (e.pid >= 0 ? " pid " + std::to_string(e.pid) : "")
+                                 << (e.comm.empty() ? "" : " comm '" + e.comm + "'")
+                                 << (e.uid >= 0 ? " uid " + std::to_string(e.uid) : "")
+                                 << (e.details_has.empty() ? "" : " details containing '" + e.details_has + "'")
+                                 << "\n--- records with that op and path:\n"
+                                 << render(near) << "--- whole log:\n"
+                                 << all);
+  return {};
+}
+
+}  // namespace roamtest
