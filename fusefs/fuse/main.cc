@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "fusefs/fuse/housekeeper.h"
 #include "fusefs/fuse/ops.h"
 #include "fusefs/store/store.h"
 
@@ -106,6 +107,7 @@ int serve(const Args& args, StartupPipe& startup) {
     fuse_session_destroy(se);
     return fail(Status::io("cannot mount on " + args.mountpoint + " (is /dev/fuse available?)"));
   }
+  roam::Housekeeper housekeeper(**store, {});
   startup.ready();
   if (!args.foreground) {
     int null = ::open("/dev/null", O_RDWR);

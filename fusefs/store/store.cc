@@ -3,11 +3,15 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <climits>
+#include <cstdio>
 #include <cstring>
+#include <tuple>
 #include <ctime>
 #include <fstream>
 #include <sstream>
@@ -116,6 +120,19 @@ Status check_not_truncated(const lmdb::Env& env, const std::string& dir) {
                            std::to_string(needed));
   }
   return Status::ok();
+}
+
+// Where LMDB mapped `path` in this process (LMDB does not say unless
+// MDB_FIXEDMAP is used), from /proc/self/maps.
+std::pair<void*, size_t> find_mapping(const std::string& path) {
+  std::ifstream maps("/proc/self/maps");
+  for (std::string line; std::getline(maps, line);) {
+    if (line.size() < path.size() || line.compare(line.size() - path.size(), path.size(), path) != 0) continue;
+    unsigned long start = 0, end = 0;
+    if (std::sscanf(line.c_str(), "%lx-%lx", &start, &end) == 2)
+      return {reinterpret_cast<void*>(start), end - start};
+  }
+  return {nullptr, 0};
 }
 
 uint64_t read_u64(std::optional<std::string_view> v, uint64_t fallback) {
@@ -430,6 +447,8 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& dir, Options optio
     ROAM_TRY(txn.commit());  // keeps the dbi handles open for the environment
   }
   ROAM_TRY(s->load_counters());
+  char real[PATH_MAX];
+  if (::realpath((dir + "/data.mdb").c_str(), real)) std::tie(s->map_addr_, s->map_len_) = find_mapping(real);
   ROAM_ASSIGN(s->segments_, Segments::open(dir + "/" + kSegmentDir, *s->io_));
   return s;
 }
@@ -466,6 +485,10 @@ Result<WriteTxn> Store::begin_write() {
   std::unique_lock lock(writer_mu_);
   ROAM_ASSIGN(lmdb::Txn txn, lmdb::Txn::begin(env_, false));
   return WriteTxn(std::move(txn), *this, std::move(lock));
+}
+
+void Store::trim_resident_memory() {
+  if (map_addr_) ::madvise(map_addr_, map_len_, MADV_DONTNEED);
 }
 
 Status Store::sync() {

@@ -163,6 +163,13 @@ class Store {
   // Durability point: segments, then LMDB. See the header comment.
   Status sync();
 
+  // Unmaps the LMDB pages this process has touched. They stay in the OS page
+  // cache and fault back in when next read, so this costs little; without it
+  // every page ever read counts as roamfs's resident memory (a million-file
+  // disk would keep ~900 MiB "resident"). Safe while transactions run: the
+  // map is read-only and shared, so a dropped page is refetched unchanged.
+  void trim_resident_memory();
+
   Segments& segments() { return *segments_; }
   const Dbis& dbis() const { return dbis_; }
   const std::string& dir() const { return dir_; }
@@ -181,6 +188,8 @@ class Store {
   lmdb::Env env_;
   Dbis dbis_{};
   std::unique_ptr<Segments> segments_;
+  void* map_addr_ = nullptr;  // LMDB's map of data.mdb, for trim_resident_memory
+  size_t map_len_ = 0;
   std::mutex writer_mu_;
   Counters counters_;  // committed values; guarded by writer_mu_
 };

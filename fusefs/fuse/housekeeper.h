@@ -1,0 +1,39 @@
+// Background upkeep of a mounted disk, on its own thread:
+//   - every `sync_interval`, make everything committed durable (Store::sync),
+//     bounding what a power loss can take, as ext4's 5-second commit does;
+//   - every `trim_interval`, drop LMDB pages from roamfs's resident memory.
+// Stops (and joins) in its destructor.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "fusefs/store/store.h"
+
+namespace roam {
+
+class Housekeeper {
+ public:
+  struct Intervals {
+    std::chrono::milliseconds sync{5000};
+    std::chrono::milliseconds trim{2000};
+  };
+  Housekeeper(Store& store, Intervals intervals);
+  ~Housekeeper();
+  Housekeeper(const Housekeeper&) = delete;
+  Housekeeper& operator=(const Housekeeper&) = delete;
+
+ private:
+  void run();
+
+  Store& store_;
+  const Intervals intervals_;
+  std::mutex mu_;
+  std::condition_variable wake_;
+  bool stop_ = false;  // guarded by mu_
+  std::thread thread_;
+};
+
+}  // namespace roam
