@@ -34,8 +34,8 @@ std::string Segments::path_of(uint32_t segment) const {
   return dir_ + name;
 }
 
-Result<std::unique_ptr<Segments>> Segments::open(const std::string& dir, FileIo& io) {
-  std::unique_ptr<Segments> s(new Segments(dir, io));
+Result<std::unique_ptr<Segments>> Segments::open(const std::string& dir, FileIo& io, bool read_only) {
+  std::unique_ptr<Segments> s(new Segments(dir, io, read_only));
   std::vector<uint32_t> ids;
   DIR* d = ::opendir(dir.c_str());
   if (!d) return Status::error(errno, "opening segment directory " + dir + ": " + std::strerror(errno));
@@ -46,7 +46,7 @@ Result<std::unique_ptr<Segments>> Segments::open(const std::string& dir, FileIo&
   ::closedir(d);
   std::lock_guard lock(s->mu_);
   if (ids.empty()) {
-    ROAM_TRY(s->start_segment(1));
+    if (!read_only) ROAM_TRY(s->start_segment(1));
     return s;
   }
   uint32_t last = 0;
@@ -68,7 +68,7 @@ Result<std::unique_ptr<Segments>> Segments::open(const std::string& dir, FileIo&
 
 Result<int> Segments::fd_of(uint32_t segment) {
   if (auto it = fds_.find(segment); it != fds_.end()) return it->second;
-  ROAM_ASSIGN(int fd, io_.open(path_of(segment), O_RDWR, 0));
+  ROAM_ASSIGN(int fd, io_.open(path_of(segment), read_only_ ? O_RDONLY : O_RDWR, 0));
   fds_.emplace(segment, fd);
   return fd;
 }
@@ -83,6 +83,7 @@ Status Segments::start_segment(uint32_t segment) {
 }
 
 Result<SegmentLocation> Segments::append(std::string_view data) {
+  if (read_only_) return Status::error(EROFS, "the store is open read-only");
   SegmentLocation loc;
   int fd;
   {

@@ -31,9 +31,10 @@ struct SegmentLocation {
 
 class Segments {
  public:
-  // Opens the segment files in `dir` (creating the directory's first segment if
-  // none exists). `io` must outlive this object.
-  static Result<std::unique_ptr<Segments>> open(const std::string& dir, FileIo& io);
+  // Opens the segment files in `dir`. A writable open creates the first
+  // segment if none exists; a read-only one changes nothing on disk and its
+  // append() fails with EROFS. `io` must outlive this object.
+  static Result<std::unique_ptr<Segments>> open(const std::string& dir, FileIo& io, bool read_only);
   ~Segments();
 
   // Appends `data` to the current segment, starting a new segment when the
@@ -50,13 +51,14 @@ class Segments {
   uint64_t bytes_used() const;
 
  private:
-  Segments(std::string dir, FileIo& io) : dir_(std::move(dir)), io_(io) {}
+  Segments(std::string dir, FileIo& io, bool read_only) : dir_(std::move(dir)), io_(io), read_only_(read_only) {}
   std::string path_of(uint32_t segment) const;
   Result<int> fd_of(uint32_t segment);  // requires mu_
   Status start_segment(uint32_t segment);  // requires mu_
 
   const std::string dir_;
   FileIo& io_;
+  const bool read_only_;
   mutable std::mutex mu_;
   std::map<uint32_t, int> fds_;   // open segment files
   std::set<uint32_t> dirty_;      // written since the last sync()

@@ -449,7 +449,7 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& dir, Options optio
   ROAM_TRY(s->load_counters());
   char real[PATH_MAX];
   if (::realpath((dir + "/data.mdb").c_str(), real)) std::tie(s->map_addr_, s->map_len_) = find_mapping(real);
-  ROAM_ASSIGN(s->segments_, Segments::open(dir + "/" + kSegmentDir, *s->io_));
+  ROAM_ASSIGN(s->segments_, Segments::open(dir + "/" + kSegmentDir, *s->io_, options.read_only));
   return s;
 }
 

@@ -10,6 +10,7 @@
 #include <catch2/catch.hpp>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <mutex>
 #include <random>
 #include <set>
@@ -101,7 +102,7 @@ std::string read_back(Segments& s, SegmentLocation loc, size_t len) {
 TEST_CASE("append then read round trips", "[segments]") {
   TempDir t;
   PosixFileIo io;
-  auto segs = must(Segments::open(t.path(), io));
+  auto segs = must(Segments::open(t.path(), io, false));
   CHECK(file_size(seg_path(t, 1)) == 0);  // the first segment is created at open
   CHECK(segs->bytes_used() == 0);
 
@@ -128,7 +129,7 @@ TEST_CASE("append then read round trips", "[segments]") {
 TEST_CASE("reading past the end of a segment is EIO, not short data", "[segments]") {
   TempDir t;
   PosixFileIo io;
-  auto segs = must(Segments::open(t.path(), io));
+  auto segs = must(Segments::open(t.path(), io, false));
   must(segs->append("0123456789"));
   std::string buf(20, 'x');
   Status s = segs->read({1, 5}, buf.data(), 20);
@@ -141,7 +142,7 @@ TEST_CASE("reading past the end of a segment is EIO, not short data", "[segments
 TEST_CASE("ENOSPC on append is returned and a later append works", "[segments]") {
   TempDir t;
   FaultyIo io;
-  auto segs = must(Segments::open(t.path(), io));
+  auto segs = must(Segments::open(t.path(), io, false));
   SegmentLocation a = must(segs->append("first"));
 
   // Nothing written, or part of the data written before the disk filled.
@@ -171,7 +172,7 @@ TEST_CASE("ENOSPC on append is returned and a later append works", "[segments]")
 TEST_CASE("sync fdatasyncs what was written and retries after a failure", "[segments]") {
   TempDir t;
   FaultyIo io;
-  auto segs = must(Segments::open(t.path(), io));
+  auto segs = must(Segments::open(t.path(), io, false));
   REQUIRE_OK(segs->sync());
   CHECK(io.synced.empty());  // nothing written yet
   must(segs->append("abc"));
@@ -197,7 +198,7 @@ TEST_CASE("reopening resumes at the end of the last segment", "[segments]") {
   std::vector<std::pair<SegmentLocation, std::string>> written;
   uint64_t total = 0;
   {
-    auto segs = must(Segments::open(t.path(), io));
+    auto segs = must(Segments::open(t.path(), io, false));
     for (std::string d : {"alpha", "beta", "gamma"}) {
       written.emplace_back(must(segs->append(d)), d);
       total += d.size();
@@ -206,7 +207,7 @@ TEST_CASE("reopening resumes at the end of the last segment", "[segments]") {
   }
   CHECK(io.closes == io.opens);  // every file closed by the destructor
   {
-    auto segs = must(Segments::open(t.path(), io));
+    auto segs = must(Segments::open(t.path(), io, false));
     CHECK(segs->bytes_used() == total);
     SegmentLocation d = must(segs->append("delta"));
     CHECK(d.segment == 1);
@@ -220,7 +221,7 @@ TEST_CASE("reopening resumes at the end of the last segment", "[segments]") {
     REQUIRE_ERR(segs->append("lost"), ENOSPC);
   }
   // ... and the next open starts after them, never inside them.
-  auto segs = must(Segments::open(t.path(), io));
+  auto segs = must(Segments::open(t.path(), io, false));
   SegmentLocation e = must(segs->append("epsilon"));
   CHECK(e.offset == total + 2);
   CHECK(read_back(*segs, e, 7) == "epsilon");
@@ -234,7 +235,7 @@ TEST_CASE("open picks the highest segment and ignores other files", "[segments]"
   for (const char* junk : {"/1.seg", "/00000009.seg.tmp", "/00000009.SEG", "/notes", "/000000010.seg"})
     roam::testing::write_file(t.path() + junk, "junk");
   PosixFileIo io;
-  auto segs = must(Segments::open(t.path(), io));
+  auto segs = must(Segments::open(t.path(), io, false));
   CHECK(segs->bytes_used() == 150);
   SegmentLocation loc = must(segs->append("zz"));
   CHECK(loc.segment == 3);
@@ -252,7 +253,7 @@ TEST_CASE("a full segment rolls over to the next one", "[segments]") {
   REQUIRE(::ftruncate(fd, static_cast<off_t>(kSegmentTargetSize)) == 0);
   ::close(fd);
   PosixFileIo io;
-  auto segs = must(Segments::open(t.path(), io));
+  auto segs = must(Segments::open(t.path(), io, false));
   SegmentLocation loc = must(segs->append("next"));
   CHECK(loc.segment == 2);
   CHECK(loc.offset == 0);
@@ -267,7 +268,7 @@ TEST_CASE("a full segment rolls over to the next one", "[segments]") {
 TEST_CASE("opening a missing segment directory fails", "[segments]") {
   TempDir t;
   PosixFileIo io;
-  auto r = Segments::open(t.sub("absent"), io);
+  auto r = Segments::open(t.sub("absent"), io, false);
   REQUIRE_ERR(r, ENOENT);
   CHECK(r.status().message().find(t.sub("absent")) != std::string::npos);
 }
@@ -275,7 +276,7 @@ TEST_CASE("opening a missing segment directory fails", "[segments]") {
 TEST_CASE("concurrent appends get disjoint ranges", "[segments]") {
   TempDir t;
   PosixFileIo io;
-  auto segs = must(Segments::open(t.path(), io));
+  auto segs = must(Segments::open(t.path(), io, false));
   constexpr int kThreads = 4, kEach = 200;
   std::mutex mu;
   std::vector<std::pair<SegmentLocation, std::string>> written;
@@ -308,4 +309,24 @@ TEST_CASE("concurrent appends get disjoint ranges", "[segments]") {
     REQUIRE(read_back(*segs, loc, data.size()) == data);
   }
   CHECK(segs->bytes_used() == end);
+}
+
+TEST_CASE("a read-only open changes nothing on disk and refuses appends", "[segments]") {
+  TempDir t;
+  PosixFileIo io;
+  {
+    auto segs = must(Segments::open(t.path(), io, true));
+    auto r = segs->append("data");
+    REQUIRE_FALSE(r);
+    CHECK(r.status().err() == EROFS);
+  }
+  CHECK(std::filesystem::is_empty(t.path()));  // no first segment was created
+  {
+    auto writer = must(Segments::open(t.path(), io, false));
+    must(writer->append("hello"));
+  }
+  auto reader = must(Segments::open(t.path(), io, true));
+  char buf[5];
+  REQUIRE(reader->read({1, 0}, buf, 5));
+  CHECK(std::string(buf, 5) == "hello");
 }
