@@ -23,8 +23,8 @@ bool matches(const Filter& f, const OpRecord& r) {
   return true;
 }
 
-// Walks an index whose keys are `prefix ++ be64 seq` (or `be64 ts ++ be64 seq`)
-// and visits the records it names.
+// Walks an index whose keys are `be64 ino ++ be64 seq` and visits the records
+// it names.
 Status scan_index(const StoreTxn& txn, MDB_dbi index, const std::string& start,
                   const std::function<bool(std::string_view key)>& in_range, const Filter& filter,
                   const std::function<bool(const OpRecord&)>& visit) {
@@ -53,6 +53,10 @@ bool path_within(std::string_view path, std::string_view prefix) {
 
 Status append(WriteTxn& txn, OpRecord& rec) {
   Counters& c = txn.counters();
+  if (c.last_ts == 0 && c.next_seq > 1) {  // first append since open: learn the newest time
+    ROAM_ASSIGN(auto newest, get(txn, c.next_seq - 1));
+    if (newest) c.last_ts = newest->ts_ns;
+  }
   rec.seq = c.next_seq++;
   rec.ts_ns = std::max(now_ns(), c.last_ts + 1);
   c.last_ts = rec.ts_ns;
@@ -65,7 +69,7 @@ Status append(WriteTxn& txn, OpRecord& rec) {
   for (uint64_t ino : inos) {
     if (ino != 0) ROAM_TRY(txn.raw().put(d.log_ino, codec::be64_pair(ino, rec.seq), {}));
   }
-  return txn.raw().put(d.log_time, codec::be64_pair(static_cast<uint64_t>(rec.ts_ns), rec.seq), {}, MDB_APPEND);
+  return Status::ok();
 }
 
 Result<std::optional<OpRecord>> get(const StoreTxn& txn, uint64_t seq) {
@@ -73,6 +77,24 @@ Result<std::optional<OpRecord>> get(const StoreTxn& txn, uint64_t seq) {
   if (!v) return std::optional<OpRecord>{};
   ROAM_ASSIGN(OpRecord rec, decode_op(seq, *v));
   return std::optional<OpRecord>{std::move(rec)};
+}
+
+// The first seq whose record is at or after `since_ns` (or past the end).
+Result<uint64_t> first_seq_at(const StoreTxn& txn, int64_t since_ns) {
+  ROAM_ASSIGN(auto cur, lmdb::Cursor::open(txn.raw(), txn.dbis().oplog));
+  ROAM_ASSIGN(auto first, cur.first());
+  ROAM_ASSIGN(auto last, cur.seek_last());
+  if (!first || !last) return uint64_t{1};
+  uint64_t lo = codec::get_be64(first->key), hi = codec::get_be64(last->key) + 1;
+  while (lo < hi) {
+    uint64_t mid = lo + (hi - lo) / 2;
+    ROAM_ASSIGN(auto at, cur.seek(codec::be64(mid)));
+    if (!at) return Status::corrupt("op log ends before its last record");
+    ROAM_ASSIGN(OpRecord r, decode_op(codec::get_be64(at->key), at->value));
+    if (r.ts_ns < since_ns) lo = r.seq + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 Status scan(const StoreTxn& txn, const Filter& filter, const std::function<bool(const OpRecord&)>& visit) {
@@ -83,11 +105,20 @@ Status scan(const StoreTxn& txn, const Filter& filter, const std::function<bool(
         txn, d.log_ino, codec::be64_pair(ino, 0), [ino](std::string_view k) { return codec::get_be64(k) == ino; },
         filter, visit);
   }
-  const uint64_t since = filter.since_ns ? static_cast<uint64_t>(std::max<int64_t>(*filter.since_ns, 0)) : 0;
-  const uint64_t until = filter.until_ns ? static_cast<uint64_t>(std::max<int64_t>(*filter.until_ns, 0)) : UINT64_MAX;
-  return scan_index(
-      txn, d.log_time, codec::be64_pair(since, 0), [until](std::string_view k) { return codec::get_be64(k) <= until; },
-      filter, visit);
+  uint64_t seq = 1;
+  if (filter.since_ns) {
+    ROAM_ASSIGN(seq, first_seq_at(txn, *filter.since_ns));
+  }
+  ROAM_ASSIGN(auto cur, lmdb::Cursor::open(txn.raw(), d.oplog));
+  ROAM_ASSIGN(auto e, cur.seek(codec::be64(seq)));
+  size_t seen = 0;
+  while (e) {
+    ROAM_ASSIGN(OpRecord r, decode_op(codec::get_be64(e->key), e->value));
+    if (filter.until_ns && r.ts_ns > *filter.until_ns) break;
+    if (matches(filter, r) && (!visit(r) || ++seen >= filter.limit)) break;
+    ROAM_ASSIGN(e, cur.next());
+  }
+  return Status::ok();
 }
 
 }  // namespace roam::oplog

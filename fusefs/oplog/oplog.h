@@ -1,4 +1,8 @@
-// Writing and reading the operation log (tables oplog, log_ino, log_time).
+// Writing and reading the operation log (tables oplog and log_ino).
+//
+// There is no time index: timestamps increase with seq, so a time bound is
+// found by binary search over seq (records are only ever dropped from the
+// oldest end, so the seqs that remain are contiguous).
 //
 // append() runs inside the write transaction of the operation it records, so an
 // operation and its log record commit together or not at all.

@@ -83,7 +83,7 @@ class Reader {
     return static_cast<int64_t>((u >> 1) ^ (~(u & 1) + 1));
   }
   uint64_t fixed64() {
-    if (s_.size() - pos_ < 8 || pos_ > s_.size()) return fail();
+    if (pos_ > s_.size() || s_.size() - pos_ < 8) return fail();
     uint64_t v;
     std::memcpy(&v, s_.data() + pos_, 8);
     pos_ += 8;

@@ -17,7 +17,12 @@
 //   blobs      be64 blob -> Blob
 //   oplog      be64 seq -> OpRecord (fusefs/oplog/record.h)
 //   log_ino    be64 ino ++ be64 seq -> ""
-//   log_time   be64 ts_ns ++ be64 seq -> ""
+//
+// Counters are not stored: the next inode, blob and seq numbers are one past
+// the last key of `inodes`, `blobs` and `oplog` (so a commit writes no
+// counter). Whatever deletes records (GC) must therefore never delete the
+// highest-numbered inode or blob, nor the newest op log record, lest a number
+// be handed out twice.
 #pragma once
 
 #include <sys/types.h>
@@ -43,10 +48,6 @@ inline constexpr size_t kNameMax = 255;
 inline constexpr size_t kSymlinkMax = 4095;
 
 // meta table keys
-inline constexpr std::string_view kMetaNextIno = "next_ino";
-inline constexpr std::string_view kMetaNextSeq = "next_seq";
-inline constexpr std::string_view kMetaNextBlob = "next_blob";
-inline constexpr std::string_view kMetaLastTs = "last_ts";
 inline constexpr std::string_view kMetaCreated = "created_ns";
 inline constexpr std::string_view kMetaUuid = "uuid";
 

@@ -71,8 +71,9 @@ void Txn::abort() {
 
 Result<MDB_dbi> Txn::open_dbi(const char* name, unsigned flags) {
   MDB_dbi dbi = 0;
-  if (int rc = mdb_dbi_open(txn_, name, flags, &dbi); rc)
-    return status_from(rc, std::string("opening table ") + name);
+  int rc = mdb_dbi_open(txn_, name, flags, &dbi);
+  if (rc == MDB_NOTFOUND) return Status::not_found(std::string("table ") + name + " does not exist");
+  if (rc) return status_from(rc, std::string("opening table ") + name);
   return dbi;
 }
 

@@ -71,7 +71,8 @@ class Txn {
   MDB_txn* get() const { return txn_; }
   bool active() const { return txn_ != nullptr; }
 
-  // Opens a named database (creating it when `create` and the txn is writable).
+  // Opens a named database (MDB_CREATE in `flags` creates it in a write
+  // transaction); a missing one without MDB_CREATE is ENOENT.
   Result<MDB_dbi> open_dbi(const char* name, unsigned flags);
 
   Result<std::optional<std::string_view>> get(MDB_dbi dbi, std::string_view key) const;

@@ -80,7 +80,8 @@ class [[nodiscard]] Result {
       return std::move(roam_try_s_).take_status();        \
   } while (0)
 
-// Evaluate a Result<T> expression; on error return its Status, else bind the value.
+// Evaluate a Result<T> expression; on error return its Status, else bind the
+// value. Expands to several statements: use braces around it under an `if`.
 #define ROAM_CONCAT_INNER(a, b) a##b
 #define ROAM_CONCAT(a, b) ROAM_CONCAT_INNER(a, b)
 #define ROAM_ASSIGN(lhs, expr) ROAM_ASSIGN_IMPL(ROAM_CONCAT(roam_res_, __LINE__), lhs, expr)

@@ -91,12 +91,11 @@ Result<Dbis> open_dbis(lmdb::Txn& txn, bool create) {
     MDB_dbi* dbi;
   } tables[] = {{"meta", &d.meta},         {"inodes", &d.inodes},   {"dirents", &d.dirents}, {"links", &d.links},
                 {"xattrs", &d.xattrs},     {"extents", &d.extents}, {"blobs", &d.blobs},     {"oplog", &d.oplog},
-                {"log_ino", &d.log_ino},   {"log_time", &d.log_time}};
+                {"log_ino", &d.log_ino}};
   for (auto& t : tables) {
     auto r = txn.open_dbi(t.name, f);
     if (!r) {
-      if (r.status().err() == MDB_NOTFOUND || r.status().message().find("MDB_NOTFOUND") != std::string::npos)
-        return Status::corrupt(std::string("table ") + t.name + " is missing");
+      if (r.status().err() == ENOENT) return Status::corrupt(std::string("table ") + t.name + " is missing");
       return std::move(r).take_status();
     }
     *t.dbi = *r;
@@ -133,11 +132,6 @@ std::pair<void*, size_t> find_mapping(const std::string& path) {
       return {reinterpret_cast<void*>(start), end - start};
   }
   return {nullptr, 0};
-}
-
-uint64_t read_u64(std::optional<std::string_view> v, uint64_t fallback) {
-  if (!v || v->size() != 8) return fallback;
-  return codec::get_be64(*v);
 }
 
 }  // namespace
@@ -372,12 +366,6 @@ Status WriteTxn::apply_ref_deltas() {
 
 Status WriteTxn::commit() {
   ROAM_TRY(apply_ref_deltas());
-  if (!(counters_ == store_->counters_)) {
-    ROAM_TRY(txn_.put(dbis_.meta, kMetaNextIno, codec::be64(counters_.next_ino)));
-    ROAM_TRY(txn_.put(dbis_.meta, kMetaNextSeq, codec::be64(counters_.next_seq)));
-    ROAM_TRY(txn_.put(dbis_.meta, kMetaNextBlob, codec::be64(counters_.next_blob)));
-    ROAM_TRY(txn_.put(dbis_.meta, kMetaLastTs, codec::be64(static_cast<uint64_t>(counters_.last_ts))));
-  }
   ROAM_TRY(txn_.commit());
   store_->counters_ = counters_;
   lock_.unlock();
@@ -407,7 +395,6 @@ Status Store::create(const std::string& dir) {
     if (::getrandom(uuid, sizeof uuid, 0) != sizeof uuid) return errno_status("getrandom");
     ROAM_TRY(txn.put(d.meta, kMetaUuid, std::string_view(reinterpret_cast<const char*>(uuid), sizeof uuid)));
     ROAM_TRY(txn.put(d.meta, kMetaCreated, codec::be64(static_cast<uint64_t>(now))));
-    ROAM_TRY(txn.put(d.meta, kMetaLastTs, codec::be64(static_cast<uint64_t>(now))));
     ROAM_TRY(txn.commit());
     ROAM_TRY(env.sync());
   }
@@ -459,17 +446,19 @@ Store::~Store() {
 
 Status Store::load_counters() {
   ROAM_ASSIGN(ReadTxn txn, begin_read());
-  auto get = [&](std::string_view key) -> Result<std::optional<std::string_view>> {
-    return txn.raw().get(dbis_.meta, key);
+  // One past the last key of a table keyed by be64 numbers (1 when empty).
+  auto next_after_last = [&](MDB_dbi dbi) -> Result<uint64_t> {
+    ROAM_ASSIGN(auto cur, lmdb::Cursor::open(txn.raw(), dbi));
+    ROAM_ASSIGN(auto last, cur.seek_last());
+    if (!last) return uint64_t{1};
+    if (last->key.size() != 8) return Status::corrupt("malformed key in a numbered table");
+    return codec::get_be64(last->key) + 1;
   };
-  ROAM_ASSIGN(auto ino, get(kMetaNextIno));
-  ROAM_ASSIGN(auto seq, get(kMetaNextSeq));
-  ROAM_ASSIGN(auto blob, get(kMetaNextBlob));
-  ROAM_ASSIGN(auto ts, get(kMetaLastTs));
-  counters_.next_ino = read_u64(ino, kRootIno + 1);
-  counters_.next_seq = read_u64(seq, 1);
-  counters_.next_blob = read_u64(blob, 1);
-  counters_.last_ts = static_cast<int64_t>(read_u64(ts, 0));
+  ROAM_ASSIGN(uint64_t next_ino, next_after_last(dbis_.inodes));
+  ROAM_ASSIGN(counters_.next_blob, next_after_last(dbis_.blobs));
+  ROAM_ASSIGN(counters_.next_seq, next_after_last(dbis_.oplog));
+  counters_.next_ino = std::max(next_ino, kRootIno + 1);
+  counters_.last_ts = 0;
   ROAM_ASSIGN(auto root, txn.get_inode(kRootIno));
   if (!root || !S_ISDIR(root->mode)) return Status::corrupt("the root directory is missing");
   return Status::ok();

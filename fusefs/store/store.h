@@ -37,15 +37,16 @@
 namespace roam {
 
 struct Dbis {
-  MDB_dbi meta, inodes, dirents, links, xattrs, extents, blobs, oplog, log_ino, log_time;
+  MDB_dbi meta, inodes, dirents, links, xattrs, extents, blobs, oplog, log_ino;
 };
 
-// Counters kept in the meta table, mirrored in memory for the writer.
+// Numbers the writer hands out, derived at open from the last keys of their
+// tables (format.h) and advanced in memory.
 struct Counters {
   uint64_t next_ino = kRootIno + 1;
   uint64_t next_seq = 1;
   uint64_t next_blob = 1;
-  int64_t last_ts = 0;
+  int64_t last_ts = 0;  // 0 until the op log reads its newest record
   bool operator==(const Counters&) const = default;
 };
 
