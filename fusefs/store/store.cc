@@ -367,6 +367,7 @@ Status WriteTxn::apply_ref_deltas() {
 Status WriteTxn::commit() {
   ROAM_TRY(apply_ref_deltas());
   ROAM_TRY(txn_.commit());
+  store_->commits_.fetch_add(1, std::memory_order_release);
   store_->counters_ = counters_;
   lock_.unlock();
   return Status::ok();
@@ -481,8 +482,15 @@ void Store::trim_resident_memory() {
 }
 
 Status Store::sync() {
+  const uint64_t commits = commits_.load(std::memory_order_acquire);
   ROAM_TRY(segments_->sync());
-  return env_.sync();
+  if (commits == synced_commits_.load(std::memory_order_acquire)) return Status::ok();
+  ROAM_TRY(env_.sync());
+  // Another sync may have covered more meanwhile; never move the mark back.
+  uint64_t seen = synced_commits_.load();
+  while (seen < commits && !synced_commits_.compare_exchange_weak(seen, commits)) {
+  }
+  return Status::ok();
 }
 
 }  // namespace roam

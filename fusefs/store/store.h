@@ -19,6 +19,7 @@
 // durable metadata ever names data that is not durable. docs/crash-model.md.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -161,7 +162,9 @@ class Store {
   // Blocks until no other write transaction is open.
   Result<WriteTxn> begin_write();
 
-  // Durability point: segments, then LMDB. See the header comment.
+  // Durability point: segments, then LMDB. See the header comment. Either
+  // flush is skipped when nothing was written to it since the last sync
+  // (fsync of a directory right after fsync of a file costs nothing).
   Status sync();
 
   // Unmaps the LMDB pages this process has touched. They stay in the OS page
@@ -193,6 +196,8 @@ class Store {
   size_t map_len_ = 0;
   std::mutex writer_mu_;
   Counters counters_;  // committed values; guarded by writer_mu_
+  std::atomic<uint64_t> commits_{0};  // LMDB commits so far
+  std::atomic<uint64_t> synced_commits_{0};  // commits_ as of the last completed sync
 };
 
 }  // namespace roam
