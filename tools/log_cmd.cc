@@ -1,4 +1,5 @@
 // roamctl log STORE|MOUNTPOINT [--path P] [--since T] [--until T] [--op KIND] [--json]
+#include <linux/fs.h>  // RENAME_NOREPLACE, RENAME_EXCHANGE
 #include <sys/stat.h>
 
 #include <cstdio>
@@ -57,7 +58,9 @@ std::string details(const OpRecord& r) {
     case OpKind::kRemovexattr:
       return r.name;
     case OpKind::kRename:
-      return r.flags ? "flags " + std::to_string(r.flags) : "";
+      if (r.flags & RENAME_EXCHANGE) return "exchange";
+      if (r.flags & RENAME_NOREPLACE) return "noreplace";
+      return "";
     default:
       return "";
   }

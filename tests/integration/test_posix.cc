@@ -404,7 +404,7 @@ TEST_CASE("rename, RENAME_NOREPLACE and RENAME_EXCHANGE", "[integration]") {
     REQUIRE(read_file(p("new")) == "A");
     REQUIRE(read_file(p("b")) == "B");
     Expect e = by_me("rename", "/a", "/new");
-    e.details_has = "flags 1";
+    e.details_has = "noreplace";
     expect_logged(read_log(fx.mnt()), e);
   }
 
@@ -433,7 +433,7 @@ TEST_CASE("rename, RENAME_NOREPLACE and RENAME_EXCHANGE", "[integration]") {
     CHECK(lstat_of(fx.mnt()).st_nlink == root_links);
     auto log = read_log(fx.mnt());
     Expect e = by_me("rename", "/a", "/b");
-    e.details_has = "flags 2";
+    e.details_has = "exchange";
     expect_logged(log, e);
     expect_logged(log, by_me("rename", "/c", "/d1/sub"));
   }
