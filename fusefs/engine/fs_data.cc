@@ -23,14 +23,11 @@ struct Chunk {
   uint64_t xxh3;
 };
 
-// Reads blob `id` whole into `buf` and verifies its checksum.
-Status read_verified(const StoreTxn& txn, Segments& segments, uint64_t ino, const Extent& e, std::string& buf) {
-  ROAM_ASSIGN(Blob b, txn.blob(e.blob));
-  if (e.blob_offset + static_cast<uint64_t>(e.length) > b.length)
-    return Status::corrupt("extent of inode " + std::to_string(ino) + " overruns blob " + std::to_string(e.blob));
-  buf.resize(b.length);
-  ROAM_TRY(segments.read({b.segment, b.offset}, buf.data(), b.length));
-  if (XXH3_64bits(buf.data(), buf.size()) != b.xxh3) {
+// Reads the whole blob of extent `e` into `dst` (b.length bytes) and verifies
+// its checksum: a blob is the unit that is checksummed.
+Status read_verified(Segments& segments, uint64_t ino, const Extent& e, const Blob& b, char* dst) {
+  ROAM_TRY(segments.read({b.segment, b.offset}, dst, b.length));
+  if (XXH3_64bits(dst, b.length) != b.xxh3) {
     return Status::io("checksum mismatch: inode " + std::to_string(ino) + " file offset " +
                       std::to_string(e.file_offset) + " blob " + std::to_string(e.blob) + " (segment " +
                       std::to_string(b.segment) + " offset " + std::to_string(b.offset) + ")");
@@ -46,21 +43,32 @@ Result<size_t> Fs::read(uint64_t ino, uint64_t offset, size_t size, char* buf) {
   if (S_ISDIR(inode.mode)) return Status::error(EISDIR, "is a directory");
   if (offset >= inode.size) return size_t{0};
   size = static_cast<size_t>(std::min<uint64_t>(size, inode.size - offset));
-  std::memset(buf, 0, size);  // holes read as zeros
+  const uint64_t end = offset + size;
   ROAM_ASSIGN(auto extents, txn.extents_in(ino, offset, size));
-  std::string blob;
-  uint64_t blob_id = 0;
+  std::string scratch;     // a blob only partly needed is read here first
+  uint64_t scratch_id = 0;  // split pieces of one blob are read once
+  uint64_t filled = offset;  // buf holds [offset, filled)
   for (const Extent& e : extents) {
-    if (e.blob != blob_id) {  // split pieces of one blob are read once
-      ROAM_TRY(read_verified(txn, store_.segments(), ino, e, blob));
-      blob_id = e.blob;
-    }
-    uint64_t from = std::max(e.file_offset, offset);
-    uint64_t to = std::min(e.end(), offset + size);
-    if (to > inode.size) to = inode.size;
+    const uint64_t from = std::max(e.file_offset, offset), to = std::min(e.end(), end);
     if (from >= to) continue;
-    std::memcpy(buf + (from - offset), blob.data() + e.blob_offset + (from - e.file_offset), to - from);
+    std::memset(buf + (filled - offset), 0, from - filled);  // a hole reads as zeros
+    ROAM_ASSIGN(Blob b, txn.blob(e.blob));
+    if (e.blob_offset + static_cast<uint64_t>(e.length) > b.length)
+      return Status::corrupt("extent of inode " + std::to_string(ino) + " overruns blob " + std::to_string(e.blob));
+    char* dst = buf + (from - offset);
+    if (e.blob_offset == 0 && e.length == b.length && from == e.file_offset && to == e.end()) {
+      ROAM_TRY(read_verified(store_.segments(), ino, e, b, dst));  // the common case: no copy
+    } else {
+      if (e.blob != scratch_id) {
+        scratch.resize(b.length);
+        ROAM_TRY(read_verified(store_.segments(), ino, e, b, scratch.data()));
+        scratch_id = e.blob;
+      }
+      std::memcpy(dst, scratch.data() + e.blob_offset + (from - e.file_offset), to - from);
+    }
+    filled = to;
   }
+  std::memset(buf + (filled - offset), 0, end - filled);
   return size;
 }
 
