@@ -136,7 +136,7 @@ std::string encode(const OpRecord& r) {
 }
 
 Result<OpRecord> decode_op(uint64_t seq, std::string_view value) {
-  auto corrupt = [seq](const char* what) {
+  auto corrupt = [seq](const std::string& what) {
     return Status::corrupt("op log record " + std::to_string(seq) + ": " + what);
   };
   codec::Reader r(value);
@@ -174,8 +174,9 @@ Result<OpRecord> decode_op(uint64_t seq, std::string_view value) {
         uint64_t ino = f.varint();
         std::optional<Inode> before;
         if (!f.at_end()) {
-          ROAM_ASSIGN(Inode i, decode_inode(ino, f.rest()));
-          before = std::move(i);
+          auto i = decode_inode(ino, f.rest());
+          if (!i) return corrupt("undo payload: " + i.status().message());
+          before = std::move(*i);
         }
         op.inodes_before.emplace_back(ino, std::move(before));
         break;
@@ -185,8 +186,9 @@ Result<OpRecord> decode_op(uint64_t seq, std::string_view value) {
         d.parent = f.varint();
         d.name = std::string(f.bytes());
         if (!f.at_end()) {
-          ROAM_ASSIGN(Dirent e, decode_dirent(f.rest()));
-          d.entry = e;
+          auto e = decode_dirent(f.rest());
+          if (!e) return corrupt("undo payload: " + e.status().message());
+          d.entry = *e;
         }
         op.dirents_before.push_back(std::move(d));
         break;
@@ -204,8 +206,9 @@ Result<OpRecord> decode_op(uint64_t seq, std::string_view value) {
       }
       case kTagExtentBefore: {
         uint64_t file_offset = f.varint();
-        ROAM_ASSIGN(Extent e, decode_extent(file_offset, f.rest()));
-        op.extents_before.push_back(e);
+        auto e = decode_extent(file_offset, f.rest());
+        if (!e) return corrupt("undo payload: " + e.status().message());
+        op.extents_before.push_back(*e);
         break;
       }
       case kTagDataRange: op.has_data_range = true; break;

@@ -14,8 +14,8 @@ constexpr int64_t kNs = 1000000000LL;
 
 Status bad_time(std::string_view text) {
   return Status::invalid("cannot read time '" + std::string(text) +
-                         "'; use ISO 8601 (2026-11-27T10:15:00Z, or local 2026-11-27T10:15:00), "
-                         "@EPOCH seconds (@1764238500.5), or relative -90s, -15m, -2h, -3d");
+                         "'; use ISO 8601 (2026-11-27T10:15:00Z, or local 2026-11-27T10:15:00 or 2026-11-27), "
+                         "@EPOCH seconds (@1764238500.5), relative -90s, -15m, -2h, -3d, or now");
 }
 
 // Parses digits then an optional ".fraction" as a non-negative decimal number
