@@ -15,14 +15,13 @@
 #include <climits>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "fusefs/fuse/housekeeper.h"
 #include "fusefs/fuse/ops.h"
 #include "fusefs/store/store.h"
+#include "fusefs/sys/mountinfo.h"
 
 namespace {
 
@@ -36,13 +35,8 @@ Status check_mountpoint(const std::string& mnt) {
   if (!S_ISDIR(st.st_mode)) return Status::error(ENOTDIR, "mount point " + mnt + " is not a directory");
   char real[PATH_MAX];
   if (!::realpath(mnt.c_str(), real)) return Status::error(errno, "mount point " + mnt + ": " + std::strerror(errno));
-  std::ifstream mountinfo("/proc/self/mountinfo");
-  for (std::string line; std::getline(mountinfo, line);) {
-    std::istringstream fields(line);
-    std::string id, parent, devno, root, point;
-    fields >> id >> parent >> devno >> root >> point;
-    if (point == real) return Status::error(EBUSY, "mount point " + mnt + " is busy: something is already mounted there");
-  }
+  if (roam::mount_at(real))
+    return Status::error(EBUSY, "mount point " + mnt + " is busy: something is already mounted there");
   DIR* d = ::opendir(mnt.c_str());
   if (!d) return Status::error(errno, "mount point " + mnt + ": " + std::strerror(errno));
   bool empty = true;
