@@ -177,6 +177,16 @@ TEST_CASE("roamfs refuses bad mount points", "[integration]") {
     expect_clean_failure(r2, {"busy"});
   }
 
+  SECTION("a busy mount point whose path has a space (escaped in mountinfo)") {
+    REQUIRE(::mkdir((t / "with space").c_str(), 0755) == 0);
+    ProcResult m = run({"mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", t / "with space"});
+    INFO(m.describe());
+    REQUIRE(m.exit_code() == 0);
+    ProcResult r = run({roamfs_bin(), t / "store", t / "with space", "-f"}, 20);
+    run({"umount", "-l", t / "with space"}, 30);
+    expect_clean_failure(r, {"busy"});
+  }
+
   SECTION("a store that another roamfs is serving") {
     MountFixture fx;
     write_file(fx.path("f"), "still here");

@@ -1098,3 +1098,13 @@ TEST_CASE("the log names the process that did each mutation", "[integration]") {
     CHECK((r.get("path").rfind("/d", 0) == 0 || r.get("path2").rfind("/d", 0) == 0));
   }
 }
+
+TEST_CASE("roamctl on a mount point reads the mounted store, even with a file named FORMAT in it", "[integration]") {
+  MountFixture fx;
+  write_file(fx.path("FORMAT"), "a user's file, not a store marker");
+  std::vector<LogRecord> log = read_log(fx.mnt());
+  bool created = false;
+  for (const auto& r : log) created |= r.get("op") == "create" && r.get("path") == "/FORMAT";
+  INFO(log.size() << " records");
+  CHECK(created);
+}
