@@ -11,6 +11,8 @@
 
 #include <catch2/catch.hpp>
 #include <cerrno>
+#include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <string>
@@ -120,6 +122,13 @@ inline LogRecord expect_logged(const std::vector<LogRecord>& log, const Expect& 
                                  << render(near) << "--- whole log:\n"
                                  << all);
   return {};
+}
+
+// A number from the environment (seeds, sizes), or `fallback` when unset.
+inline uint64_t env_u64(const char* name, uint64_t fallback) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return fallback;
+  return std::strtoull(v, nullptr, 0);
 }
 
 }  // namespace roamtest

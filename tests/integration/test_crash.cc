@@ -31,12 +31,6 @@ using namespace roamtest;
 
 namespace {
 
-uint64_t env_u64(const char* name, uint64_t fallback) {
-  const char* v = std::getenv(name);
-  if (!v || !*v) return fallback;
-  return std::strtoull(v, nullptr, 0);
-}
-
 std::string random_bytes(std::mt19937_64& rng, size_t n) {
   std::string s(n, '\0');
   size_t i = 0;

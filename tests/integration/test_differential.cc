@@ -30,12 +30,6 @@ using namespace roamtest;
 
 namespace {
 
-uint64_t env_u64(const char* name, uint64_t fallback) {
-  const char* v = std::getenv(name);
-  if (!v || !*v) return fallback;
-  return std::strtoull(v, nullptr, 0);
-}
-
 enum class Kind {
   kCreate, kWrite, kTruncate, kRename, kLink, kUnlink, kMkdir, kRmdir, kChmod, kChown,
   kSymlink, kSetxattr, kRemovexattr, kFallocate, kRead,
