@@ -48,6 +48,9 @@ class Fs {
   // --- namespace ---
   Result<Inode> lookup(uint64_t parent, std::string_view name);
   Result<Inode> getattr(uint64_t ino);
+  // Several inodes read in one transaction (readdirplus); a missing one is
+  // nullopt (removed since the caller listed it).
+  Result<std::vector<std::optional<Inode>>> getattrs(const std::vector<uint64_t>& inos);
   // Regular files, fifos, sockets and device nodes; `kind` is kCreate or kMknod.
   Result<Inode> mknod(const Caller& c, uint64_t parent, std::string_view name, uint32_t mode, uint64_t rdev,
                       OpKind kind);

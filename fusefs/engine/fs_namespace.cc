@@ -109,6 +109,17 @@ Result<Inode> Fs::getattr(uint64_t ino) {
   return txn.inode(ino);
 }
 
+Result<std::vector<std::optional<Inode>>> Fs::getattrs(const std::vector<uint64_t>& inos) {
+  ROAM_ASSIGN(ReadTxn txn, store_.begin_read());
+  std::vector<std::optional<Inode>> out;
+  out.reserve(inos.size());
+  for (uint64_t ino : inos) {
+    ROAM_ASSIGN(auto inode, txn.get_inode(ino));
+    out.push_back(std::move(inode));
+  }
+  return out;
+}
+
 Result<Inode> Fs::make_node(const Caller& c, uint64_t parent, std::string_view name, uint32_t mode, uint64_t rdev,
                             std::string_view target, OpKind kind) {
   ROAM_TRY(check_name(name));

@@ -41,8 +41,8 @@ class Mutation {
   Result<uint64_t> add_blob(SegmentLocation loc, uint32_t length, uint64_t xxh3) {
     return txn_.add_blob(loc, length, xxh3);
   }
-  // Secondary names of hard-linked inodes (not part of the undo payload: they
-  // are derived from directory entries and inode primary names).
+  // The raw transaction, for changes that are not part of the undo payload:
+  // the `links` table (derived from directory entries and primary names).
   WriteTxn& write_txn() { return txn_; }
 
   OpRecord& record() { return rec_; }

@@ -5,10 +5,12 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <vector>
 
 namespace roam {
@@ -257,14 +259,24 @@ Result<size_t> fill_readdir(fuse_req_t req, fuse_ino_t ino, std::vector<char>& b
     dh.loaded = true;
   }
   const size_t size = buf.size();
+  const size_t first = std::min(static_cast<size_t>(off), dh.entries.size());
+  // At most this many entries fit in the reply (an entry takes over 128 bytes
+  // with its attributes), so readdirplus reads their inodes in one transaction.
+  const size_t last = plus ? std::min(dh.entries.size(), first + size / 128 + 1) : dh.entries.size();
+  std::vector<std::optional<Inode>> inodes;
+  if (plus) {
+    std::vector<uint64_t> inos;
+    for (size_t i = first; i < last; ++i) inos.push_back(dh.entries[i].second.ino);
+    ROAM_ASSIGN(inodes, ctx(req).fs.getattrs(inos));
+  }
   size_t used = 0;
-  for (size_t i = static_cast<size_t>(off); i < dh.entries.size(); ++i) {
+  for (size_t i = first; i < last; ++i) {
     const auto& [name, d] = dh.entries[i];
     size_t n;
     if (plus) {
       fuse_entry_param e{};
       if (name != "." && name != "..") {
-        auto inode = ctx(req).fs.getattr(d.ino);
+        const auto& inode = inodes[i - first];
         if (!inode) continue;  // removed since the snapshot
         e = to_entry(req, *inode);
       } else {  // ino 0: the kernel makes no dentry for these

@@ -7,7 +7,7 @@
 //   segments/NNNNNNNN.seg  append-only data segments; bytes are never overwritten
 //
 // Tables (LMDB named databases):
-//   meta       ascii key -> value        counters and identity (kMeta* below)
+//   meta       ascii key -> value        identity (kMeta* below)
 //   inodes     be64 ino -> Inode          every inode, live or dead (nlink 0)
 //   dirents    be64 parent ++ name -> Dirent
 //   links      be64 ino ++ be64 parent ++ name -> ""   names of an inode beyond

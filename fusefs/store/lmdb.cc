@@ -130,6 +130,5 @@ Result<std::optional<Cursor::Entry>> Cursor::first() { return move({}, MDB_FIRST
 Result<std::optional<Cursor::Entry>> Cursor::next() { return move({}, MDB_NEXT); }
 Result<std::optional<Cursor::Entry>> Cursor::prev() { return move({}, MDB_PREV); }
 
-Status Cursor::del() { return status_from(mdb_cursor_del(cur_, 0), "mdb_cursor_del"); }
 
 }  // namespace roam::lmdb

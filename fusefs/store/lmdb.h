@@ -107,8 +107,6 @@ class Cursor {
   Result<std::optional<Entry>> first();
   Result<std::optional<Entry>> next();
   Result<std::optional<Entry>> prev();
-  // Deletes the entry under the cursor; a following next() yields the entry after it.
-  Status del();
 
  private:
   Result<std::optional<Entry>> move(std::string_view key, MDB_cursor_op op);
