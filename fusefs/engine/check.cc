@@ -86,7 +86,8 @@ Status check_extents(Walk& w) {
 Status count_undo_refs(Walk& w) {
   return oplog::scan(w.txn, {}, [&](const OpRecord& r) {
     ++w.report.log_records;
-    for (const Extent& x : r.extents_before) ++w.blob_refs[x.blob];
+    for (const DataBefore& d : r.data_before)
+      for (const Extent& x : d.extents) ++w.blob_refs[x.blob];
     return true;
   });
 }

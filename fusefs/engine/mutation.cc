@@ -81,18 +81,23 @@ Status Mutation::del_xattr(uint64_t ino, std::string_view name) {
 }
 
 Status Mutation::remap(uint64_t ino, uint64_t offset, uint64_t length, const std::optional<Extent>& replacement) {
-  if (rec_.has_data_range) {
-    // Several chunks of one write: they must form one contiguous range.
-    if (offset != rec_.offset + rec_.length || ino != rec_.ino)
-      return Status::invalid("a mutation remaps one contiguous range");
-    rec_.length += length;
+  auto& ranges = rec_.data_before;
+  if (!ranges.empty() && ranges.back().ino == ino && ranges.back().offset + ranges.back().length == offset) {
+    ranges.back().length += length;  // the next chunk of one write
   } else {
-    rec_.has_data_range = true;
-    if (rec_.ino == 0) rec_.ino = ino;
-    rec_.offset = offset;
-    rec_.length = length;
+    // A second remap of bytes already remapped would record a before-image
+    // that is not the state before the operation.
+    for (const DataBefore& d : ranges)
+      if (d.ino == ino && offset < d.offset + d.length && d.offset < offset + length)
+        return Status::invalid("a mutation remaps each byte at most once");
+    ranges.push_back({ino, offset, length, {}});
   }
-  return txn_.remap(ino, offset, length, replacement, rec_.extents_before);
+  if (rec_.ino == 0) rec_.ino = ino;
+  if (ranges.size() == 1) {  // the arguments describe the operation's (first) range
+    rec_.offset = ranges.front().offset;
+    rec_.length = ranges.front().length;
+  }
+  return txn_.remap(ino, offset, length, replacement, ranges.back().extents);
 }
 
 Result<OpRecord> Mutation::commit() {

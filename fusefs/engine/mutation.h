@@ -36,7 +36,8 @@ class Mutation {
   Status set_xattr(uint64_t ino, std::string_view name, std::string_view value);
   Status del_xattr(uint64_t ino, std::string_view name);
   // Remaps data of `ino` (see WriteTxn::remap); the replaced pieces become the
-  // record's extents_before. One data range per mutation.
+  // record's data_before. Contiguous calls extend one range; a byte may be
+  // remapped once per mutation (EINVAL otherwise).
   Status remap(uint64_t ino, uint64_t offset, uint64_t length, const std::optional<Extent>& replacement);
   Result<uint64_t> add_blob(SegmentLocation loc, uint32_t length, uint64_t xxh3) {
     return txn_.add_blob(loc, length, xxh3);

@@ -63,7 +63,12 @@ Status append(WriteTxn& txn, OpRecord& rec) {
   const Dbis& d = txn.dbis();
   ROAM_TRY(txn.raw().put(d.oplog, codec::be64(rec.seq), encode(rec), MDB_APPEND));
   std::vector<uint64_t> inos{rec.ino, rec.ino2};
+  // Every inode whose state the record holds a before-image of, so that the
+  // state of any key at a past seq is found through its inode's index.
   for (const auto& [ino, before] : rec.inodes_before) inos.push_back(ino);
+  for (const auto& d : rec.dirents_before) inos.push_back(d.parent);
+  for (const auto& x : rec.xattrs_before) inos.push_back(x.ino);
+  for (const auto& d : rec.data_before) inos.push_back(d.ino);
   std::sort(inos.begin(), inos.end());
   inos.erase(std::unique(inos.begin(), inos.end()), inos.end());
   for (uint64_t ino : inos) {

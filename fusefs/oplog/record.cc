@@ -35,8 +35,9 @@ enum Tag : uint8_t {
   kTagInodeBefore = 16,
   kTagDirentBefore = 17,
   kTagXattrBefore = 18,
-  kTagExtentBefore = 19,
-  kTagDataRange = 20,
+  kTagDataBefore = 21,  // (19 and 20 held a single range in early stores: read, never written)
+  kTagExtentBeforeOld = 19,
+  kTagDataRangeOld = 20,
 };
 
 constexpr std::array<std::string_view, 15> kKindNames = {
@@ -125,13 +126,17 @@ std::string encode(const OpRecord& r) {
     }
     field(out, kTagXattrBefore, p);
   }
-  for (const auto& e : r.extents_before) {
+  for (const auto& d : r.data_before) {
     std::string p;
-    put_varint(p, e.file_offset);
-    p.append(encode_extent_value(e));
-    field(out, kTagExtentBefore, p);
+    put_varint(p, d.ino);
+    put_varint(p, d.offset);
+    put_varint(p, d.length);
+    for (const auto& e : d.extents) {
+      put_varint(p, e.file_offset);
+      put_bytes(p, encode_extent_value(e));
+    }
+    field(out, kTagDataBefore, p);
   }
-  if (r.has_data_range) field(out, kTagDataRange, {});
   return out;
 }
 
@@ -143,6 +148,8 @@ Result<OpRecord> decode_op(uint64_t seq, std::string_view value) {
   if (r.byte() != kRecordV1) return corrupt("unknown record version");
   OpRecord op;
   op.seq = seq;
+  std::vector<Extent> old_extents;  // the early single-range form
+  bool old_range = false;
   uint8_t kind = r.byte();
   if (kind == 0 || kind > static_cast<uint8_t>(kLastOpKind)) return corrupt("unknown operation kind");
   op.kind = static_cast<OpKind>(kind);
@@ -204,19 +211,34 @@ Result<OpRecord> decode_op(uint64_t seq, std::string_view value) {
         op.xattrs_before.push_back(std::move(x));
         break;
       }
-      case kTagExtentBefore: {
+      case kTagDataBefore: {
+        DataBefore d;
+        d.ino = f.varint();
+        d.offset = f.varint();
+        d.length = f.varint();
+        while (f.ok() && !f.at_end()) {
+          uint64_t file_offset = f.varint();
+          auto e = decode_extent(file_offset, f.bytes());
+          if (!e) return corrupt("undo payload: " + e.status().message());
+          d.extents.push_back(*e);
+        }
+        op.data_before.push_back(std::move(d));
+        break;
+      }
+      case kTagExtentBeforeOld: {
         uint64_t file_offset = f.varint();
         auto e = decode_extent(file_offset, f.rest());
         if (!e) return corrupt("undo payload: " + e.status().message());
-        op.extents_before.push_back(*e);
+        old_extents.push_back(*e);
         break;
       }
-      case kTagDataRange: op.has_data_range = true; break;
+      case kTagDataRangeOld: old_range = true; break;
       default: break;  // a field from a newer writer: skip it
     }
     if (!f.ok()) return corrupt("malformed field");
   }
   if (!r.ok()) return corrupt("truncated");
+  if (old_range) op.data_before.push_back({op.ino, op.offset, op.length, std::move(old_extents)});
   return op;
 }
 

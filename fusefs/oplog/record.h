@@ -4,10 +4,10 @@
 //
 // Undo by before-images: to undo an operation, put back each inode record in
 // `inodes_before` (deleting those that did not exist), each directory entry in
-// `dirents_before`, each xattr in `xattrs_before`, and for data, remove the
-// extents in [offset, offset+length) and put back `extents_before`. Data is held
-// by reference: each extent in `extents_before` owns one blob reference until
-// retention drops the record.
+// `dirents_before`, each xattr in `xattrs_before`, and for each data range in
+// `data_before`, remove the extents in the range and put back its extents.
+// Data is held by reference: each extent in `data_before` owns one blob
+// reference until retention drops the record.
 #pragma once
 
 #include <cstdint>
@@ -73,6 +73,17 @@ struct XattrBefore {
   std::optional<std::string> value;  // nullopt: the attribute did not exist
 };
 
+// The extents that mapped [offset, offset+length) of `ino` before the
+// operation remapped that range (holes are absent). The ranges of one record
+// never overlap.
+struct DataBefore {
+  uint64_t ino = 0;
+  uint64_t offset = 0;
+  uint64_t length = 0;
+  std::vector<Extent> extents;
+  bool operator==(const DataBefore&) const = default;
+};
+
 struct OpRecord {
   uint64_t seq = 0;
   int64_t ts_ns = 0;
@@ -100,8 +111,7 @@ struct OpRecord {
   std::vector<std::pair<uint64_t, std::optional<Inode>>> inodes_before;
   std::vector<DirentBefore> dirents_before;
   std::vector<XattrBefore> xattrs_before;
-  std::vector<Extent> extents_before;  // of `ino`, for the range [offset, offset+length)
-  bool has_data_range = false;         // whether [offset, offset+length) was remapped
+  std::vector<DataBefore> data_before;  // one range for write/truncate/fallocate; many for restore
 };
 
 std::string encode(const OpRecord& r);

@@ -813,7 +813,7 @@ TEST_CASE("every mutating call logs exactly one record", "[fs][oplog]") {
     must(e.fs->write(c, f.ino, 3, std::string(300000, 'w')));
   });
   CHECK(wr.ino == f.ino);
-  CHECK(wr.has_data_range);
+  CHECK(wr.data_before.size() == 1);
   CHECK(wr.offset == 3);
   CHECK(wr.length == 300000);  // three blob-sized chunks, one record
   CHECK(wr.size == 300003);
@@ -824,7 +824,7 @@ TEST_CASE("every mutating call logs exactly one record", "[fs][oplog]") {
     must(e.fs->setattr(c, f.ino, a));
   });
   CHECK(tr.size == 1000);
-  CHECK(tr.has_data_range);
+  CHECK(tr.data_before.size() == 1);
   CHECK(tr.offset == 1000);
   CHECK(tr.length == 299003);
   logged(OpKind::kSetattr, "/d", "", [&](const Caller& c) {
@@ -946,17 +946,18 @@ TEST_CASE("records carry the undo payload", "[fs][oplog]") {
     Inode f = e.create(d.ino, "f");
     e.write(f.ino, 0, std::string(1000, 'a'));
     const OpRecord& first = e.last();
-    CHECK(first.has_data_range);
-    CHECK(first.extents_before.empty());  // nothing was there
+    REQUIRE(first.data_before.size() == 1);
+    CHECK(first.data_before[0].extents.empty());  // nothing was there
     CHECK(inode_before(first, f.ino)->size == 0);
 
     e.write(f.ino, 500, std::string(100, 'b'));
     const OpRecord& r = e.last();
-    CHECK(r.has_data_range);
+    REQUIRE(r.data_before.size() == 1);
+    CHECK(r.data_before[0].ino == f.ino);
     CHECK(r.offset == 500);
     CHECK(r.length == 100);
-    REQUIRE(r.extents_before.size() == 1);
-    const Extent& old = r.extents_before[0];
+    REQUIRE(r.data_before[0].extents.size() == 1);
+    const Extent& old = r.data_before[0].extents[0];
     CHECK(old.file_offset == 500);
     CHECK(old.blob_offset == 500);
     CHECK(old.length == 100);
@@ -972,10 +973,12 @@ TEST_CASE("records carry the undo payload", "[fs][oplog]") {
     e.write(f.ino, 0, std::string(1000, 'a'));
     e.truncate(f.ino, 10);
     const OpRecord& r = e.last();
-    REQUIRE(r.extents_before.size() == 1);
-    CHECK(r.extents_before[0].file_offset == 10);
-    CHECK(r.extents_before[0].blob_offset == 10);
-    CHECK(r.extents_before[0].length == 990);
+    REQUIRE(r.data_before.size() == 1);
+    const auto& cut = r.data_before[0].extents;
+    REQUIRE(cut.size() == 1);
+    CHECK(cut[0].file_offset == 10);
+    CHECK(cut[0].blob_offset == 10);
+    CHECK(cut[0].length == 990);
     CHECK(inode_before(r, f.ino)->size == 1000);
   }
   SECTION("xattrs: old values, or their absence") {

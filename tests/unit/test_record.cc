@@ -64,9 +64,8 @@ OpRecord full_record() {
   r.xattrs_before.push_back({17, "user.x", std::string("v\0v", 3)});
   r.xattrs_before.push_back({17, "user.empty", std::string()});  // present but empty
   r.xattrs_before.push_back({17, "user.absent", std::nullopt});
-  r.extents_before.push_back({5ull << 30, 7, 0, 131072});
-  r.extents_before.push_back({(5ull << 30) + 131072, 8, 100, 1});
-  r.has_data_range = true;
+  r.data_before.push_back({17, 5ull << 30, 131073, {{5ull << 30, 7, 0, 131072}, {(5ull << 30) + 131072, 8, 100, 1}}});
+  r.data_before.push_back({18, 0, 4096, {}});  // a hole
   return r;
 }
 
@@ -115,8 +114,7 @@ void check_same(const OpRecord& a, const OpRecord& b) {
     CHECK(a.xattrs_before[i].name == b.xattrs_before[i].name);
     CHECK(a.xattrs_before[i].value == b.xattrs_before[i].value);
   }
-  CHECK(a.extents_before == b.extents_before);
-  CHECK(a.has_data_range == b.has_data_range);
+  CHECK(a.data_before == b.data_before);
 }
 
 // Offsets in an encoded record where a field (tag) starts, plus the end.
@@ -208,9 +206,12 @@ TEST_CASE("random records round trip", "[oplog]") {
       if (rng() % 2) x.value = random_bytes(rng, rng() % 10);
       r.xattrs_before.push_back(x);
     }
-    for (uint64_t i = rng() % 4; i > 0; --i)
-      r.extents_before.push_back({rng(), rng(), static_cast<uint32_t>(rng()), static_cast<uint32_t>(rng() % 1000) + 1});
-    r.has_data_range = rng() % 2;
+    for (uint64_t i = rng() % 3; i > 0; --i) {
+      DataBefore d{rng(), rng(), rng(), {}};
+      for (uint64_t j = rng() % 4; j > 0; --j)
+        d.extents.push_back({rng(), rng(), static_cast<uint32_t>(rng()), static_cast<uint32_t>(rng() % 1000) + 1});
+      r.data_before.push_back(d);
+    }
     ExactBuffer buf(encode(r));
     auto d = decode_op(r.seq, buf.view());
     REQUIRE(d.is_ok());
@@ -236,7 +237,7 @@ TEST_CASE("unknown tags from a newer writer are skipped", "[oplog]") {
   };
   // Unknown fields before, in the middle of and after the known ones, with
   // payloads that would be malformed if they were parsed as known fields.
-  std::string v = header + unknown(200, "\xff\xff\xff") + unknown(21, "") + full.substr(header.size()) +
+  std::string v = header + unknown(200, "\xff\xff\xff") + unknown(99, "") + full.substr(header.size()) +
                   unknown(255, std::string(300, '\x80'));
   auto d = decode_op(r.seq, v);
   INFO(roam::testing::describe(d.status()));
