@@ -5,6 +5,7 @@
 
 #include "fusefs/engine/fs.h"
 #include "fusefs/engine/mutation.h"
+#include "fusefs/engine/names.h"
 
 namespace roam {
 
@@ -33,46 +34,6 @@ Result<std::string> child_path(const StoreTxn& txn, uint64_t parent, std::string
 }
 
 void touch(Inode& inode, Timespec now) { inode.mtime = inode.ctime = now; }
-
-// Gives `inode` one more name. The first name of an inode is its primary name
-// (kept in the inode record); further names of hard links go to `links`.
-Status add_name(Mutation& m, Inode& inode, uint64_t parent, std::string_view name) {
-  if (inode.parent == 0 || inode.nlink == 0) {
-    inode.parent = parent;
-    inode.name = std::string(name);
-  } else {
-    ROAM_TRY(m.write_txn().put_link(inode.ino, parent, name));
-  }
-  ++inode.nlink;
-  return Status::ok();
-}
-
-// Takes one name away from a non-directory `inode`. When the primary name goes
-// and others remain, one of them becomes primary. An inode left with no name is
-// dead but kept (open handles and the op log still refer to it).
-Status drop_name(Mutation& m, Inode& inode, uint64_t parent, std::string_view name) {
-  if (inode.nlink > 0) --inode.nlink;
-  if (inode.parent != parent || inode.name != name) return m.write_txn().del_link(inode.ino, parent, name);
-  ROAM_ASSIGN(auto other, m.txn().any_link(inode.ino));
-  if (other) {
-    ROAM_TRY(m.write_txn().del_link(inode.ino, other->first, other->second));
-    inode.parent = other->first;
-    inode.name = other->second;
-  }
-  return Status::ok();
-}
-
-// Moves one name of `inode` from (parent, name) to (new_parent, new_name).
-Status move_name(Mutation& m, Inode& inode, uint64_t parent, std::string_view name, uint64_t new_parent,
-                 std::string_view new_name) {
-  if (inode.parent == parent && inode.name == name) {
-    inode.parent = new_parent;
-    inode.name = std::string(new_name);
-    return Status::ok();
-  }
-  ROAM_TRY(m.write_txn().del_link(inode.ino, parent, name));
-  return m.write_txn().put_link(inode.ino, new_parent, new_name);
-}
 
 // EINVAL when `dir` is `ancestor` or lies below it (a directory moved into itself).
 Status check_not_below(const StoreTxn& txn, uint64_t dir, uint64_t ancestor) {

@@ -60,6 +60,13 @@ class ExactBuffer {
   std::unique_ptr<char[]> p_;
 };
 
+// The seed named by environment variable `var`, or a fresh random one (so
+// every run explores new cases; a failure prints the seed to rerun with).
+inline uint64_t env_seed(const char* var) {
+  if (const char* v = std::getenv(var)) return std::strtoull(v, nullptr, 10);
+  return std::random_device{}();
+}
+
 inline std::string random_bytes(std::mt19937_64& rng, size_t n) {
   std::string s(n, '\0');
   for (auto& c : s) c = static_cast<char>(rng() & 0xff);

@@ -1,0 +1,57 @@
+// The read phase of a restore (restore.h): the past tree to bring back, the
+// live tree it replaces, and which inodes can be restored in place. Built
+// entirely before the first write, because the PastView reads the current
+// state through the same transaction.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "fusefs/history/past_view.h"
+#include "fusefs/history/restore.h"
+
+namespace roam {
+
+// One inode of the tree as it was.
+struct PastNode {
+  Inode inode;  // as at the past seq
+  std::map<std::string, std::string> xattrs;
+  std::vector<Extent> extents;                          // regular files
+  std::vector<std::pair<std::string, uint64_t>> children;  // directories: name -> past ino
+  std::string rel;  // path relative to the restored root ("" for the root), first name
+  // Its names inside the restored tree: (past ino of the directory, name),
+  // first name first; the restored root has one, {0, ""}.
+  std::vector<std::pair<uint64_t, std::string>> names;
+  uint32_t subdirs = 0;  // directories: child directories
+};
+
+// One inode of the tree as it is now.
+struct LiveNode {
+  Inode inode;
+  std::vector<std::pair<uint64_t, std::string>> names;  // its names inside the tree
+  std::vector<std::pair<std::string, Dirent>> entries;  // directories
+  std::string rel;
+};
+
+struct RestorePlan {
+  uint64_t past_root = 0;
+  std::vector<uint64_t> past_order;  // past inodes, parents before children
+  std::map<uint64_t, PastNode> past;
+  std::map<uint64_t, LiveNode> live;  // the tree now at the path (empty for --to)
+  // Where the restored root goes: entry `name` of live directory `parent`
+  // (parent 0: the restored root is the disk's root).
+  uint64_t parent = 0;
+  std::string name;
+  std::string target_path;  // disk path of the restored root
+  std::optional<Dirent> target_now;  // what that entry is now
+  // Past inodes restored under their own number (all others become copies).
+  std::set<uint64_t> in_place;
+};
+
+Result<RestorePlan> plan_restore(const StoreTxn& txn, PastView& past, const RestoreRequest& req);
+
+}  // namespace roam
