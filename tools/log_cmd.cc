@@ -57,6 +57,8 @@ std::string details(const OpRecord& r) {
       return r.name + " (" + std::to_string(r.length) + " bytes)";
     case OpKind::kRemovexattr:
       return r.name;
+    case OpKind::kRestore:
+      return "to " + r.name;
     case OpKind::kRename:
       if (r.flags & RENAME_EXCHANGE) return "exchange";
       if (r.flags & RENAME_NOREPLACE) return "noreplace";

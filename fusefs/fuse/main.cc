@@ -18,6 +18,8 @@
 #include <string>
 #include <vector>
 
+#include "fusefs/control/server.h"
+#include "fusefs/fuse/control_handler.h"
 #include "fusefs/fuse/housekeeper.h"
 #include "fusefs/fuse/ops.h"
 #include "fusefs/store/store.h"
@@ -69,6 +71,18 @@ class StartupPipe {
   int fd_;
 };
 
+// The control socket (restore on a mounted disk), served until unmount.
+roam::Result<std::unique_ptr<roam::control::Server>> start_control(roam::Store& store, fuse_session* se) {
+  std::string name;
+  {
+    ROAM_ASSIGN(roam::ReadTxn txn, store.begin_read());
+    ROAM_ASSIGN(name, roam::control::socket_name(txn));
+  }
+  return roam::control::Server::start(name, [&store, se](const roam::control::Request& req, const ucred& caller) {
+    return roam::handle_control(store, se, req, caller);
+  });
+}
+
 int serve(const Args& args, StartupPipe& startup) {
   auto fail = [&](const Status& s) {
     std::fprintf(stderr, "roamfs: %s\n", s.message().c_str());
@@ -81,7 +95,10 @@ int serve(const Args& args, StartupPipe& startup) {
   roam::Fs fs(**store);
   roam::FuseContext context{fs, {}, {}};
 
-  std::string opts = "fsname=roamfs:" + args.store + ",subtype=roamfs,default_permissions";
+  // The absolute path, so that roamctl can find the store from the mount table.
+  char real_store[PATH_MAX];
+  if (!::realpath(args.store.c_str(), real_store)) return fail(Status::error(errno, "store " + args.store + ": " + std::strerror(errno)));
+  std::string opts = "fsname=roamfs:" + std::string(real_store) + ",subtype=roamfs,default_permissions";
   if (::geteuid() == 0) opts += ",allow_other";
   if (!args.options.empty()) opts += "," + args.options;
   std::vector<std::string> argv_s = {"roamfs", "-o", opts};
@@ -101,6 +118,13 @@ int serve(const Args& args, StartupPipe& startup) {
     fuse_session_destroy(se);
     return fail(Status::io("cannot mount on " + args.mountpoint + " (is /dev/fuse available?)"));
   }
+  auto control = start_control(**store, se);
+  if (!control) {
+    fuse_session_unmount(se);
+    fuse_remove_signal_handlers(se);
+    fuse_session_destroy(se);
+    return fail(control.status());
+  }
   roam::Housekeeper housekeeper(**store, {});
   startup.ready();
   if (!args.foreground) {
@@ -118,6 +142,7 @@ int serve(const Args& args, StartupPipe& startup) {
     rc = fuse_session_loop_mt(se, cfg);
     fuse_loop_cfg_destroy(cfg);
   }
+  control->reset();  // no more restores: the session is going away
   fuse_session_unmount(se);
   fuse_remove_signal_handlers(se);
   fuse_session_destroy(se);

@@ -84,7 +84,16 @@ Result<std::optional<OpRecord>> get(const StoreTxn& txn, uint64_t seq) {
   return std::optional<OpRecord>{std::move(rec)};
 }
 
-// The first seq whose record is at or after `since_ns` (or past the end).
+Result<std::optional<std::pair<uint64_t, uint64_t>>> seq_bounds(const StoreTxn& txn) {
+  ROAM_ASSIGN(auto cur, lmdb::Cursor::open(txn.raw(), txn.dbis().oplog));
+  ROAM_ASSIGN(auto first, cur.first());
+  if (!first) return std::optional<std::pair<uint64_t, uint64_t>>{};
+  const uint64_t oldest = codec::get_be64(first->key);
+  ROAM_ASSIGN(auto last, cur.seek_last());
+  if (!last) return Status::corrupt("op log has a first record but no last");
+  return std::optional<std::pair<uint64_t, uint64_t>>{{oldest, codec::get_be64(last->key)}};
+}
+
 Result<uint64_t> first_seq_at(const StoreTxn& txn, int64_t since_ns) {
   ROAM_ASSIGN(auto cur, lmdb::Cursor::open(txn.raw(), txn.dbis().oplog));
   ROAM_ASSIGN(auto first, cur.first());

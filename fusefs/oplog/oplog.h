@@ -40,6 +40,13 @@ Status scan(const StoreTxn& txn, const Filter& filter, const std::function<bool(
 
 Result<std::optional<OpRecord>> get(const StoreTxn& txn, uint64_t seq);
 
+// The first seq whose record is at or after `ts_ns` (one past the newest when
+// none is; 1 for an empty log). A binary search over seq.
+Result<uint64_t> first_seq_at(const StoreTxn& txn, int64_t ts_ns);
+
+// The oldest and newest seq in the log; nullopt when it is empty.
+Result<std::optional<std::pair<uint64_t, uint64_t>>> seq_bounds(const StoreTxn& txn);
+
 // True when `path` equals `prefix` or lies below it ("/a" covers "/a/b", not "/ab").
 bool path_within(std::string_view path, std::string_view prefix);
 

@@ -1,0 +1,19 @@
+// Runs a control request against a store: the one code path for a restore,
+// whether roamfs serves it for a mounted disk or roamctl runs it on an
+// unmounted store. Kernel cache invalidation is the mounted caller's part.
+#pragma once
+
+#include "fusefs/control/protocol.h"
+#include "fusefs/history/restore.h"
+
+namespace roam::control {
+
+struct Executed {
+  Reply reply;           // what to tell the client (err set on failure)
+  RestoreResult result;  // what changed, for cache invalidation
+};
+
+// Never fails as a Result: every error becomes reply.err and reply.message.
+Executed execute(Store& store, const Caller& caller, const Request& req);
+
+}  // namespace roam::control

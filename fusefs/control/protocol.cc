@@ -1,0 +1,186 @@
+#include "fusefs/control/protocol.h"
+
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "fusefs/store/codec.h"
+
+namespace roam::control {
+
+using codec::put_bytes;
+using codec::put_svarint;
+using codec::put_varint;
+
+namespace {
+
+Status errno_status(const std::string& what) { return Status::error(errno, what + ": " + std::strerror(errno)); }
+
+Result<sockaddr_un> abstract_address(const std::string& name, socklen_t& len) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (name.size() + 1 > sizeof addr.sun_path) return Status::invalid("control socket name too long");
+  std::memcpy(addr.sun_path + 1, name.data(), name.size());  // leading NUL: abstract namespace
+  len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
+  return addr;
+}
+
+}  // namespace
+
+std::string encode(const Request& req) {
+  std::string out{static_cast<char>(kVersion)};
+  std::visit(
+      [&out](const RestoreCall& r) {
+        out.push_back(static_cast<char>(Kind::kRestore));
+        put_bytes(out, r.path);
+        out.push_back(r.at_ns ? 1 : 2);
+        if (r.at_ns) put_svarint(out, *r.at_ns);
+        else put_varint(out, r.before_op.value_or(0));
+        out.push_back(r.to ? 1 : 0);
+        if (r.to) put_bytes(out, *r.to);
+        out.push_back(r.dry_run ? 1 : 0);
+      },
+      req);
+  return out;
+}
+
+Result<Request> decode_request(std::string_view bytes) {
+  codec::Reader r(bytes);
+  if (r.byte() != kVersion) return Status::invalid("unknown control protocol version");
+  if (r.byte() != static_cast<uint8_t>(Kind::kRestore)) return Status::invalid("unknown control request");
+  RestoreCall c;
+  c.path = std::string(r.bytes());
+  const uint8_t by = r.byte();
+  if (by == 1) c.at_ns = r.svarint();
+  else if (by == 2) c.before_op = r.varint();
+  else return Status::invalid("malformed restore request: no moment");
+  const uint8_t has_to = r.byte();
+  if (has_to > 1) return Status::invalid("malformed restore request");
+  if (has_to) c.to = std::string(r.bytes());
+  const uint8_t dry = r.byte();
+  if (!r.ok() || !r.at_end() || dry > 1) return Status::invalid("malformed restore request");
+  c.dry_run = dry == 1;
+  return Request{std::move(c)};
+}
+
+std::string encode(const Reply& rep) {
+  std::string out{static_cast<char>(kVersion)};
+  put_varint(out, static_cast<uint64_t>(rep.err));
+  put_bytes(out, rep.message);
+  put_bytes(out, rep.moment);
+  put_varint(out, rep.seq);
+  put_varint(out, rep.changes.size());
+  for (const auto& c : rep.changes) {
+    out.push_back(static_cast<char>(c.kind));
+    put_bytes(out, c.path);
+    put_bytes(out, c.what);
+  }
+  return out;
+}
+
+Result<Reply> decode_reply(std::string_view bytes) {
+  codec::Reader r(bytes);
+  if (r.byte() != kVersion) return Status::invalid("unknown control protocol version in reply");
+  Reply rep;
+  rep.err = static_cast<int>(r.varint());
+  rep.message = std::string(r.bytes());
+  rep.moment = std::string(r.bytes());
+  rep.seq = r.varint();
+  const uint64_t n = r.varint();
+  for (uint64_t i = 0; i < n && r.ok(); ++i) {
+    const char kind = static_cast<char>(r.byte());
+    if (kind != '+' && kind != '-' && kind != '~') return Status::invalid("malformed reply");
+    RestoreChange c{static_cast<RestoreChange::Kind>(kind), std::string(r.bytes()), std::string(r.bytes())};
+    rep.changes.push_back(std::move(c));
+  }
+  if (!r.ok() || !r.at_end()) return Status::invalid("malformed reply from roamfs");
+  return rep;
+}
+
+Result<std::string> socket_name(const StoreTxn& txn) {
+  ROAM_ASSIGN(auto uuid, txn.raw().get(txn.dbis().meta, kMetaUuid));
+  if (!uuid || uuid->empty()) return Status::corrupt("meta table has no uuid");
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string name = "roamfs-";
+  for (unsigned char c : *uuid) name += kHex[c >> 4], name += kHex[c & 15];
+  return name;
+}
+
+Status send_frame(int fd, std::string_view payload) {
+  std::string buf;
+  codec::put_be64(buf, payload.size());
+  buf.erase(0, 4);  // the low 4 bytes: a 32-bit big-endian length
+  buf.append(payload);
+  size_t done = 0;
+  while (done < buf.size()) {
+    ssize_t n = ::send(fd, buf.data() + done, buf.size() - done, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errno_status("control socket send");
+    done += static_cast<size_t>(n);
+  }
+  return Status::ok();
+}
+
+namespace {
+Status recv_all(int fd, char* p, size_t len) {
+  while (len > 0) {
+    ssize_t n = ::recv(fd, p, len, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errno_status("control socket receive");
+    if (n == 0) return Status::error(EPIPE, "the other side closed the control connection");
+    p += n;
+    len -= static_cast<size_t>(n);
+  }
+  return Status::ok();
+}
+}  // namespace
+
+Result<std::string> recv_frame(int fd, uint32_t max) {
+  unsigned char hdr[4];
+  ROAM_TRY(recv_all(fd, reinterpret_cast<char*>(hdr), 4));
+  const uint32_t len = (uint32_t{hdr[0]} << 24) | (uint32_t{hdr[1]} << 16) | (uint32_t{hdr[2]} << 8) | hdr[3];
+  if (len > max) return Status::error(EMSGSIZE, "control message of " + std::to_string(len) + " bytes is too large");
+  std::string payload(len, '\0');
+  ROAM_TRY(recv_all(fd, payload.data(), len));
+  return payload;
+}
+
+Result<Reply> call(const std::string& socket_name, const Request& req) {
+  socklen_t len = 0;
+  ROAM_ASSIGN(sockaddr_un addr, abstract_address(socket_name, len));
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return errno_status("control socket");
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), len) < 0) {
+    if (errno == ECONNREFUSED || errno == ENOENT)
+      return Status::error(ECONNREFUSED, "the roamfs serving this disk does not answer on its control socket");
+    return errno_status("connecting to roamfs");
+  }
+  ROAM_TRY(send_frame(fd, encode(req)));
+  ROAM_ASSIGN(std::string bytes, recv_frame(fd, kMaxReply));
+  return decode_reply(bytes);
+}
+
+}  // namespace roam::control
+
+namespace roam::control {
+
+Result<int> listen_on(const std::string& name) {
+  socklen_t len = 0;
+  ROAM_ASSIGN(sockaddr_un addr, abstract_address(name, len));
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return errno_status("control socket");
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), len) < 0 || ::listen(fd, 16) < 0) {
+    Status s = errno_status("control socket " + name);
+    ::close(fd);
+    return s;
+  }
+  return fd;
+}
+
+}  // namespace roam::control

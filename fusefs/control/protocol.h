@@ -1,0 +1,73 @@
+// The control protocol between roamctl and a running roamfs: what a request
+// and a reply are, and how they travel. docs/control-protocol.md is the prose
+// version; keep the two together.
+//
+// Transport: a Unix stream socket in the abstract namespace, named
+// "roamfs-<store uuid in hex>" (no file to clean up, no path length limit; it
+// is visible only inside the storage node's network namespace). roamfs
+// accepts a connection only from root or its own uid (SO_PEERCRED). One
+// request and one reply per connection.
+//
+// Framing: each message is a 4-byte big-endian length, then that many bytes.
+// Message: byte version (1), byte kind, then the kind's fields, encoded with
+// the store's codec (varints, length-prefixed bytes). Anything malformed gets
+// an error reply (EINVAL) and changes nothing.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "fusefs/history/restore.h"
+#include "fusefs/store/status.h"
+
+namespace roam::control {
+
+inline constexpr uint8_t kVersion = 1;
+inline constexpr uint32_t kMaxRequest = 64 * 1024;
+inline constexpr uint32_t kMaxReply = 256u << 20;
+
+enum class Kind : uint8_t { kRestore = 1 };
+
+struct RestoreCall {
+  std::string path;
+  std::optional<int64_t> at_ns;        // exactly one of at_ns and before_op
+  std::optional<uint64_t> before_op;
+  std::optional<std::string> to;
+  bool dry_run = false;
+  bool operator==(const RestoreCall&) const = default;
+};
+
+using Request = std::variant<RestoreCall>;
+
+struct Reply {
+  int err = 0;             // 0: done; else errno
+  std::string message;     // the error, one sentence
+  std::string moment;      // the moment restored to, as named
+  uint64_t seq = 0;        // the logged restore; 0 for a dry run or no change
+  std::vector<RestoreChange> changes;
+};
+
+std::string encode(const Request& r);
+Result<Request> decode_request(std::string_view bytes);
+std::string encode(const Reply& r);
+Result<Reply> decode_reply(std::string_view bytes);
+
+// The socket name for a store, from its uuid (meta table).
+Result<std::string> socket_name(const StoreTxn& txn);
+
+// One framed message over a connected socket. recv fails with EMSGSIZE when
+// the length exceeds `max`, and EPIPE when the peer closed first.
+Status send_frame(int fd, std::string_view payload);
+Result<std::string> recv_frame(int fd, uint32_t max);
+
+// A listening socket bound to `name` (close-on-exec, non-blocking accept).
+// EADDRINUSE when another process serves that name.
+Result<int> listen_on(const std::string& name);
+
+// Connects to the roamfs serving the store, sends `req` and waits for the reply.
+Result<Reply> call(const std::string& socket, const Request& req);
+
+}  // namespace roam::control

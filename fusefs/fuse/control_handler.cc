@@ -1,0 +1,45 @@
+#include "fusefs/fuse/control_handler.h"
+
+#include <syslog.h>
+
+#include <cstring>
+#include <fstream>
+
+#include "fusefs/control/execute.h"
+
+namespace roam {
+
+namespace {
+
+Caller caller_of(const ucred& cred) {
+  Caller c{static_cast<uint32_t>(cred.uid), static_cast<uint32_t>(cred.gid), static_cast<uint32_t>(cred.pid), ""};
+  std::ifstream in("/proc/" + std::to_string(cred.pid) + "/comm");
+  std::getline(in, c.comm);
+  return c;
+}
+
+// The kernel forgets what changed: entries first (so a lookup cannot bring
+// back a stale inode), then attributes and cached pages. ENOENT means the
+// kernel had nothing cached, which is fine.
+void invalidate(fuse_session* se, const RestoreResult& result) {
+  for (const auto& [parent, name] : result.changed_entries) {
+    int rc = fuse_lowlevel_notify_inval_entry(se, parent, name.c_str(), name.size());
+    if (rc != 0 && rc != -ENOENT)
+      syslog(LOG_WARNING, "roamfs: restore: kernel entry not invalidated: %s", std::strerror(-rc));
+  }
+  for (uint64_t ino : result.changed_inodes) {
+    int rc = fuse_lowlevel_notify_inval_inode(se, ino, 0, 0);
+    if (rc != 0 && rc != -ENOENT)
+      syslog(LOG_WARNING, "roamfs: restore: kernel inode not invalidated: %s", std::strerror(-rc));
+  }
+}
+
+}  // namespace
+
+control::Reply handle_control(Store& store, fuse_session* se, const control::Request& req, const ucred& caller) {
+  control::Executed done = control::execute(store, caller_of(caller), req);
+  if (done.reply.err == 0 && done.reply.seq != 0) invalidate(se, done.result);
+  return std::move(done.reply);
+}
+
+}  // namespace roam

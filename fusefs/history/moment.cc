@@ -1,0 +1,62 @@
+#include "fusefs/history/moment.h"
+
+#include "fusefs/oplog/oplog.h"
+#include "fusefs/oplog/timefmt.h"
+#include "fusefs/store/codec.h"
+
+namespace roam {
+
+namespace {
+
+// The oldest state the log can still rebuild is the one just before its oldest
+// record; before that, records needed to undo have been dropped by retention.
+Status check_retained(const StoreTxn& txn, uint64_t oldest, uint64_t want_seq) {
+  if (oldest <= 1 || want_seq + 1 >= oldest) return Status::ok();
+  ROAM_ASSIGN(auto rec, oplog::get(txn, oldest));
+  const std::string when = rec ? format_time_utc(rec->ts_ns - 1) : "?";
+  return Status::error(ERANGE, "that moment is older than the disk's retained history; the oldest restorable moment is " +
+                                   when + " (--before-op " + std::to_string(oldest) + ")");
+}
+
+}  // namespace
+
+Result<int64_t> store_created_ns(const StoreTxn& txn) {
+  ROAM_ASSIGN(auto v, txn.raw().get(txn.dbis().meta, kMetaCreated));
+  if (!v) return Status::corrupt("meta table has no creation time");
+  if (v->size() != 8) return Status::corrupt("meta table: malformed creation time");
+  return static_cast<int64_t>(codec::get_be64(*v));
+}
+
+Result<Moment> moment_at(const StoreTxn& txn, int64_t ts_ns, int64_t now_ns) {
+  const std::string label = format_time_utc(ts_ns);
+  ROAM_ASSIGN(int64_t created, store_created_ns(txn));
+  if (ts_ns < created)
+    return Status::error(ERANGE, "the disk did not exist at " + label + "; it was created at " +
+                                     format_time_utc(created));
+  if (ts_ns > now_ns) return Status::error(ERANGE, label + " is in the future");
+  ROAM_ASSIGN(auto bounds, oplog::seq_bounds(txn));
+  if (!bounds) return Moment{0, label};
+  ROAM_ASSIGN(uint64_t first_after, oplog::first_seq_at(txn, ts_ns + 1));
+  const uint64_t seq = first_after - 1;
+  ROAM_TRY(check_retained(txn, bounds->first, seq));
+  return Moment{seq, label};
+}
+
+Result<Moment> moment_before_op(const StoreTxn& txn, uint64_t op) {
+  ROAM_ASSIGN(auto bounds, oplog::seq_bounds(txn));
+  if (!bounds || op < bounds->first || op > bounds->second) {
+    const std::string held = bounds ? "ops " + std::to_string(bounds->first) + " to " + std::to_string(bounds->second)
+                                    : "no ops yet";
+    return Status::not_found("there is no op " + std::to_string(op) + " in the log; it holds " + held);
+  }
+  return Moment{op - 1, "before op " + std::to_string(op)};
+}
+
+Result<Moment> moment_of(const StoreTxn& txn, std::optional<int64_t> at_ns, std::optional<uint64_t> before_op,
+                         int64_t now_ns) {
+  if (at_ns) return moment_at(txn, *at_ns, now_ns);
+  if (before_op) return moment_before_op(txn, *before_op);
+  return Status::invalid("say which moment to restore to: --at TIME or --before-op SEQ");
+}
+
+}  // namespace roam

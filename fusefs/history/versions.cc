@@ -1,0 +1,79 @@
+#include "fusefs/history/versions.h"
+
+#include <algorithm>
+#include <set>
+
+#include "fusefs/history/past_view.h"
+#include "fusefs/oplog/oplog.h"
+
+namespace roam {
+
+namespace {
+
+// Every inode that had the name `name` in directory `dir`, from the
+// directory's history (records that changed its entries hold the before-image
+// of the entry, and name the inode they acted on).
+Status inodes_named_in(const StoreTxn& txn, uint64_t dir, const std::string& path, const std::string& name,
+                       std::set<uint64_t>& out) {
+  oplog::Filter f;
+  f.ino = dir;
+  return oplog::scan(txn, f, [&](const OpRecord& r) {
+    for (const auto& d : r.dirents_before)
+      if (d.parent == dir && d.name == name && d.entry) out.insert(d.entry->ino);
+    if (r.path == path && r.ino) out.insert(r.ino);
+    if (r.path2 == path && r.ino) out.insert(r.ino);  // renamed or linked onto the path
+    return true;
+  });
+}
+
+// The same, when the directory is gone: every record that named the path.
+Status inodes_named_anywhere(const StoreTxn& txn, const std::string& path, std::set<uint64_t>& out) {
+  oplog::Filter f;
+  f.path = path;
+  return oplog::scan(txn, f, [&](const OpRecord& r) {
+    if ((r.path == path || r.path2 == path) && r.ino) out.insert(r.ino);
+    return true;
+  });
+}
+
+}  // namespace
+
+Result<std::vector<Version>> versions_of(const StoreTxn& txn, const std::string& path) {
+  std::set<uint64_t> inos;
+  PastView now(txn, PastView::kNow);
+  ROAM_ASSIGN(auto current, now.resolve(path));
+  if (current) inos.insert(*current);
+  if (path != "/") {
+    auto [dir, name] = split_path(path);
+    ROAM_ASSIGN(auto dir_ino, now.resolve(dir));
+    if (dir_ino) {
+      ROAM_TRY(inodes_named_in(txn, *dir_ino, path, name, inos));
+    } else {
+      ROAM_TRY(inodes_named_anywhere(txn, path, inos));
+    }
+  }
+  if (inos.empty()) return Status::not_found("nothing was ever at " + path + " (within the retained history)");
+  std::vector<Version> out;
+  for (uint64_t ino : inos) {
+    std::vector<Version> mine;
+    oplog::Filter f;
+    f.ino = ino;
+    ROAM_TRY(oplog::scan(txn, f, [&](const OpRecord& r) {
+      mine.push_back({r, ino, std::nullopt});
+      return true;
+    }));
+    // The file after change i is its before-image in the next change that
+    // touched its inode record, or as it is now.
+    ROAM_ASSIGN(std::optional<Inode> after, txn.get_inode(ino));
+    for (auto it = mine.rbegin(); it != mine.rend(); ++it) {
+      it->after = after;
+      for (const auto& [i, before] : it->record.inodes_before)
+        if (i == ino) after = before;
+    }
+    out.insert(out.end(), std::make_move_iterator(mine.begin()), std::make_move_iterator(mine.end()));
+  }
+  std::sort(out.begin(), out.end(), [](const Version& a, const Version& b) { return a.record.seq < b.record.seq; });
+  return out;
+}
+
+}  // namespace roam
