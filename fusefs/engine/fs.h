@@ -88,6 +88,7 @@ class Fs {
   Result<Inode> make_node(const Caller& c, uint64_t parent, std::string_view name, uint32_t mode, uint64_t rdev,
                           std::string_view target, OpKind kind);
   Result<OpRecord> finish(class Mutation& m);
+  Result<size_t> read_once(uint64_t ino, uint64_t offset, size_t size, char* buf);
 
   Store& store_;
   CommitHook commit_hook_;

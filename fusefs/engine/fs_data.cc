@@ -38,6 +38,14 @@ Status read_verified(Segments& segments, uint64_t ino, const Extent& e, const Bl
 }  // namespace
 
 Result<size_t> Fs::read(uint64_t ino, uint64_t offset, size_t size, char* buf) {
+  auto n = read_once(ino, offset, size, buf);
+  // Compaction moved a blob and removed its old segment after this read's
+  // snapshot was taken: the new snapshot has the new location.
+  if (!n && n.status().err() == ESTALE) return read_once(ino, offset, size, buf);
+  return n;
+}
+
+Result<size_t> Fs::read_once(uint64_t ino, uint64_t offset, size_t size, char* buf) {
   ROAM_ASSIGN(ReadTxn txn, store_.begin_read());
   ROAM_ASSIGN(Inode inode, txn.inode(ino));
   if (S_ISDIR(inode.mode)) return Status::error(EISDIR, "is a directory");
@@ -78,11 +86,13 @@ Result<Inode> Fs::write(const Caller& c, uint64_t ino, uint64_t offset, std::str
   // Data goes to the segments first, outside the writer lock; a crash before
   // the commit below leaves unreferenced bytes, never a reference to missing ones.
   std::vector<Chunk> chunks;
+  PendingAppends pending(store_.segments());  // until the blobs are committed (or not)
   for (uint64_t pos = offset; pos < offset + data.size();) {
     uint64_t boundary = (pos / kMaxBlobSize + 1) * kMaxBlobSize;
     auto len = static_cast<uint32_t>(std::min<uint64_t>(boundary, offset + data.size()) - pos);
     std::string_view piece = data.substr(pos - offset, len);
     ROAM_ASSIGN(SegmentLocation loc, store_.segments().append(piece));
+    pending.add(loc);
     chunks.push_back({pos, len, loc, XXH3_64bits(piece.data(), piece.size())});
     pos += len;
   }

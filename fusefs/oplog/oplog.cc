@@ -51,6 +51,31 @@ bool path_within(std::string_view path, std::string_view prefix) {
   return path.size() == prefix.size() || path[prefix.size()] == '/';
 }
 
+std::vector<uint64_t> indexed_inodes(const OpRecord& rec) {
+  std::vector<uint64_t> inos{rec.ino, rec.ino2};
+  // Every inode whose state the record holds a before-image of, so that the
+  // state of any key at a past seq is found through its inode's index.
+  for (const auto& [ino, before] : rec.inodes_before) inos.push_back(ino);
+  for (const auto& d : rec.dirents_before) inos.push_back(d.parent);
+  for (const auto& x : rec.xattrs_before) inos.push_back(x.ino);
+  for (const auto& d : rec.data_before) inos.push_back(d.ino);
+  std::sort(inos.begin(), inos.end());
+  inos.erase(std::unique(inos.begin(), inos.end()), inos.end());
+  if (!inos.empty() && inos.front() == 0) inos.erase(inos.begin());
+  return inos;
+}
+
+Status drop(WriteTxn& txn, const OpRecord& rec) {
+  const Dbis& d = txn.dbis();
+  if (rec.seq + 1 >= txn.counters().next_seq) return Status::invalid("the newest op log record is never dropped");
+  for (uint64_t ino : indexed_inodes(rec)) ROAM_TRY(txn.raw().del(d.log_ino, codec::be64_pair(ino, rec.seq)));
+  ROAM_ASSIGN(bool found, txn.raw().del(d.oplog, codec::be64(rec.seq)));
+  if (!found) return Status::corrupt("op log record " + std::to_string(rec.seq) + " vanished while being dropped");
+  for (const DataBefore& r : rec.data_before)
+    for (const Extent& e : r.extents) txn.ref_blob(e.blob, -1);
+  return Status::ok();
+}
+
 Status append(WriteTxn& txn, OpRecord& rec) {
   Counters& c = txn.counters();
   if (c.last_ts == 0 && c.next_seq > 1) {  // first append since open: learn the newest time
@@ -62,18 +87,8 @@ Status append(WriteTxn& txn, OpRecord& rec) {
   c.last_ts = rec.ts_ns;
   const Dbis& d = txn.dbis();
   ROAM_TRY(txn.raw().put(d.oplog, codec::be64(rec.seq), encode(rec), MDB_APPEND));
-  std::vector<uint64_t> inos{rec.ino, rec.ino2};
-  // Every inode whose state the record holds a before-image of, so that the
-  // state of any key at a past seq is found through its inode's index.
-  for (const auto& [ino, before] : rec.inodes_before) inos.push_back(ino);
-  for (const auto& d : rec.dirents_before) inos.push_back(d.parent);
-  for (const auto& x : rec.xattrs_before) inos.push_back(x.ino);
-  for (const auto& d : rec.data_before) inos.push_back(d.ino);
-  std::sort(inos.begin(), inos.end());
-  inos.erase(std::unique(inos.begin(), inos.end()), inos.end());
-  for (uint64_t ino : inos) {
-    if (ino != 0) ROAM_TRY(txn.raw().put(d.log_ino, codec::be64_pair(ino, rec.seq), {}));
-  }
+  for (uint64_t ino : indexed_inodes(rec))
+    ROAM_TRY(txn.raw().put(d.log_ino, codec::be64_pair(ino, rec.seq), {}));
   return Status::ok();
 }
 

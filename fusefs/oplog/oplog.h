@@ -24,6 +24,14 @@ namespace roam::oplog {
 // stores the record and indexes it by every inode it touched and by time.
 Status append(WriteTxn& txn, OpRecord& rec);
 
+// Removes a record (retention): its index entries, the record, and the blob
+// references its undo payload held. Only ever the oldest record, and never
+// the newest one (the next seq is derived from it; format.h).
+Status drop(WriteTxn& txn, const OpRecord& rec);
+
+// The inodes a record is indexed under in log_ino (sorted, no zeros).
+std::vector<uint64_t> indexed_inodes(const OpRecord& rec);
+
 struct Filter {
   std::optional<int64_t> since_ns;  // inclusive
   std::optional<int64_t> until_ns;  // inclusive

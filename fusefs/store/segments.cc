@@ -24,9 +24,7 @@ bool parse_segment_name(const char* name, uint32_t& id) {
 }
 }  // namespace
 
-Segments::~Segments() {
-  for (auto& [id, fd] : fds_) io_.close(fd);
-}
+Segments::~Segments() = default;
 
 std::string Segments::path_of(uint32_t segment) const {
   char name[32];
@@ -45,6 +43,7 @@ Result<std::unique_ptr<Segments>> Segments::open(const std::string& dir, FileIo&
   }
   ::closedir(d);
   std::lock_guard lock(s->mu_);
+  s->ids_.insert(ids.begin(), ids.end());
   if (ids.empty()) {
     if (!read_only) ROAM_TRY(s->start_segment(1));
     return s;
@@ -57,25 +56,32 @@ Result<std::unique_ptr<Segments>> Segments::open(const std::string& dir, FileIo&
     if (id > last) last = id;
     s->sealed_bytes_ += static_cast<uint64_t>(st.st_size);
   }
-  ROAM_ASSIGN(int fd, s->fd_of(last));
+  ROAM_ASSIGN(auto file, s->file_of(last));
   struct stat st {};
-  ::fstat(fd, &st);
+  ::fstat(file->fd, &st);
   s->current_ = last;
   s->tail_ = static_cast<uint64_t>(st.st_size);
   s->sealed_bytes_ -= s->tail_;
   return s;
 }
 
-Result<int> Segments::fd_of(uint32_t segment) {
-  if (auto it = fds_.find(segment); it != fds_.end()) return it->second;
-  ROAM_ASSIGN(int fd, io_.open(path_of(segment), read_only_ ? O_RDONLY : O_RDWR, 0));
-  fds_.emplace(segment, fd);
-  return fd;
+Result<std::shared_ptr<Segments::File>> Segments::file_of(uint32_t segment) {
+  if (auto it = files_.find(segment); it != files_.end()) return it->second;
+  if (removed_.count(segment)) return Status::error(ESTALE, "segment " + std::to_string(segment) + " was compacted away");
+  auto opened = io_.open(path_of(segment), read_only_ ? O_RDONLY : O_RDWR, 0);
+  // A read-only opener (roamctl) may race with compaction in roamfs.
+  if (!opened && opened.status().err() == ENOENT)
+    return Status::error(ESTALE, "segment " + std::to_string(segment) + " was compacted away");
+  if (!opened) return opened.status();
+  auto file = std::make_shared<File>(io_, *opened);
+  files_.emplace(segment, file);
+  return file;
 }
 
 Status Segments::start_segment(uint32_t segment) {
   ROAM_ASSIGN(int fd, io_.open(path_of(segment), O_RDWR | O_CREAT | O_EXCL, 0600));
-  fds_.emplace(segment, fd);
+  files_.emplace(segment, std::make_shared<File>(io_, fd));
+  ids_.insert(segment);
   sealed_bytes_ += tail_;
   current_ = segment;
   tail_ = 0;
@@ -85,45 +91,99 @@ Status Segments::start_segment(uint32_t segment) {
 Result<SegmentLocation> Segments::append(std::string_view data) {
   if (read_only_) return Status::error(EROFS, "the store is open read-only");
   SegmentLocation loc;
-  int fd;
+  std::shared_ptr<File> file;
   {
     std::lock_guard lock(mu_);
     if (tail_ >= kSegmentTargetSize) ROAM_TRY(start_segment(current_ + 1));
     loc = {current_, tail_};
     tail_ += data.size();
-    ROAM_ASSIGN(fd, fd_of(current_));
+    ROAM_ASSIGN(file, file_of(current_));
     dirty_.insert(current_);
+    ++pending_[current_];
   }
-  ROAM_TRY(io_.pwrite_all(fd, data.data(), data.size(), static_cast<off_t>(loc.offset))
-               .with_context("appending to " + path_of(loc.segment)));
+  if (Status s = io_.pwrite_all(file->fd, data.data(), data.size(), static_cast<off_t>(loc.offset)); !s) {
+    settle(loc);
+    return s.with_context("appending to " + path_of(loc.segment));
+  }
   return loc;
 }
 
+void Segments::settle(SegmentLocation loc) {
+  std::lock_guard lock(mu_);
+  auto it = pending_.find(loc.segment);
+  if (it != pending_.end() && --it->second == 0) pending_.erase(it);
+}
+
 Status Segments::read(SegmentLocation loc, char* buf, size_t len) {
-  int fd;
+  std::shared_ptr<File> file;
   {
     std::lock_guard lock(mu_);
-    ROAM_ASSIGN(fd, fd_of(loc.segment));
+    ROAM_ASSIGN(file, file_of(loc.segment));
   }
-  return io_.pread_all(fd, buf, len, static_cast<off_t>(loc.offset)).with_context("reading " + path_of(loc.segment));
+  return io_.pread_all(file->fd, buf, len, static_cast<off_t>(loc.offset)).with_context("reading " + path_of(loc.segment));
 }
 
 Status Segments::sync() {
-  std::vector<int> fds;
+  std::vector<std::pair<uint32_t, std::shared_ptr<File>>> files;
   {
     std::lock_guard lock(mu_);
-    for (uint32_t id : dirty_) fds.push_back(fds_.at(id));
+    for (uint32_t id : dirty_) files.emplace_back(id, files_.at(id));
     dirty_.clear();
   }
-  for (size_t i = 0; i < fds.size(); ++i) {
-    if (Status s = io_.fdatasync(fds[i]); !s) {
+  for (size_t i = 0; i < files.size(); ++i) {
+    if (Status s = io_.fdatasync(files[i].second->fd); !s) {
       // Keep them dirty: the next sync() must try again.
       std::lock_guard lock(mu_);
-      for (auto& [id, fd] : fds_)
-        if (std::find(fds.begin() + static_cast<long>(i), fds.end(), fd) != fds.end()) dirty_.insert(id);
+      for (size_t j = i; j < files.size(); ++j) dirty_.insert(files[j].first);
       return s.with_context("syncing segments");
     }
   }
+  return Status::ok();
+}
+
+std::map<uint32_t, uint64_t> Segments::sizes() const {
+  std::lock_guard lock(mu_);
+  std::map<uint32_t, uint64_t> out;
+  for (uint32_t id : ids_) {
+    struct stat st {};
+    auto it = files_.find(id);
+    const int rc = it != files_.end() ? ::fstat(it->second->fd, &st) : ::stat(path_of(id).c_str(), &st);
+    if (rc == 0) out[id] = static_cast<uint64_t>(st.st_size);
+  }
+  return out;
+}
+
+uint32_t Segments::current() const {
+  std::lock_guard lock(mu_);
+  return current_;
+}
+
+Status Segments::roll() {
+  if (read_only_) return Status::error(EROFS, "the store is open read-only");
+  std::lock_guard lock(mu_);
+  return tail_ == 0 ? Status::ok() : start_segment(current_ + 1);
+}
+
+Status Segments::remove(uint32_t segment) {
+  if (read_only_) return Status::error(EROFS, "the store is open read-only");
+  std::lock_guard lock(mu_);
+  if (segment >= current_) return Status::invalid("the current segment cannot be removed");
+  if (pending_.count(segment)) return Status::error(EBUSY, "segment " + std::to_string(segment) + " has appends in flight");
+  uint64_t size = 0;
+  if (auto it = files_.find(segment); it != files_.end()) {
+    struct stat st {};
+    if (::fstat(it->second->fd, &st) == 0) size = static_cast<uint64_t>(st.st_size);
+  } else {
+    struct stat st {};
+    if (::stat(path_of(segment).c_str(), &st) == 0) size = static_cast<uint64_t>(st.st_size);
+  }
+  if (::unlink(path_of(segment).c_str()) < 0 && errno != ENOENT)
+    return Status::error(errno, "removing " + path_of(segment) + ": " + std::strerror(errno));
+  files_.erase(segment);  // open readers keep the file until they finish
+  ids_.erase(segment);
+  dirty_.erase(segment);
+  removed_.insert(segment);
+  sealed_bytes_ -= std::min(sealed_bytes_, size);
   return Status::ok();
 }
 

@@ -5,6 +5,11 @@
 // (a write that crashed before its LMDB commit) are garbage that compaction
 // drops; nothing reads them.
 //
+// Compaction (fusefs/gc) copies the live blobs out of a sealed segment and
+// then remove()s it. A reader that looked up a blob's old location in an older
+// LMDB snapshot either still holds the open file (reads succeed: the bytes stay
+// until the last reader lets go) or gets ESTALE and looks the blob up again.
+//
 // Thread safety: all methods may be called concurrently. append() reserves its
 // range under `mu_` and writes outside it, so concurrent writers do not wait on
 // each other's I/O. Lock order: Segments::mu_ is a leaf lock (taken after the
@@ -18,6 +23,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "fusefs/store/file_io.h"
 #include "fusefs/store/status.h"
@@ -39,9 +45,14 @@ class Segments {
 
   // Appends `data` to the current segment, starting a new segment when the
   // current one has reached kSegmentTargetSize. On failure (ENOSPC, EIO) nothing
-  // refers to the reserved range and the error is returned.
+  // refers to the reserved range and the error is returned. The append counts
+  // as pending (its segment cannot be removed) until settle(): the caller
+  // settles once the blob that names it is committed or abandoned (use
+  // PendingAppends).
   Result<SegmentLocation> append(std::string_view data);
-  // Reads `len` bytes at `loc` into `buf`.
+  void settle(SegmentLocation loc);
+  // Reads `len` bytes at `loc` into `buf`. ESTALE when the segment has been
+  // removed by compaction (the caller re-reads the blob's location).
   Status read(SegmentLocation loc, char* buf, size_t len);
   // Makes every byte appended so far durable (fdatasync of each segment written
   // since the last sync). Call before committing LMDB's metadata to disk.
@@ -50,21 +61,63 @@ class Segments {
   // Total bytes in segment files (for statfs and roamctl df).
   uint64_t bytes_used() const;
 
+  // Size of every segment file, by id.
+  std::map<uint32_t, uint64_t> sizes() const;
+  // The segment being appended to (never removable).
+  uint32_t current() const;
+  // Starts a new current segment (if the current one is not empty), so that
+  // compaction may empty and remove the one that was current.
+  Status roll();
+  // Deletes a sealed segment's file once compaction has moved every live blob
+  // out of it and that move is durable. Readers that hold it open finish.
+  // EBUSY while an append to it is pending (its blob may not be committed yet).
+  Status remove(uint32_t segment);
+
  private:
+  // An open segment file; closed when the last user lets go of it.
+  struct File {
+    File(FileIo& io, int fd) : io(io), fd(fd) {}
+    ~File() { io.close(fd); }
+    File(const File&) = delete;
+    File& operator=(const File&) = delete;
+    FileIo& io;
+    const int fd;
+  };
+
   Segments(std::string dir, FileIo& io, bool read_only) : dir_(std::move(dir)), io_(io), read_only_(read_only) {}
   std::string path_of(uint32_t segment) const;
-  Result<int> fd_of(uint32_t segment);  // requires mu_
+  Result<std::shared_ptr<File>> file_of(uint32_t segment);  // requires mu_
   Status start_segment(uint32_t segment);  // requires mu_
 
   const std::string dir_;
   FileIo& io_;
   const bool read_only_;
   mutable std::mutex mu_;
-  std::map<uint32_t, int> fds_;   // open segment files
+  std::map<uint32_t, std::shared_ptr<File>> files_;  // open segment files
+  std::set<uint32_t> ids_;        // every segment file that exists
+  std::map<uint32_t, uint64_t> pending_;  // appends not yet settled, by segment
+  std::set<uint32_t> removed_;    // removed by compaction in this process
   std::set<uint32_t> dirty_;      // written since the last sync()
   uint32_t current_ = 0;          // segment being appended to
   uint64_t tail_ = 0;             // next append offset in current_
   uint64_t sealed_bytes_ = 0;     // bytes in segments before current_
+};
+
+// Settles the appends it was given when it goes out of scope (after the
+// caller's commit, or on any early return).
+class PendingAppends {
+ public:
+  explicit PendingAppends(Segments& segments) : segments_(segments) {}
+  ~PendingAppends() {
+    for (const auto& loc : locs_) segments_.settle(loc);
+  }
+  PendingAppends(const PendingAppends&) = delete;
+  PendingAppends& operator=(const PendingAppends&) = delete;
+  void add(SegmentLocation loc) { locs_.push_back(loc); }
+
+ private:
+  Segments& segments_;
+  std::vector<SegmentLocation> locs_;
 };
 
 }  // namespace roam

@@ -351,21 +351,28 @@ Status WriteTxn::remap(uint64_t ino, uint64_t offset, uint64_t length, const std
   return Status::ok();
 }
 
-Status WriteTxn::apply_ref_deltas() {
+Status WriteTxn::apply_ref_deltas(std::vector<uint64_t>* unreferenced) {
   for (auto [id, delta] : ref_deltas_) {
     if (delta == 0) continue;
     ROAM_ASSIGN(Blob b, blob(id));
     int64_t refs = static_cast<int64_t>(b.refs) + delta;
     if (refs < 0) return Status::corrupt("blob " + std::to_string(id) + " reference count below zero");
     b.refs = static_cast<uint64_t>(refs);
+    if (refs == 0 && unreferenced) unreferenced->push_back(id);
     ROAM_TRY(txn_.put(dbis_.blobs, codec::be64(id), encode(b)));
   }
   ref_deltas_.clear();
   return Status::ok();
 }
 
+Result<std::vector<uint64_t>> WriteTxn::apply_refs_now() {
+  std::vector<uint64_t> unreferenced;
+  ROAM_TRY(apply_ref_deltas(&unreferenced));
+  return unreferenced;
+}
+
 Status WriteTxn::commit() {
-  ROAM_TRY(apply_ref_deltas());
+  ROAM_TRY(apply_ref_deltas(nullptr));
   ROAM_TRY(txn_.commit());
   store_->commits_.fetch_add(1, std::memory_order_release);
   store_->counters_ = counters_;

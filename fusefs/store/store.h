@@ -2,6 +2,8 @@
 // access to its tables (format.h) inside transactions.
 //
 // Concurrency and lock order
+//   0. Store::gc_mu_       one garbage collection at a time (fusefs/gc); held
+//                          across many write transactions.
 //   1. Store::writer_mu_   one write transaction at a time; held for the life
 //                          of a WriteTxn. Taken before LMDB's own writer lock.
 //   2. Segments::mu_       leaf lock inside Segments.
@@ -120,6 +122,9 @@ class WriteTxn : public StoreTxn {
   Result<uint64_t> add_blob(SegmentLocation loc, uint32_t length, uint64_t xxh3);
   // Adds `delta` to a blob's reference count at commit.
   void ref_blob(uint64_t blob, int64_t delta) { ref_deltas_[blob] += delta; }
+  // Applies the reference count changes so far, now, and returns the blobs
+  // whose count reached zero (GC frees them).
+  Result<std::vector<uint64_t>> apply_refs_now();
 
   // Makes [offset, offset+length) of `ino` map to `replacement` (or to a hole
   // when nullopt), trimming or splitting the extents that overlapped it. The
@@ -135,7 +140,7 @@ class WriteTxn : public StoreTxn {
   friend class Store;
   WriteTxn(lmdb::Txn txn, Store& store, std::unique_lock<std::mutex> lock);
   Status put_extent(uint64_t ino, const Extent& e);
-  Status apply_ref_deltas();
+  Status apply_ref_deltas(std::vector<uint64_t>* unreferenced);
 
   Store* store_;
   std::unique_lock<std::mutex> lock_;
@@ -175,6 +180,7 @@ class Store {
   void trim_resident_memory();
 
   Segments& segments() { return *segments_; }
+  std::mutex& gc_mutex() { return gc_mu_; }
   const Dbis& dbis() const { return dbis_; }
   const std::string& dir() const { return dir_; }
   bool read_only() const { return read_only_; }
@@ -194,6 +200,7 @@ class Store {
   std::unique_ptr<Segments> segments_;
   void* map_addr_ = nullptr;  // LMDB's map of data.mdb, for trim_resident_memory
   size_t map_len_ = 0;
+  std::mutex gc_mu_;
   std::mutex writer_mu_;
   Counters counters_;  // committed values; guarded by writer_mu_
   std::atomic<uint64_t> commits_{0};  // LMDB commits so far

@@ -1,0 +1,163 @@
+#include "fusefs/gc/gc.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <climits>
+#include <mutex>
+
+#include "fusefs/gc/compact.h"
+#include "fusefs/oplog/oplog.h"
+#include "fusefs/store/codec.h"
+
+namespace roam {
+
+namespace {
+
+// The blobs the current files use, sorted.
+Result<std::vector<uint64_t>> live_blobs(const StoreTxn& txn) {
+  std::vector<uint64_t> out;
+  uint64_t ino = 0;
+  bool live = false;
+  ROAM_TRY(txn.scan_table(txn.dbis().extents, {}, [&](std::string_view key, std::string_view value) -> Status {
+    if (key.size() != 16) return Status::corrupt("malformed extent key");
+    const uint64_t k = codec::get_be64(key);
+    if (k != ino) {
+      ino = k;
+      ROAM_ASSIGN(auto inode, txn.get_inode(ino));
+      live = inode && inode->nlink > 0;
+    }
+    if (!live) return Status::ok();
+    ROAM_ASSIGN(Extent e, decode_extent(codec::get_be64(key, 8), value));
+    out.push_back(e.blob);
+    return Status::ok();
+  }));
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+Result<bool> has_log_records(const StoreTxn& txn, uint64_t ino) {
+  ROAM_ASSIGN(auto cur, lmdb::Cursor::open(txn.raw(), txn.dbis().log_ino));
+  ROAM_ASSIGN(auto e, cur.seek(codec::be64_pair(ino, 0)));
+  return e && e->key.size() == 16 && codec::get_be64(e->key) == ino;
+}
+
+// Step 1: drop records, oldest first, while retention says so.
+Status expire_records(Store& store, const Retention& retention, const GcOptions& options, GcReport& report) {
+  const int64_t cutoff = retention.max_age_ns > 0 ? options.now_ns - retention.max_age_ns : INT64_MIN;
+  uint64_t history = report.before.history_bytes;
+  for (bool done = false; !done;) {
+    ROAM_ASSIGN(WriteTxn txn, store.begin_write());
+    size_t dropped = 0;
+    while (dropped < options.batch) {
+      ROAM_ASSIGN(auto bounds, oplog::seq_bounds(txn));
+      if (!bounds || bounds->first >= bounds->second) {
+        done = true;
+        break;
+      }
+      ROAM_ASSIGN(auto rec, oplog::get(txn, bounds->first));
+      if (!rec) return Status::corrupt("op log has no record " + std::to_string(bounds->first));
+      const bool too_old = rec->ts_ns < cutoff;
+      const bool over_cap = retention.max_history_bytes > 0 && history > retention.max_history_bytes;
+      if (!too_old && !over_cap) {
+        done = true;
+        break;
+      }
+      ROAM_TRY(oplog::drop(txn, *rec));
+      ROAM_ASSIGN(auto unreferenced, txn.apply_refs_now());
+      const uint64_t freed_before = report.bytes_freed;
+      ROAM_TRY(gc_detail::free_blobs(txn, unreferenced, report));
+      history -= std::min(history, report.bytes_freed - freed_before);
+      ++dropped;
+    }
+    ROAM_TRY(txn.commit());
+    report.records_dropped += dropped;
+  }
+  return Status::ok();
+}
+
+// Step 2 (and 3 for their data): removed files that nothing needs any more.
+Status free_removed_files(Store& store, const GcOptions& options, GcReport& report) {
+  std::vector<uint64_t> candidates;
+  {
+    ROAM_ASSIGN(ReadTxn txn, store.begin_read());
+    ROAM_ASSIGN(auto cur, lmdb::Cursor::open(txn.raw(), txn.dbis().inodes));
+    ROAM_ASSIGN(auto last, cur.seek_last());
+    const uint64_t highest = last ? codec::get_be64(last->key) : 0;
+    ROAM_TRY(txn.scan_table(txn.dbis().inodes, {}, [&](std::string_view key, std::string_view value) -> Status {
+      const uint64_t ino = codec::get_be64(key);
+      if (ino == highest || ino == kRootIno) return Status::ok();
+      ROAM_ASSIGN(Inode inode, decode_inode(ino, value));
+      if (inode.nlink == 0) candidates.push_back(ino);
+      return Status::ok();
+    }));
+  }
+  for (size_t i = 0; i < candidates.size();) {
+    ROAM_ASSIGN(WriteTxn txn, store.begin_write());
+    for (size_t n = 0; n < options.batch && i < candidates.size(); ++n, ++i) {
+      const uint64_t ino = candidates[i];
+      // Checked again under the writer lock: an open handle may have written.
+      ROAM_ASSIGN(auto inode, txn.get_inode(ino));
+      if (!inode || inode->nlink != 0 || (options.is_open && options.is_open(ino))) continue;
+      ROAM_ASSIGN(bool logged, has_log_records(txn, ino));
+      if (logged) continue;
+      ROAM_ASSIGN(auto extents, txn.extents_in(ino, 0, UINT64_MAX));
+      for (const Extent& e : extents) {
+        ROAM_TRY(txn.raw().del(txn.dbis().extents, extent_key(ino, e.file_offset)));
+        txn.ref_blob(e.blob, -1);
+      }
+      ROAM_ASSIGN(auto names, txn.list_xattrs(ino));
+      for (const auto& name : names) ROAM_TRY(txn.del_xattr(ino, name));
+      ROAM_TRY(txn.raw().del(txn.dbis().inodes, inode_key(ino)));
+      ++report.inodes_freed;
+    }
+    ROAM_ASSIGN(auto unreferenced, txn.apply_refs_now());
+    ROAM_TRY(gc_detail::free_blobs(txn, unreferenced, report));
+    ROAM_TRY(txn.commit());
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+Result<SpaceUsage> space_usage(Store& store) {
+  SpaceUsage u;
+  u.segment_bytes = store.segments().bytes_used();
+  ROAM_ASSIGN(ReadTxn txn, store.begin_read());
+  ROAM_ASSIGN(auto live, live_blobs(txn));
+  ROAM_TRY(txn.scan_table(txn.dbis().blobs, {}, [&](std::string_view key, std::string_view value) -> Status {
+    ROAM_ASSIGN(Blob b, decode_blob(value));
+    if (b.refs == 0) return Status::ok();
+    const bool is_live = std::binary_search(live.begin(), live.end(), codec::get_be64(key));
+    (is_live ? u.live_bytes : u.history_bytes) += b.length;
+    return Status::ok();
+  }));
+  ROAM_ASSIGN(auto bounds, oplog::seq_bounds(txn));
+  if (bounds) {
+    u.records = bounds->second - bounds->first + 1;
+    ROAM_ASSIGN(auto oldest, oplog::get(txn, bounds->first));
+    if (oldest) u.oldest_ns = oldest->ts_ns;
+  }
+  return u;
+}
+
+Result<GcReport> collect_garbage(Store& store, const GcOptions& options) {
+  std::lock_guard one_at_a_time(store.gc_mutex());
+  GcReport report;
+  ROAM_ASSIGN(report.before, space_usage(store));
+  Retention retention;
+  {
+    ROAM_ASSIGN(ReadTxn txn, store.begin_read());
+    ROAM_ASSIGN(retention, load_retention(txn));
+  }
+  ROAM_TRY(expire_records(store, retention, options, report));
+  ROAM_TRY(free_removed_files(store, options, report));
+  ROAM_TRY(store.sync());  // what was freed is durably unreferenced before any segment goes
+  ROAM_TRY(gc_detail::compact_segments(store, options, report));
+  ROAM_TRY(store.sync());
+  ROAM_ASSIGN(report.after, space_usage(store));
+  return report;
+}
+
+}  // namespace roam
