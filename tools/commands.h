@@ -12,5 +12,6 @@ void add_log_command(CLI::App& app, int& exit_code);
 void add_scrub_command(CLI::App& app, int& exit_code);
 void add_restore_command(CLI::App& app, int& exit_code);
 void add_history_command(CLI::App& app, int& exit_code);
+void add_gc_commands(CLI::App& app, int& exit_code);  // gc, df, retention
 
 }  // namespace roam::ctl

@@ -4,17 +4,12 @@
 // kernel's caches are invalidated and open directories see the change at
 // once); dirty pages are flushed first so the kernel cannot write stale data
 // over the restored files afterwards. On an unmounted store it runs here.
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <cstdio>
-#include <cstring>
-#include <fstream>
 #include <memory>
 
-#include "fusefs/control/execute.h"
 #include "fusefs/oplog/timefmt.h"
 #include "tools/commands.h"
+#include "tools/control_client.h"
 #include "tools/json.h"
 #include "tools/target.h"
 
@@ -27,42 +22,6 @@ struct RestoreArgs {
   uint64_t before_op = 0;
   bool dry_run = false, json = false;
 };
-
-Caller this_process() {
-  Caller c{static_cast<uint32_t>(::getuid()), static_cast<uint32_t>(::getgid()), static_cast<uint32_t>(::getpid()), ""};
-  std::ifstream in("/proc/self/comm");
-  std::getline(in, c.comm);
-  return c;
-}
-
-Status flush_mount(const std::string& mountpoint) {
-  const int fd = ::open(mountpoint.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0 || ::syncfs(fd) < 0) {
-    const int err = errno;
-    if (fd >= 0) ::close(fd);
-    return Status::error(err, "cannot flush " + mountpoint + ": " + std::strerror(err));
-  }
-  ::close(fd);
-  return Status::ok();
-}
-
-Result<control::Reply> run_mounted(const Target& t, const control::RestoreCall& call) {
-  ROAM_TRY(flush_mount(t.mountpoint));
-  std::string socket;
-  {
-    ROAM_ASSIGN(auto store, Store::open(t.store, {.read_only = true}));
-    ROAM_ASSIGN(ReadTxn txn, store->begin_read());
-    ROAM_ASSIGN(socket, control::socket_name(txn));
-  }
-  return control::call(socket, call);
-}
-
-Result<control::Reply> run_offline(const Target& t, const control::RestoreCall& call) {
-  ROAM_ASSIGN(auto store, Store::open(t.store, {}));
-  control::Executed done = control::execute(*store, this_process(), call);
-  if (done.reply.err == 0) ROAM_TRY(store->sync());
-  return std::move(done.reply);
-}
 
 void print(const RestoreArgs& a, const control::RestoreCall& call, const control::Reply& r) {
   if (a.json) {
@@ -107,7 +66,7 @@ int run_restore(const RestoreArgs& a) {
   } else {
     call.before_op = a.before_op;
   }
-  auto reply = target->mountpoint.empty() ? run_offline(*target, call) : run_mounted(*target, call);
+  auto reply = run_control(*target, call);
   if (!reply) return fail(reply.status());
   if (reply->err != 0) return fail(Status::error(reply->err, reply->message));
   print(a, call, *reply);

@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
   roam::ctl::add_scrub_command(app, exit_code);
   roam::ctl::add_restore_command(app, exit_code);
   roam::ctl::add_history_command(app, exit_code);
+  roam::ctl::add_gc_commands(app, exit_code);
   CLI11_PARSE(app, argc, argv);
   return exit_code;
 }

@@ -1,5 +1,6 @@
 #include "fusefs/control/execute.h"
 
+#include "fusefs/gc/gc.h"
 #include "fusefs/history/moment.h"
 #include "fusefs/oplog/timefmt.h"
 
@@ -29,10 +30,10 @@ Executed failed(const Status& s) {
   return e;
 }
 
-Executed execute_restore(Store& store, const Caller& caller, const RestoreCall& call) {
+Executed execute_restore(Store& store, const Context& context, const RestoreCall& call) {
   auto req = to_request(store, call);
   if (!req) return failed(req.status());
-  auto result = restore(store, caller, *req);
+  auto result = restore(store, context.caller, *req);
   if (!result) return failed(result.status());
   Executed e;
   e.reply.moment = req->source;
@@ -42,10 +43,62 @@ Executed execute_restore(Store& store, const Caller& caller, const RestoreCall& 
   return e;
 }
 
+void add_usage(const char* prefix, const SpaceUsage& u, Reply& r) {
+  const std::string p(prefix);
+  r.figures.emplace_back(p + "live_bytes", static_cast<int64_t>(u.live_bytes));
+  r.figures.emplace_back(p + "history_bytes", static_cast<int64_t>(u.history_bytes));
+  r.figures.emplace_back(p + "segment_bytes", static_cast<int64_t>(u.segment_bytes));
+  r.figures.emplace_back(p + "records", static_cast<int64_t>(u.records));
+}
+
+Executed execute_gc(Store& store, const Context& context) {
+  GcOptions options;
+  options.now_ns = wall_clock_ns();
+  options.is_open = context.is_open;
+  auto report = collect_garbage(store, options);
+  if (!report) return failed(report.status());
+  Executed e;
+  Reply& r = e.reply;
+  r.figures = {{"records_dropped", static_cast<int64_t>(report->records_dropped)},
+               {"inodes_freed", static_cast<int64_t>(report->inodes_freed)},
+               {"blobs_freed", static_cast<int64_t>(report->blobs_freed)},
+               {"bytes_freed", static_cast<int64_t>(report->bytes_freed)},
+               {"segments_removed", static_cast<int64_t>(report->segments_removed)},
+               {"bytes_moved", static_cast<int64_t>(report->bytes_moved)}};
+  add_usage("before_", report->before, r);
+  add_usage("after_", report->after, r);
+  for (const auto& p : report->problems) r.message += (r.message.empty() ? "" : "; ") + p;
+  return e;
+}
+
+Executed execute_retention(Store& store, const RetentionCall& call) {
+  auto txn = store.begin_write();
+  if (!txn) return failed(txn.status());
+  auto retention = load_retention(*txn);
+  if (!retention) return failed(retention.status());
+  if (call.max_age_ns) retention->max_age_ns = *call.max_age_ns;
+  if (call.max_history_bytes) retention->max_history_bytes = *call.max_history_bytes;
+  if (call.max_age_ns || call.max_history_bytes) {
+    if (Status s = save_retention(*txn, *retention); !s) return failed(s);
+    if (Status s = txn->commit(); !s) return failed(s);
+  }
+  Executed e;
+  e.reply.figures = {{"max_age_ns", retention->max_age_ns},
+                     {"max_history_bytes", static_cast<int64_t>(retention->max_history_bytes)}};
+  return e;
+}
+
 }  // namespace
 
-Executed execute(Store& store, const Caller& caller, const Request& req) {
-  return std::visit([&](const RestoreCall& call) { return execute_restore(store, caller, call); }, req);
+Executed execute(Store& store, const Context& context, const Request& req) {
+  struct Dispatch {
+    Store& store;
+    const Context& context;
+    Executed operator()(const RestoreCall& c) const { return execute_restore(store, context, c); }
+    Executed operator()(const GcCall&) const { return execute_gc(store, context); }
+    Executed operator()(const RetentionCall& c) const { return execute_retention(store, c); }
+  };
+  return std::visit(Dispatch{store, context}, req);
 }
 
 }  // namespace roam::control

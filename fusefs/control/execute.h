@@ -3,6 +3,8 @@
 // unmounted store. Kernel cache invalidation is the mounted caller's part.
 #pragma once
 
+#include <functional>
+
 #include "fusefs/control/protocol.h"
 #include "fusefs/history/restore.h"
 
@@ -13,7 +15,13 @@ struct Executed {
   RestoreResult result;  // what changed, for cache invalidation
 };
 
+// What the caller knows that the store does not.
+struct Context {
+  Caller caller;                               // who asked (logged with a restore)
+  std::function<bool(uint64_t ino)> is_open;  // open files (GC keeps them); empty: none
+};
+
 // Never fails as a Result: every error becomes reply.err and reply.message.
-Executed execute(Store& store, const Caller& caller, const Request& req);
+Executed execute(Store& store, const Context& context, const Request& req);
 
 }  // namespace roam::control

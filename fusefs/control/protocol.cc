@@ -29,40 +29,75 @@ Result<sockaddr_un> abstract_address(const std::string& name, socklen_t& len) {
 
 }  // namespace
 
-std::string encode(const Request& req) {
-  std::string out{static_cast<char>(kVersion)};
-  std::visit(
-      [&out](const RestoreCall& r) {
-        out.push_back(static_cast<char>(Kind::kRestore));
-        put_bytes(out, r.path);
-        out.push_back(r.at_ns ? 1 : 2);
-        if (r.at_ns) put_svarint(out, *r.at_ns);
-        else put_varint(out, r.before_op.value_or(0));
-        out.push_back(r.to ? 1 : 0);
-        if (r.to) put_bytes(out, *r.to);
-        out.push_back(r.dry_run ? 1 : 0);
-      },
-      req);
-  return out;
+namespace {
+
+struct RequestEncoder {
+  std::string& out;
+  void operator()(const RestoreCall& r) const {
+    out.push_back(static_cast<char>(Kind::kRestore));
+    put_bytes(out, r.path);
+    out.push_back(r.at_ns ? 1 : 2);
+    if (r.at_ns) put_svarint(out, *r.at_ns);
+    else put_varint(out, r.before_op.value_or(0));
+    out.push_back(r.to ? 1 : 0);
+    if (r.to) put_bytes(out, *r.to);
+    out.push_back(r.dry_run ? 1 : 0);
+  }
+  void operator()(const GcCall&) const { out.push_back(static_cast<char>(Kind::kGc)); }
+  void operator()(const RetentionCall& r) const {
+    out.push_back(static_cast<char>(Kind::kRetention));
+    out.push_back(r.max_age_ns ? 1 : 0);
+    if (r.max_age_ns) put_svarint(out, *r.max_age_ns);
+    out.push_back(r.max_history_bytes ? 1 : 0);
+    if (r.max_history_bytes) put_varint(out, *r.max_history_bytes);
+  }
+};
+
+// A 0/1 presence byte; anything else fails the reader.
+bool present(codec::Reader& r) {
+  const uint8_t b = r.byte();
+  if (b > 1) r.bytes(), r.rest(), r.varint();  // drive the reader to failure
+  return b == 1;
 }
 
-Result<Request> decode_request(std::string_view bytes) {
-  codec::Reader r(bytes);
-  if (r.byte() != kVersion) return Status::invalid("unknown control protocol version");
-  if (r.byte() != static_cast<uint8_t>(Kind::kRestore)) return Status::invalid("unknown control request");
+Result<Request> decode_restore(codec::Reader& r) {
   RestoreCall c;
   c.path = std::string(r.bytes());
   const uint8_t by = r.byte();
   if (by == 1) c.at_ns = r.svarint();
   else if (by == 2) c.before_op = r.varint();
   else return Status::invalid("malformed restore request: no moment");
-  const uint8_t has_to = r.byte();
-  if (has_to > 1) return Status::invalid("malformed restore request");
-  if (has_to) c.to = std::string(r.bytes());
-  const uint8_t dry = r.byte();
-  if (!r.ok() || !r.at_end() || dry > 1) return Status::invalid("malformed restore request");
-  c.dry_run = dry == 1;
+  if (present(r)) c.to = std::string(r.bytes());
+  c.dry_run = present(r);
   return Request{std::move(c)};
+}
+
+Result<Request> decode_retention(codec::Reader& r) {
+  RetentionCall c;
+  if (present(r)) c.max_age_ns = r.svarint();
+  if (present(r)) c.max_history_bytes = r.varint();
+  return Request{c};
+}
+
+}  // namespace
+
+std::string encode(const Request& req) {
+  std::string out{static_cast<char>(kVersion)};
+  std::visit(RequestEncoder{out}, req);
+  return out;
+}
+
+Result<Request> decode_request(std::string_view bytes) {
+  codec::Reader r(bytes);
+  if (r.byte() != kVersion) return Status::invalid("unknown control protocol version");
+  Result<Request> req = Status::invalid("unknown control request");
+  switch (static_cast<Kind>(r.byte())) {
+    case Kind::kRestore: req = decode_restore(r); break;
+    case Kind::kGc: req = Request{GcCall{}}; break;
+    case Kind::kRetention: req = decode_retention(r); break;
+  }
+  if (req && (!r.ok() || !r.at_end())) return Status::invalid("malformed control request");
+  return req;
 }
 
 std::string encode(const Reply& rep) {
@@ -76,6 +111,11 @@ std::string encode(const Reply& rep) {
     out.push_back(static_cast<char>(c.kind));
     put_bytes(out, c.path);
     put_bytes(out, c.what);
+  }
+  put_varint(out, rep.figures.size());
+  for (const auto& [name, value] : rep.figures) {
+    put_bytes(out, name);
+    put_svarint(out, value);
   }
   return out;
 }
@@ -94,6 +134,11 @@ Result<Reply> decode_reply(std::string_view bytes) {
     if (kind != '+' && kind != '-' && kind != '~') return Status::invalid("malformed reply");
     RestoreChange c{static_cast<RestoreChange::Kind>(kind), std::string(r.bytes()), std::string(r.bytes())};
     rep.changes.push_back(std::move(c));
+  }
+  const uint64_t figures = r.varint();
+  for (uint64_t i = 0; i < figures && r.ok(); ++i) {
+    std::string name(r.bytes());
+    rep.figures.emplace_back(std::move(name), r.svarint());
   }
   if (!r.ok() || !r.at_end()) return Status::invalid("malformed reply from roamfs");
   return rep;

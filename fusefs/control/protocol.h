@@ -29,7 +29,7 @@ inline constexpr uint8_t kVersion = 1;
 inline constexpr uint32_t kMaxRequest = 64 * 1024;
 inline constexpr uint32_t kMaxReply = 256u << 20;
 
-enum class Kind : uint8_t { kRestore = 1 };
+enum class Kind : uint8_t { kRestore = 1, kGc = 2, kRetention = 3 };
 
 struct RestoreCall {
   std::string path;
@@ -40,14 +40,29 @@ struct RestoreCall {
   bool operator==(const RestoreCall&) const = default;
 };
 
-using Request = std::variant<RestoreCall>;
+// Collect garbage now (fusefs/gc/gc.h).
+struct GcCall {
+  bool operator==(const GcCall&) const = default;
+};
+
+// Show, or change, the disk's retention (fusefs/gc/retention.h).
+struct RetentionCall {
+  std::optional<int64_t> max_age_ns;
+  std::optional<uint64_t> max_history_bytes;
+  bool operator==(const RetentionCall&) const = default;
+};
+
+using Request = std::variant<RestoreCall, GcCall, RetentionCall>;
 
 struct Reply {
   int err = 0;             // 0: done; else errno
   std::string message;     // the error, one sentence
+  // restore
   std::string moment;      // the moment restored to, as named
   uint64_t seq = 0;        // the logged restore; 0 for a dry run or no change
   std::vector<RestoreChange> changes;
+  // gc and retention: named figures ("records_dropped", "max_age_ns", ...)
+  std::vector<std::pair<std::string, int64_t>> figures;
 };
 
 std::string encode(const Request& r);

@@ -36,9 +36,11 @@ void invalidate(fuse_session* se, const RestoreResult& result) {
 
 }  // namespace
 
-control::Reply handle_control(Store& store, fuse_session* se, const control::Request& req, const ucred& caller) {
-  control::Executed done = control::execute(store, caller_of(caller), req);
-  if (done.reply.err == 0 && done.reply.seq != 0) invalidate(se, done.result);
+control::Reply handle_control(Store& store, fuse_session* se, const OpenFiles& open_files,
+                              const control::Request& req, const ucred& caller) {
+  control::Context context{caller_of(caller), [&open_files](uint64_t ino) { return open_files.is_open(ino); }};
+  control::Executed done = control::execute(store, context, req);
+  if (done.reply.err == 0 && done.reply.seq != 0) invalidate(se, done.result);  // a restore changed the tree
   return std::move(done.reply);
 }
 

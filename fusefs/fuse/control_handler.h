@@ -9,12 +9,15 @@
 #include <sys/socket.h>
 
 #include "fusefs/control/protocol.h"
+#include "fusefs/fuse/ops.h"
 #include "fusefs/store/store.h"
 
 namespace roam {
 
 // Runs on the control server's thread, concurrently with FUSE requests; the
 // store's writer lock orders it against them. `se` must be mounted.
-control::Reply handle_control(Store& store, fuse_session* se, const control::Request& req, const ucred& caller);
+// `open_files` keeps GC away from files that are still open.
+control::Reply handle_control(Store& store, fuse_session* se, const OpenFiles& open_files,
+                              const control::Request& req, const ucred& caller);
 
 }  // namespace roam

@@ -2,10 +2,32 @@
 
 #include <syslog.h>
 
+#include <algorithm>
+
+#include "fusefs/gc/gc.h"
+#include "fusefs/oplog/timefmt.h"
+
 namespace roam {
 
-Housekeeper::Housekeeper(Store& store, Intervals intervals)
-    : store_(store), intervals_(intervals), thread_([this] { run(); }) {}
+Housekeeper::Housekeeper(Store& store, Intervals intervals, std::function<bool(uint64_t)> is_open)
+    : store_(store), is_open_(std::move(is_open)), intervals_(intervals), thread_([this] { run(); }) {}
+
+void Housekeeper::collect_garbage() {
+  GcOptions options;
+  options.now_ns = wall_clock_ns();
+  options.is_open = is_open_;
+  auto report = roam::collect_garbage(store_, options);
+  if (!report) {
+    syslog(LOG_ERR, "roamfs: garbage collection failed: %s", report.status().message().c_str());
+    return;
+  }
+  for (const auto& p : report->problems) syslog(LOG_ERR, "roamfs: garbage collection: %s", p.c_str());
+  if (report->records_dropped || report->segments_removed)
+    syslog(LOG_INFO, "roamfs: gc dropped %llu records, freed %llu bytes, removed %llu segments",
+           static_cast<unsigned long long>(report->records_dropped),
+           static_cast<unsigned long long>(report->bytes_freed),
+           static_cast<unsigned long long>(report->segments_removed));
+}
 
 Housekeeper::~Housekeeper() {
   {
@@ -20,9 +42,10 @@ void Housekeeper::run() {
   using clock = std::chrono::steady_clock;
   auto next_sync = clock::now() + intervals_.sync;
   auto next_trim = clock::now() + intervals_.trim;
+  auto next_gc = clock::now() + intervals_.gc;
   std::unique_lock lock(mu_);
   while (!stop_) {
-    wake_.wait_until(lock, std::min(next_sync, next_trim), [this] { return stop_; });
+    wake_.wait_until(lock, std::min({next_sync, next_trim, next_gc}), [this] { return stop_; });
     if (stop_) break;
     lock.unlock();
     const auto now = clock::now();
@@ -33,6 +56,10 @@ void Housekeeper::run() {
     if (now >= next_trim) {
       store_.trim_resident_memory();
       next_trim = now + intervals_.trim;
+    }
+    if (now >= next_gc) {
+      collect_garbage();
+      next_gc = clock::now() + intervals_.gc;
     }
     lock.lock();
   }

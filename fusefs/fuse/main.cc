@@ -72,15 +72,17 @@ class StartupPipe {
 };
 
 // The control socket (restore on a mounted disk), served until unmount.
-roam::Result<std::unique_ptr<roam::control::Server>> start_control(roam::Store& store, fuse_session* se) {
+roam::Result<std::unique_ptr<roam::control::Server>> start_control(roam::Store& store, fuse_session* se,
+                                                                   const roam::OpenFiles& open_files) {
   std::string name;
   {
     ROAM_ASSIGN(roam::ReadTxn txn, store.begin_read());
     ROAM_ASSIGN(name, roam::control::socket_name(txn));
   }
-  return roam::control::Server::start(name, [&store, se](const roam::control::Request& req, const ucred& caller) {
-    return roam::handle_control(store, se, req, caller);
-  });
+  return roam::control::Server::start(
+      name, [&store, se, &open_files](const roam::control::Request& req, const ucred& caller) {
+        return roam::handle_control(store, se, open_files, req, caller);
+      });
 }
 
 int serve(const Args& args, StartupPipe& startup) {
@@ -118,14 +120,14 @@ int serve(const Args& args, StartupPipe& startup) {
     fuse_session_destroy(se);
     return fail(Status::io("cannot mount on " + args.mountpoint + " (is /dev/fuse available?)"));
   }
-  auto control = start_control(**store, se);
+  auto control = start_control(**store, se, context.open_files);
   if (!control) {
     fuse_session_unmount(se);
     fuse_remove_signal_handlers(se);
     fuse_session_destroy(se);
     return fail(control.status());
   }
-  roam::Housekeeper housekeeper(**store, {});
+  roam::Housekeeper housekeeper(**store, {}, [&context](uint64_t ino) { return context.open_files.is_open(ino); });
   startup.ready();
   if (!args.foreground) {
     int null = ::open("/dev/null", O_RDWR);

@@ -77,8 +77,18 @@ void reply_attr(fuse_req_t req, const Result<Inode>& r) {
 // An open file remembers who opened it: with the writeback cache, WRITE
 // requests come from the kernel's flusher, so the opener is the honest answer
 // to "who wrote this".
+// Registered in OpenFiles for its lifetime (open/create until release).
 struct FileHandle {
+  FileHandle(Caller who, uint64_t ino, OpenFiles& open) : opener(std::move(who)), ino(ino), open_files(open) {
+    open_files.opened(ino);
+  }
+  ~FileHandle() { open_files.closed(ino); }
+  FileHandle(const FileHandle&) = delete;
+  FileHandle& operator=(const FileHandle&) = delete;
+
   Caller opener;
+  uint64_t ino;
+  OpenFiles& open_files;
 };
 
 // A directory listing taken at the first readdir, so that offsets stay stable
@@ -194,7 +204,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     auto t = ctx(req).fs.setattr(caller, ino, a);
     if (!t) return reply_status(req, t.status());
   }
-  fi->fh = reinterpret_cast<uint64_t>(new FileHandle{std::move(caller)});
+  fi->fh = reinterpret_cast<uint64_t>(new FileHandle(std::move(caller), ino, ctx(req).open_files));
   fi->keep_cache = 1;  // only roamfs changes the data, so cached pages stay valid
   if (fuse_reply_open(req, fi) == -ENOENT) delete file_of(fi);  // the opener was interrupted
 }
@@ -203,7 +213,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
   Caller caller = caller_of(req);
   auto r = ctx(req).fs.mknod(caller, parent, name, mode, 0, OpKind::kCreate);
   if (!r) return reply_status(req, r.status());
-  fi->fh = reinterpret_cast<uint64_t>(new FileHandle{std::move(caller)});
+  fi->fh = reinterpret_cast<uint64_t>(new FileHandle(std::move(caller), r->ino, ctx(req).open_files));
   fi->keep_cache = 1;
   fuse_entry_param e = to_entry(req, *r);
   if (fuse_reply_create(req, &e, fi) == -ENOENT) delete file_of(fi);

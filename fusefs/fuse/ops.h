@@ -43,12 +43,35 @@ class CommCache {
   std::unordered_map<uint32_t, Entry> entries_;
 };
 
+// The inodes that have open file handles. A removed file that a process still
+// has open must not be freed by GC (fusefs/gc), however old its history.
+class OpenFiles {
+ public:
+  void opened(uint64_t ino) {
+    std::lock_guard lock(mu_);
+    ++count_[ino];
+  }
+  void closed(uint64_t ino) {
+    std::lock_guard lock(mu_);
+    if (auto it = count_.find(ino); it != count_.end() && --it->second == 0) count_.erase(it);
+  }
+  bool is_open(uint64_t ino) const {
+    std::lock_guard lock(mu_);
+    return count_.count(ino) > 0;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::unordered_map<uint64_t, uint32_t> count_;
+};
+
 // Everything the callbacks share; passed to libfuse as userdata. Outlives the
 // session.
 struct FuseContext {
   Fs& fs;
   MountOptions options;
   CommCache comms;
+  OpenFiles open_files;
 };
 
 // The callback table. Operations left out on purpose: flush (the kernel writes
