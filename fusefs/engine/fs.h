@@ -21,6 +21,7 @@
 #include <string_view>
 #include <vector>
 
+#include "fusefs/oplog/past_view.h"
 #include "fusefs/oplog/record.h"
 #include "fusefs/store/store.h"
 
@@ -41,7 +42,10 @@ using CommitHook = std::function<void(const OpRecord&)>;
 
 class Fs {
  public:
-  explicit Fs(Store& store) : store_(store) {}
+  // The live disk, or — with `at_seq` — a read-only view of the disk as it was
+  // after that op log record (roamfs --at). A view's store is opened
+  // read-only, so every mutating method fails with EROFS.
+  explicit Fs(Store& store, std::optional<uint64_t> at_seq = std::nullopt) : store_(store), at_seq_(at_seq) {}
 
   Store& store() { return store_; }
 
@@ -89,8 +93,11 @@ class Fs {
                           std::string_view target, OpKind kind);
   Result<OpRecord> finish(class Mutation& m);
   Result<size_t> read_once(uint64_t ino, uint64_t offset, size_t size, char* buf);
+  // What read methods see through `txn`: the current state, or the past one.
+  PastView view(const StoreTxn& txn) const { return PastView(txn, at_seq_.value_or(PastView::kNow)); }
 
   Store& store_;
+  const std::optional<uint64_t> at_seq_;
   CommitHook commit_hook_;
 };
 

@@ -61,9 +61,10 @@ Status Fs::setxattr(const Caller& c, uint64_t ino, std::string_view name, std::s
 
 Result<std::string> Fs::getxattr(uint64_t ino, std::string_view name) {
   ROAM_ASSIGN(ReadTxn txn, store_.begin_read());
-  ROAM_ASSIGN(auto v, txn.get_xattr(ino, name));
+  PastView at = view(txn);
+  ROAM_ASSIGN(auto v, at.xattr(ino, name));
   if (!v) {
-    ROAM_TRY(txn.inode(ino).take_status());  // ENOENT for a bad inode, not ENODATA
+    ROAM_TRY(at.existing_inode(ino).take_status());  // ENOENT for a bad inode, not ENODATA
     return Status::error(ENODATA, "no such extended attribute");
   }
   return std::move(*v);
@@ -71,7 +72,12 @@ Result<std::string> Fs::getxattr(uint64_t ino, std::string_view name) {
 
 Result<std::vector<std::string>> Fs::listxattr(uint64_t ino) {
   ROAM_ASSIGN(ReadTxn txn, store_.begin_read());
-  return txn.list_xattrs(ino);
+  if (!at_seq_) return txn.list_xattrs(ino);
+  PastView v = view(txn);
+  ROAM_ASSIGN(auto all, v.xattrs(ino));
+  std::vector<std::string> names;
+  for (auto& [name, value] : all) names.push_back(name);
+  return names;
 }
 
 Status Fs::removexattr(const Caller& c, uint64_t ino, std::string_view name) {

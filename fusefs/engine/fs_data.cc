@@ -47,12 +47,13 @@ Result<size_t> Fs::read(uint64_t ino, uint64_t offset, size_t size, char* buf) {
 
 Result<size_t> Fs::read_once(uint64_t ino, uint64_t offset, size_t size, char* buf) {
   ROAM_ASSIGN(ReadTxn txn, store_.begin_read());
-  ROAM_ASSIGN(Inode inode, txn.inode(ino));
+  PastView v = view(txn);
+  ROAM_ASSIGN(Inode inode, v.existing_inode(ino));
   if (S_ISDIR(inode.mode)) return Status::error(EISDIR, "is a directory");
   if (offset >= inode.size) return size_t{0};
   size = static_cast<size_t>(std::min<uint64_t>(size, inode.size - offset));
   const uint64_t end = offset + size;
-  ROAM_ASSIGN(auto extents, txn.extents_in(ino, offset, size));
+  ROAM_ASSIGN(auto extents, v.extents_in(ino, offset, size));
   std::string scratch;     // a blob only partly needed is read here first
   uint64_t scratch_id = 0;  // split pieces of one blob are read once
   uint64_t filled = offset;  // buf holds [offset, filled)

@@ -57,25 +57,29 @@ Result<OpRecord> Fs::finish(Mutation& m) {
 Result<Inode> Fs::lookup(uint64_t parent, std::string_view name) {
   if (name.size() > kNameMax) return Status::error(ENAMETOOLONG, "file name longer than 255 bytes");
   ROAM_ASSIGN(ReadTxn txn, store_.begin_read());
-  ROAM_ASSIGN(Inode dir, live_dir(txn, parent));
+  PastView v = view(txn);
+  ROAM_ASSIGN(Inode dir, v.existing_inode(parent));
+  if (!S_ISDIR(dir.mode)) return Status::error(ENOTDIR, "not a directory");
+  if (dir.nlink == 0) return Status::not_found("directory has been removed");
   if (name == ".") return dir;
-  if (name == "..") return txn.inode(dir.parent);
-  ROAM_ASSIGN(auto d, txn.get_dirent(parent, name));
+  if (name == "..") return v.existing_inode(dir.parent);
+  ROAM_ASSIGN(auto d, v.dirent(parent, name));
   if (!d) return Status::not_found("no such file or directory");
-  return txn.inode(d->ino);
+  return v.existing_inode(d->ino);
 }
 
 Result<Inode> Fs::getattr(uint64_t ino) {
   ROAM_ASSIGN(ReadTxn txn, store_.begin_read());
-  return txn.inode(ino);
+  return view(txn).existing_inode(ino);
 }
 
 Result<std::vector<std::optional<Inode>>> Fs::getattrs(const std::vector<uint64_t>& inos) {
   ROAM_ASSIGN(ReadTxn txn, store_.begin_read());
+  PastView v = view(txn);
   std::vector<std::optional<Inode>> out;
   out.reserve(inos.size());
   for (uint64_t ino : inos) {
-    ROAM_ASSIGN(auto inode, txn.get_inode(ino));
+    ROAM_ASSIGN(auto inode, v.inode(ino));
     out.push_back(std::move(inode));
   }
   return out;
@@ -297,16 +301,17 @@ Status Fs::rename(const Caller& c, uint64_t parent, std::string_view name, uint6
 
 Result<std::string> Fs::readlink(uint64_t ino) {
   ROAM_ASSIGN(ReadTxn txn, store_.begin_read());
-  ROAM_ASSIGN(Inode inode, txn.inode(ino));
+  ROAM_ASSIGN(Inode inode, view(txn).existing_inode(ino));
   if (!S_ISLNK(inode.mode)) return Status::invalid("not a symbolic link");
   return inode.symlink_target;
 }
 
 Result<std::vector<std::pair<std::string, Dirent>>> Fs::readdir(uint64_t ino, std::string_view after, size_t limit) {
   ROAM_ASSIGN(ReadTxn txn, store_.begin_read());
-  ROAM_ASSIGN(Inode dir, txn.inode(ino));
+  PastView v = view(txn);
+  ROAM_ASSIGN(Inode dir, v.existing_inode(ino));
   if (!S_ISDIR(dir.mode)) return Status::error(ENOTDIR, "not a directory");
-  return txn.list_dir(ino, after, limit);
+  return v.list_dir(ino, after, limit);
 }
 
 }  // namespace roam

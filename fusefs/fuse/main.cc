@@ -15,6 +15,7 @@
 #include <climits>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,9 @@
 #include "fusefs/fuse/control_handler.h"
 #include "fusefs/fuse/housekeeper.h"
 #include "fusefs/fuse/ops.h"
+#include "fusefs/gc/pins.h"
+#include "fusefs/history/moment.h"
+#include "fusefs/oplog/timefmt.h"
 #include "fusefs/store/store.h"
 #include "fusefs/sys/mountinfo.h"
 
@@ -51,6 +55,7 @@ Status check_mountpoint(const std::string& mnt) {
 
 struct Args {
   std::string store, mountpoint, options;
+  std::string at;  // --at TIME: a read-only view of the past
   bool foreground = false, debug = false, single_thread = false;
 };
 
@@ -85,6 +90,32 @@ roam::Result<std::unique_ptr<roam::control::Server>> start_control(roam::Store& 
       });
 }
 
+// The disk to serve: the live store, or a read-only view of it at --at TIME
+// (pinned so that the live roamfs's GC keeps the history the view reads).
+struct Disk {
+  std::unique_ptr<roam::Store> store;
+  std::optional<uint64_t> at_seq;
+  std::optional<roam::Pin> pin;
+};
+
+roam::Result<Disk> open_disk(const Args& args) {
+  Disk disk;
+  if (args.at.empty()) {
+    ROAM_ASSIGN(disk.store, roam::Store::open(args.store, {}));
+    return disk;
+  }
+  const int64_t now = roam::wall_clock_ns();
+  auto at = roam::parse_time(args.at, now);
+  if (!at) return at.status().with_context("--at");
+  ROAM_ASSIGN(disk.store, roam::Store::open(args.store, {.read_only = true}));
+  ROAM_ASSIGN(roam::ReadTxn txn, disk.store->begin_read());
+  ROAM_ASSIGN(roam::Moment moment, roam::moment_at(txn, *at, now));
+  ROAM_ASSIGN(roam::Pin pin, roam::Pin::take(disk.store->dir(), moment.seq));
+  disk.pin.emplace(std::move(pin));
+  disk.at_seq = moment.seq;
+  return disk;
+}
+
 int serve(const Args& args, StartupPipe& startup) {
   auto fail = [&](const Status& s) {
     std::fprintf(stderr, "roamfs: %s\n", s.message().c_str());
@@ -92,16 +123,20 @@ int serve(const Args& args, StartupPipe& startup) {
     return 1;
   };
   if (Status s = check_mountpoint(args.mountpoint); !s) return fail(s);
-  auto store = roam::Store::open(args.store, {});
-  if (!store) return fail(store.status());
-  roam::Fs fs(**store);
+  auto disk = open_disk(args);
+  if (!disk) return fail(disk.status());
+  auto& store = disk->store;
+  const bool past = disk->at_seq.has_value();
+  roam::Fs fs(*store, disk->at_seq);
   roam::FuseContext context{fs, {}, {}};
+  context.options.read_only = past;
 
   // The absolute path, so that roamctl can find the store from the mount table.
   char real_store[PATH_MAX];
   if (!::realpath(args.store.c_str(), real_store)) return fail(Status::error(errno, "store " + args.store + ": " + std::strerror(errno)));
   std::string opts = "fsname=roamfs:" + std::string(real_store) + ",subtype=roamfs,default_permissions";
   if (::geteuid() == 0) opts += ",allow_other";
+  if (past) opts += ",ro";
   if (!args.options.empty()) opts += "," + args.options;
   std::vector<std::string> argv_s = {"roamfs", "-o", opts};
   if (args.debug) argv_s.emplace_back("-d");
@@ -120,14 +155,22 @@ int serve(const Args& args, StartupPipe& startup) {
     fuse_session_destroy(se);
     return fail(Status::io("cannot mount on " + args.mountpoint + " (is /dev/fuse available?)"));
   }
-  auto control = start_control(**store, se, context.open_files);
-  if (!control) {
-    fuse_session_unmount(se);
-    fuse_remove_signal_handlers(se);
-    fuse_session_destroy(se);
-    return fail(control.status());
+  // A past view changes nothing: no control socket (restores go to the live
+  // disk), no sync, no GC.
+  std::unique_ptr<roam::control::Server> control;
+  std::optional<roam::Housekeeper> housekeeper;
+  if (!past) {
+    auto started = start_control(*store, se, context.open_files);
+    if (!started) {
+      fuse_session_unmount(se);
+      fuse_remove_signal_handlers(se);
+      fuse_session_destroy(se);
+      return fail(started.status());
+    }
+    control = std::move(*started);
+    housekeeper.emplace(*store, roam::Housekeeper::Intervals{},
+                        [&context](uint64_t ino) { return context.open_files.is_open(ino); });
   }
-  roam::Housekeeper housekeeper(**store, {}, [&context](uint64_t ino) { return context.open_files.is_open(ino); });
   startup.ready();
   if (!args.foreground) {
     int null = ::open("/dev/null", O_RDWR);
@@ -144,11 +187,12 @@ int serve(const Args& args, StartupPipe& startup) {
     rc = fuse_session_loop_mt(se, cfg);
     fuse_loop_cfg_destroy(cfg);
   }
-  control->reset();  // no more restores: the session is going away
+  control.reset();  // no more restores: the session is going away
+  housekeeper.reset();
   fuse_session_unmount(se);
   fuse_remove_signal_handlers(se);
   fuse_session_destroy(se);
-  if (Status s = fs.sync(); !s) {
+  if (Status s = past ? Status::ok() : fs.sync(); !s) {
     syslog(LOG_ERR, "roamfs: final sync failed: %s", s.message().c_str());
     return 1;
   }
@@ -196,6 +240,8 @@ int main(int argc, char** argv) {
   app.add_flag("-d,--debug", args.debug, "print every FUSE request (implies -f)");
   app.add_flag("-s,--single-thread", args.single_thread, "serve requests on one thread");
   app.add_option("-o", args.options, "mount options, comma-separated (passed to FUSE)");
+  app.add_option("--at", args.at,
+                 "mount a read-only view of the disk as it was at TIME (ISO 8601, @EPOCH, -2h, ...)");
   CLI11_PARSE(app, argc, argv);
   openlog("roamfs", LOG_PID, LOG_DAEMON);
   if (args.debug) args.foreground = true;

@@ -7,6 +7,7 @@
 #include <mutex>
 
 #include "fusefs/gc/compact.h"
+#include "fusefs/gc/pins.h"
 #include "fusefs/oplog/oplog.h"
 #include "fusefs/store/codec.h"
 
@@ -46,6 +47,7 @@ Result<bool> has_log_records(const StoreTxn& txn, uint64_t ino) {
 // Step 1: drop records, oldest first, while retention says so.
 Status expire_records(Store& store, const Retention& retention, const GcOptions& options, GcReport& report) {
   const int64_t cutoff = retention.max_age_ns > 0 ? options.now_ns - retention.max_age_ns : INT64_MIN;
+  const std::optional<uint64_t> pinned = oldest_pin(store.dir());  // a past view reads what follows
   uint64_t history = report.before.history_bytes;
   for (bool done = false; !done;) {
     ROAM_ASSIGN(WriteTxn txn, store.begin_write());
@@ -60,7 +62,7 @@ Status expire_records(Store& store, const Retention& retention, const GcOptions&
       if (!rec) return Status::corrupt("op log has no record " + std::to_string(bounds->first));
       const bool too_old = rec->ts_ns < cutoff;
       const bool over_cap = retention.max_history_bytes > 0 && history > retention.max_history_bytes;
-      if (!too_old && !over_cap) {
+      if ((!too_old && !over_cap) || (pinned && rec->seq > *pinned)) {
         done = true;
         break;
       }

@@ -4,7 +4,8 @@
 //
 // Steps (docs/gc.md):
 //   1. expire: drop the oldest op log records while they are older than the
-//      age limit or history exceeds the space cap (never the newest record);
+//      age limit or history exceeds the space cap (never the newest record,
+//      never one a live past view needs: pins.h);
 //   2. free removed files: an inode with no names, no retained record and no
 //      open handle goes, with its extents and xattrs (never the highest inode);
 //   3. free blobs whose reference count reached zero (never the highest blob);

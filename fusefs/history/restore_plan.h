@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "fusefs/history/past_view.h"
+#include "fusefs/oplog/past_view.h"
 #include "fusefs/history/restore.h"
 
 namespace roam {

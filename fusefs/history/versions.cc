@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <set>
 
-#include "fusefs/history/past_view.h"
+#include "fusefs/oplog/past_view.h"
 #include "fusefs/oplog/oplog.h"
 
 namespace roam {

@@ -16,7 +16,7 @@
 #include "fusefs/engine/fs.h"
 #include "fusefs/gc/gc.h"
 #include "fusefs/history/moment.h"
-#include "fusefs/history/past_view.h"
+#include "fusefs/oplog/past_view.h"
 #include "fusefs/history/restore.h"
 #include "fusefs/oplog/oplog.h"
 #include "tests/unit/helpers.h"

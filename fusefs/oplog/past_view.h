@@ -17,12 +17,16 @@
 // before `seq` may be gone, but every record after it must still be there
 // (the caller checks against the oldest retained record; see history.h).
 //
+// With seq == kNow it reads the current state straight through `txn` (no
+// index scans), so code can serve the live disk and a past view alike.
+//
 // Lifetime and threading: borrows `txn`, which must outlive it and must not
 // change while it is used (read it before writing through the same WriteTxn).
 // Caches what it computed; one thread at a time.
 #pragma once
 
 #include <cstdint>
+#include <cstddef>
 #include <map>
 #include <memory>
 #include <optional>
@@ -46,12 +50,19 @@ class PastView {
 
   // nullopt: the inode did not exist at seq.
   Result<std::optional<Inode>> inode(uint64_t ino);
+  // Like inode(), but an inode that did not exist is ENOENT.
+  Result<Inode> existing_inode(uint64_t ino);
   Result<std::optional<Dirent>> dirent(uint64_t parent, std::string_view name);
-  // Every entry of directory `dir`, in name order.
-  Result<std::vector<std::pair<std::string, Dirent>>> list_dir(uint64_t dir);
+  // Entries of directory `dir` in name order, after `after` ("" = from the
+  // start), at most `limit`.
+  Result<std::vector<std::pair<std::string, Dirent>>> list_dir(uint64_t dir, std::string_view after = "",
+                                                               size_t limit = SIZE_MAX);
+  Result<std::optional<std::string>> xattr(uint64_t ino, std::string_view name);
   Result<std::map<std::string, std::string>> xattrs(uint64_t ino);
   // The file's extents in file order, clipped to its size at seq.
-  Result<std::vector<Extent>> extents(uint64_t ino);
+  Result<std::vector<Extent>> extents(uint64_t ino) { return extents_in(ino, 0, UINT64_MAX); }
+  // Those overlapping [offset, offset+length), clipped to it.
+  Result<std::vector<Extent>> extents_in(uint64_t ino, uint64_t offset, uint64_t length);
   // The inode at disk path `path` ("/a/b"), or nullopt if there was none.
   // ENOTDIR when a component was not a directory.
   Result<std::optional<uint64_t>> resolve(std::string_view path);

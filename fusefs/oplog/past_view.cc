@@ -1,4 +1,4 @@
-#include "fusefs/history/past_view.h"
+#include "fusefs/oplog/past_view.h"
 
 #include <sys/stat.h>
 
@@ -95,18 +95,29 @@ Result<const PastView::Overrides*> PastView::overrides(uint64_t ino) {
 }
 
 Result<std::optional<Inode>> PastView::inode(uint64_t ino) {
+  if (seq_ == kNow) return txn_.get_inode(ino);
   ROAM_ASSIGN(const Overrides* ov, overrides(ino));
   if (ov->inode_changed) return ov->inode;
   return txn_.get_inode(ino);
 }
 
+Result<Inode> PastView::existing_inode(uint64_t ino) {
+  if (seq_ == kNow) return txn_.inode(ino);
+  ROAM_ASSIGN(auto i, inode(ino));
+  if (!i) return Status::not_found("inode " + std::to_string(ino) + " did not exist at that moment");
+  return std::move(*i);
+}
+
 Result<std::optional<Dirent>> PastView::dirent(uint64_t parent, std::string_view name) {
+  if (seq_ == kNow) return txn_.get_dirent(parent, name);
   ROAM_ASSIGN(const Overrides* ov, overrides(parent));
   if (auto it = ov->dirents.find(name); it != ov->dirents.end()) return it->second;
   return txn_.get_dirent(parent, name);
 }
 
-Result<std::vector<std::pair<std::string, Dirent>>> PastView::list_dir(uint64_t dir) {
+Result<std::vector<std::pair<std::string, Dirent>>> PastView::list_dir(uint64_t dir, std::string_view after,
+                                                                      size_t limit) {
+  if (seq_ == kNow) return txn_.list_dir(dir, after, limit);
   ROAM_ASSIGN(const Overrides* ov, overrides(dir));
   ROAM_ASSIGN(auto current, txn_.list_dir(dir, "", SIZE_MAX));
   std::map<std::string, Dirent, std::less<>> entries(std::make_move_iterator(current.begin()),
@@ -115,7 +126,18 @@ Result<std::vector<std::pair<std::string, Dirent>>> PastView::list_dir(uint64_t 
     if (before) entries[name] = *before;
     else entries.erase(name);
   }
-  return std::vector<std::pair<std::string, Dirent>>(entries.begin(), entries.end());
+  std::vector<std::pair<std::string, Dirent>> out;
+  for (auto it = after.empty() ? entries.begin() : entries.upper_bound(after);
+       it != entries.end() && out.size() < limit; ++it)
+    out.emplace_back(it->first, it->second);
+  return out;
+}
+
+Result<std::optional<std::string>> PastView::xattr(uint64_t ino, std::string_view name) {
+  if (seq_ == kNow) return txn_.get_xattr(ino, name);
+  ROAM_ASSIGN(const Overrides* ov, overrides(ino));
+  if (auto it = ov->xattrs.find(name); it != ov->xattrs.end()) return it->second;
+  return txn_.get_xattr(ino, name);
 }
 
 Result<std::map<std::string, std::string>> PastView::xattrs(uint64_t ino) {
@@ -133,21 +155,25 @@ Result<std::map<std::string, std::string>> PastView::xattrs(uint64_t ino) {
   return out;
 }
 
-Result<std::vector<Extent>> PastView::extents(uint64_t ino) {
+Result<std::vector<Extent>> PastView::extents_in(uint64_t ino, uint64_t offset, uint64_t length) {
+  if (seq_ == kNow) return txn_.extents_in(ino, offset, length);
   ROAM_ASSIGN(auto past, inode(ino));
   std::vector<Extent> out;
-  if (!past || past->size == 0) return out;
-  const uint64_t size = past->size;
+  if (!past || past->size == 0 || length == 0) return out;
+  const uint64_t lo = offset, hi = std::min(past->size, length > UINT64_MAX - offset ? UINT64_MAX : offset + length);
+  if (lo >= hi) return out;
   ROAM_ASSIGN(const Overrides* ov, overrides(ino));
   // The first later record to remap a byte holds what mapped it at seq.
   RangeSet resolved;
   for (const DataBefore& d : ov->data) {
-    const uint64_t end = std::min(d.offset + d.length, size);
-    for (auto [a, b] : resolved.gaps(d.offset, end)) append_clipped(out, d.extents, a, b);
+    const uint64_t a = std::max(d.offset, lo), b = std::min(d.offset + d.length, hi);
+    if (a < b) {
+      for (auto [ga, gb] : resolved.gaps(a, b)) append_clipped(out, d.extents, ga, gb);
+    }
     resolved.add(d.offset, d.offset + d.length);
   }
   // Bytes no later record remapped are as they are now.
-  for (auto [a, b] : resolved.gaps(0, size)) {
+  for (auto [a, b] : resolved.gaps(lo, hi)) {
     ROAM_ASSIGN(auto now, txn_.extents_in(ino, a, b - a));
     append_clipped(out, now, a, b);
   }
