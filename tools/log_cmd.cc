@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <memory>
 
+#include "fusefs/history/versions.h"
 #include "fusefs/oplog/oplog.h"
 #include "fusefs/oplog/timefmt.h"
 #include "tools/commands.h"
@@ -123,10 +124,11 @@ int run_log(const LogArgs& a) {
   if (!txn) return fail(txn.status());
   if (!a.json)
     std::printf("%8s  %-23s  %-11s  %-40s  %-28s  %s\n", "SEQ", "TIME", "OP", "PATH", "BY", "DETAILS");
-  Status s = oplog::scan(*txn, filter, [&](const OpRecord& r) {
+  auto print = [&](const OpRecord& r) {
     a.json ? print_json(r) : print_row(r);
     return true;
-  });
+  };
+  Status s = filter.path ? scan_path(*txn, filter, print) : oplog::scan(*txn, filter, print);
   if (!s) return fail(s);
   return 0;
 }

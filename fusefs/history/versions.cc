@@ -1,6 +1,9 @@
 #include "fusefs/history/versions.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <map>
 #include <set>
 
 #include "fusefs/oplog/past_view.h"
@@ -38,7 +41,7 @@ Status inodes_named_anywhere(const StoreTxn& txn, const std::string& path, std::
 
 }  // namespace
 
-Result<std::vector<Version>> versions_of(const StoreTxn& txn, const std::string& path) {
+Result<std::set<uint64_t>> inodes_ever_at(const StoreTxn& txn, const std::string& path) {
   std::set<uint64_t> inos;
   PastView now(txn, PastView::kNow);
   ROAM_ASSIGN(auto current, now.resolve(path));
@@ -52,6 +55,35 @@ Result<std::vector<Version>> versions_of(const StoreTxn& txn, const std::string&
       ROAM_TRY(inodes_named_anywhere(txn, path, inos));
     }
   }
+  return inos;
+}
+
+Status scan_path(const StoreTxn& txn, const oplog::Filter& filter, const std::function<bool(const OpRecord&)>& visit) {
+  ROAM_ASSIGN(auto inos, inodes_ever_at(txn, filter.path.value_or("/")));
+  bool only_files = !inos.empty();
+  for (uint64_t ino : inos) {
+    ROAM_ASSIGN(auto inode, txn.get_inode(ino));
+    if (!inode || S_ISDIR(inode->mode)) only_files = false;
+  }
+  if (!only_files) return oplog::scan(txn, filter, visit);
+  std::map<uint64_t, OpRecord> records;  // by seq: one record may name several of the inodes
+  for (uint64_t ino : inos) {
+    oplog::Filter f = filter;
+    f.ino = ino;
+    f.limit = SIZE_MAX;
+    ROAM_TRY(oplog::scan(txn, f, [&](const OpRecord& r) {
+      records.emplace(r.seq, r);
+      return true;
+    }));
+  }
+  size_t seen = 0;
+  for (const auto& [seq, r] : records)
+    if (!visit(r) || ++seen >= filter.limit) break;
+  return Status::ok();
+}
+
+Result<std::vector<Version>> versions_of(const StoreTxn& txn, const std::string& path) {
+  ROAM_ASSIGN(auto inos, inodes_ever_at(txn, path));
   if (inos.empty()) return Status::not_found("nothing was ever at " + path + " (within the retained history)");
   std::vector<Version> out;
   for (uint64_t ino : inos) {

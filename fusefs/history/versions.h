@@ -4,9 +4,12 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <set>
 #include <string>
 #include <vector>
 
+#include "fusefs/oplog/oplog.h"
 #include "fusefs/oplog/record.h"
 #include "fusefs/store/store.h"
 
@@ -23,5 +26,15 @@ struct Version {
 // their changes come from the per-inode index. ENOENT when no file was ever
 // at `path`.
 Result<std::vector<Version>> versions_of(const StoreTxn& txn, const std::string& path);
+
+// The inodes that have been at `path` (now, or in the retained history), found
+// the same way. Empty when none was.
+Result<std::set<uint64_t>> inodes_ever_at(const StoreTxn& txn, const std::string& path);
+
+// `roamctl log --path`: the records the filter selects, in seq order. When
+// only files were ever at the path, it reads their inodes' indexes (fast on
+// any log size); for a directory, whose records include everything below it,
+// it scans the log.
+Status scan_path(const StoreTxn& txn, const oplog::Filter& filter, const std::function<bool(const OpRecord&)>& visit);
 
 }  // namespace roam
