@@ -87,6 +87,12 @@ class Fs {
   Status sync() { return store_.sync(); }
 
   void set_commit_hook(CommitHook hook) { commit_hook_ = std::move(hook); }
+  // Under the kernel's writeback cache the kernel owns a regular file's mtime
+  // and ctime: it sets them when the process writes and sends them later as a
+  // setattr. write() then leaves them alone, so the stored times are the ones
+  // processes saw (roamfs's clock at writeback time would differ). Set once,
+  // before serving requests.
+  void set_kernel_owns_write_times(bool yes) { kernel_owns_write_times_ = yes; }
 
  private:
   Result<Inode> make_node(const Caller& c, uint64_t parent, std::string_view name, uint32_t mode, uint64_t rdev,
@@ -98,6 +104,7 @@ class Fs {
 
   Store& store_;
   const std::optional<uint64_t> at_seq_;
+  bool kernel_owns_write_times_ = false;
   CommitHook commit_hook_;
 };
 

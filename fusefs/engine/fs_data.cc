@@ -108,7 +108,7 @@ Result<Inode> Fs::write(const Caller& c, uint64_t ino, uint64_t offset, std::str
     ROAM_TRY(m.remap(ino, ch.file_offset, ch.length, Extent{ch.file_offset, blob, 0, ch.length}));
   }
   inode.size = std::max<uint64_t>(inode.size, offset + data.size());
-  inode.mtime = inode.ctime = now_timespec();
+  if (!kernel_owns_write_times_) inode.mtime = inode.ctime = now_timespec();
   rec.size = inode.size;
   ROAM_TRY(m.put_inode(inode));
   ROAM_TRY(finish(m).take_status());

@@ -2,6 +2,8 @@
 
 #include <syslog.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <fstream>
 
@@ -27,11 +29,17 @@ void invalidate(fuse_session* se, const RestoreResult& result) {
     if (rc != 0 && rc != -ENOENT)
       syslog(LOG_WARNING, "roamfs: restore: kernel entry not invalidated: %s", std::strerror(-rc));
   }
-  for (uint64_t ino : result.changed_inodes) {
-    int rc = fuse_lowlevel_notify_inval_inode(se, ino, 0, 0);
+  // Only the restored byte ranges lose their cached pages (a 1 GiB file with
+  // one restored block keeps the rest of its cache); other inodes lose only
+  // their attributes (offset -1).
+  auto inval = [se](uint64_t ino, off_t off, off_t len) {
+    int rc = fuse_lowlevel_notify_inval_inode(se, ino, off, len);
     if (rc != 0 && rc != -ENOENT)
       syslog(LOG_WARNING, "roamfs: restore: kernel inode not invalidated: %s", std::strerror(-rc));
-  }
+  };
+  for (const auto& [ino, offset, length] : result.changed_data)
+    inval(ino, static_cast<off_t>(offset), static_cast<off_t>(std::min<uint64_t>(length, INT64_MAX)));
+  for (uint64_t ino : result.changed_inodes) inval(ino, -1, 0);
 }
 
 }  // namespace

@@ -106,8 +106,10 @@ DirHandle* dir_of(fuse_file_info* fi) { return reinterpret_cast<DirHandle*>(fi->
 
 void op_init(void* userdata, fuse_conn_info* conn) {
   auto& c = *static_cast<FuseContext*>(userdata);
-  if (c.options.writeback_cache && !c.options.read_only && (conn->capable & FUSE_CAP_WRITEBACK_CACHE))
+  if (c.options.writeback_cache && !c.options.read_only && (conn->capable & FUSE_CAP_WRITEBACK_CACHE)) {
     conn->want |= FUSE_CAP_WRITEBACK_CACHE;
+    c.fs.set_kernel_owns_write_times(true);
+  }
   conn->want |= conn->capable & (FUSE_CAP_PARALLEL_DIROPS | FUSE_CAP_CACHE_SYMLINKS | FUSE_CAP_ASYNC_READ);
   conn->want |= conn->capable & FUSE_CAP_READDIRPLUS;
   conn->want &= ~static_cast<unsigned>(FUSE_CAP_READDIRPLUS_AUTO);

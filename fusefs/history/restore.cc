@@ -17,39 +17,8 @@ namespace roam {
 
 namespace {
 
-using Ranges = std::vector<std::pair<uint64_t, uint64_t>>;
-
 std::string rel_join(const std::string& dir, const std::string& name) {
   return dir.empty() ? name : dir + "/" + name;
-}
-
-// The extent of `map` covering byte `pos`, if any (`i` walks forward).
-const Extent* covering(const std::vector<Extent>& map, size_t& i, uint64_t pos) {
-  while (i < map.size() && map[i].end() <= pos) ++i;
-  return i < map.size() && map[i].file_offset <= pos ? &map[i] : nullptr;
-}
-
-// The byte ranges in which two extent maps (sorted, non-overlapping) name
-// different data, coalesced.
-Ranges differing_ranges(const std::vector<Extent>& a, const std::vector<Extent>& b) {
-  std::vector<uint64_t> cuts;
-  for (const auto* map : {&a, &b})
-    for (const Extent& e : *map) cuts.push_back(e.file_offset), cuts.push_back(e.end());
-  std::sort(cuts.begin(), cuts.end());
-  cuts.erase(std::unique(cuts.begin(), cuts.end()), cuts.end());
-  Ranges out;
-  size_t ia = 0, ib = 0;
-  for (size_t k = 0; k + 1 < cuts.size(); ++k) {
-    const uint64_t x = cuts[k], y = cuts[k + 1];
-    const Extent* ea = covering(a, ia, x);
-    const Extent* eb = covering(b, ib, x);
-    const bool same = (!ea && !eb) || (ea && eb && ea->blob == eb->blob &&
-                                       ea->blob_offset + (x - ea->file_offset) == eb->blob_offset + (x - eb->file_offset));
-    if (same) continue;
-    if (!out.empty() && out.back().second == x) out.back().second = y;
-    else out.emplace_back(x, y);
-  }
-  return out;
 }
 
 std::string describe(const Inode& now, const Inode& then, bool data, bool xattrs) {
@@ -210,6 +179,7 @@ class Restorer {
         pos = hi;
       }
       if (pos < b) ROAM_TRY(m_.remap(t, pos, b - pos, std::nullopt));
+      result_.changed_data.emplace_back(t, a, b - a);
     }
     return !ranges.empty();
   }

@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "fusefs/oplog/record.h"
@@ -46,9 +47,11 @@ struct RestoreChange {
 struct RestoreResult {
   std::vector<RestoreChange> changes;
   std::optional<OpRecord> record;  // the logged restore; absent for a dry run or no change
-  // What kernel caches must forget: inodes whose attributes or data changed,
-  // and directory entries added, removed or replaced.
+  // What kernel caches must forget: inodes whose attributes changed, the
+  // byte ranges of files whose data changed (ino, offset, length), and
+  // directory entries added, removed or replaced.
   std::vector<uint64_t> changed_inodes;
+  std::vector<std::tuple<uint64_t, uint64_t, uint64_t>> changed_data;
   std::vector<std::pair<uint64_t, std::string>> changed_entries;
 };
 

@@ -2,9 +2,41 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <deque>
 
 namespace roam {
+
+namespace {
+
+// The extent of `map` covering byte `pos`, if any (`i` walks forward).
+const Extent* covering(const std::vector<Extent>& map, size_t& i, uint64_t pos) {
+  while (i < map.size() && map[i].end() <= pos) ++i;
+  return i < map.size() && map[i].file_offset <= pos ? &map[i] : nullptr;
+}
+
+}  // namespace
+
+Ranges differing_ranges(const std::vector<Extent>& a, const std::vector<Extent>& b) {
+  std::vector<uint64_t> cuts;
+  for (const auto* map : {&a, &b})
+    for (const Extent& e : *map) cuts.push_back(e.file_offset), cuts.push_back(e.end());
+  std::sort(cuts.begin(), cuts.end());
+  cuts.erase(std::unique(cuts.begin(), cuts.end()), cuts.end());
+  Ranges out;
+  size_t ia = 0, ib = 0;
+  for (size_t k = 0; k + 1 < cuts.size(); ++k) {
+    const uint64_t x = cuts[k], y = cuts[k + 1];
+    const Extent* ea = covering(a, ia, x);
+    const Extent* eb = covering(b, ib, x);
+    const bool same = (!ea && !eb) || (ea && eb && ea->blob == eb->blob &&
+                                       ea->blob_offset + (x - ea->file_offset) == eb->blob_offset + (x - eb->file_offset));
+    if (same) continue;
+    if (!out.empty() && out.back().second == x) out.back().second = y;
+    else out.emplace_back(x, y);
+  }
+  return out;
+}
 
 namespace {
 
@@ -77,19 +109,38 @@ Status read_live_tree(const StoreTxn& txn, uint64_t top, RestorePlan& plan) {
   return Status::ok();
 }
 
+// With the writeback cache, the kernel keeps its own size and mtime for a
+// regular file it has in memory and ignores the server's. So a regular file
+// whose data, size or mtime must go back is restored as a new inode (the
+// kernel then sees a new file under the old names; a process that has the
+// old one open keeps reading it, as after a rename over it).
+Result<bool> attributes_can_change(const StoreTxn& txn, const PastNode& past, const Inode& now) {
+  if (!S_ISREG(now.mode)) return true;
+  if (now.size != past.inode.size || !(now.mtime == past.inode.mtime)) return false;
+  ROAM_ASSIGN(auto extents, txn.extents_in(now.ino, 0, UINT64_MAX));
+  return differing_ranges(extents, past.extents).empty();
+}
+
 // An inode is restored under its own number when every name it has now is
 // inside the replaced tree (so restoring it changes nothing outside), or when
-// it has no name at all. Everything else is restored as a copy.
+// it has no name at all — unless the kernel could not follow the change
+// (above). Everything else is restored as a copy.
 Status choose_in_place(const StoreTxn& txn, RestorePlan& plan) {
   for (const auto& [ino, node] : plan.past) {
     if (auto it = plan.live.find(ino); it != plan.live.end()) {
       const LiveNode& l = it->second;
       const bool all_names_inside = S_ISDIR(l.inode.mode) || l.names.size() == l.inode.nlink;
-      if (all_names_inside) plan.in_place.insert(ino);
+      ROAM_ASSIGN(bool kernel_can_follow, attributes_can_change(txn, node, l.inode));
+      if (all_names_inside && kernel_can_follow) plan.in_place.insert(ino);
       continue;
     }
     ROAM_ASSIGN(auto now, txn.get_inode(ino));
-    if (!now || now->nlink == 0) plan.in_place.insert(ino);
+    if (!now) {
+      plan.in_place.insert(ino);
+      continue;
+    }
+    ROAM_ASSIGN(bool kernel_can_follow, attributes_can_change(txn, node, *now));
+    if (now->nlink == 0 && kernel_can_follow) plan.in_place.insert(ino);
   }
   return Status::ok();
 }

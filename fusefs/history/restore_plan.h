@@ -52,6 +52,11 @@ struct RestorePlan {
   std::set<uint64_t> in_place;
 };
 
+// The byte ranges in which two extent maps (sorted, non-overlapping) name
+// different data, coalesced.
+using Ranges = std::vector<std::pair<uint64_t, uint64_t>>;
+Ranges differing_ranges(const std::vector<Extent>& a, const std::vector<Extent>& b);
+
 Result<RestorePlan> plan_restore(const StoreTxn& txn, PastView& past, const RestoreRequest& req);
 
 }  // namespace roam
