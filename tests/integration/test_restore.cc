@@ -20,6 +20,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -377,13 +378,85 @@ class RestoreRun {
   int stale_file_attrs_ = 0;
 };
 
-// A single line on stderr: "roamctl restore: SENTENCE".
-[[maybe_unused]] void check_one_sentence(const ProcResult& r, const std::string& must_say) {
-  INFO("stderr: " << r.err);
-  REQUIRE(!r.err.empty());
-  CHECK(r.err.back() == '\n');
-  CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
-  CHECK(r.err.find(must_say) != std::string::npos);
+// A moment of a small hand-made scenario: the log's last seq after a sync,
+// and a wall-clock time after it and before the next op.
+struct Mark {
+  long long seq = 0;
+  int64_t time_ns = 0;
+};
+
+Mark mark(const MountFixture& fx) {
+  sync_mount(fx.mnt());
+  Mark m;
+  m.seq = last_seq(fx.mnt());
+  pause_ms(2);
+  m.time_ns = wall_ns();
+  pause_ms(2);
+  return m;
+}
+
+// The names in the directory open as `dirfd`, read through a duplicate of it
+// from the start (fdopendir on the descriptor opened before a restore).
+std::set<std::string> list_open_dir(int dirfd) {
+  const int fd = ::dup(dirfd);
+  REQUIRE(fd >= 0);
+  DIR* d = ::fdopendir(fd);
+  REQUIRE(d != nullptr);
+  ::rewinddir(d);
+  std::set<std::string> names;
+  while (dirent* e = ::readdir(d)) {
+    const std::string n = e->d_name;
+    if (n != "." && n != "..") names.insert(n);
+  }
+  ::closedir(d);
+  return names;
+}
+
+std::string names_str(const std::set<std::string>& names) {
+  std::string s;
+  for (const auto& n : names) s += (s.empty() ? "" : " ") + n;
+  return "{" + s + "}";
+}
+
+std::string xattr_of(const std::string& path, const std::string& name) {
+  char buf[256];
+  const ssize_t n = ::lgetxattr(path.c_str(), name.c_str(), buf, sizeof buf);
+  return n < 0 ? "(errno " + std::to_string(errno) + ")" : std::string(buf, static_cast<size_t>(n));
+}
+
+// The mount's tree (with root, mtimes too) must be `want`.
+void expect_tree_is(const MountFixture& fx, const Tree& want, const std::string& now, const std::string& then) {
+  const std::string diffs = diff_text(snapshot(fx.mnt(), true), want, {.left = now, .right = then, .mtime = true});
+  INFO("the trees differ:\n" << diffs);
+  CHECK(diffs.empty());
+}
+
+// A refused restore: non-zero exit, one line on stderr naming `must_say`
+// (usage errors caught by the command-line parser may add CLI11's
+// "Run with --help for more information." line), and nothing changed: the
+// log's last seq and the whole tree (mtimes too) are as before.
+void expect_refused(const MountFixture& fx, const std::string& target, const std::vector<std::string>& args,
+                    const std::string& must_say, bool usage_error = false) {
+  const long long seq_before = last_seq(target);
+  const bool mounted = fx.mounted();
+  const Tree before = mounted ? snapshot(fx.mnt(), true) : Tree{};
+  std::vector<std::string> argv{"restore", target};
+  argv.insert(argv.end(), args.begin(), args.end());
+  const ProcResult r = roamctl(argv);
+  INFO(joined(argv) << ": " << r.describe());
+  CHECK(r.exited());
+  CHECK(r.exit_code() != 0);
+  std::string err = r.err;
+  const std::string hint = "Run with --help for more information.\n";
+  if (usage_error && err.size() > hint.size() && err.compare(err.size() - hint.size(), hint.size(), hint) == 0)
+    err.resize(err.size() - hint.size());
+  CHECK(!err.empty());
+  CHECK(std::count(err.begin(), err.end(), '\n') == 1);
+  CHECK((!err.empty() && err.back() == '\n'));
+  CHECK(err.find(must_say) != std::string::npos);
+  CHECK(r.out.empty());
+  CHECK(last_seq(target) == seq_before);
+  if (mounted) expect_tree_is(fx, before, "after", "before");
 }
 
 }  // namespace
@@ -417,4 +490,268 @@ TEST_CASE("restore brings the whole disk and any subtree back to every checkpoin
   ProcResult scrub = roamctl({"scrub", fx.store()});
   INFO(scrub.describe());
   CHECK(scrub.exit_code() == 0);
+}
+
+TEST_CASE("a restore on a mounted disk is seen at once through an open directory and cached attributes",
+          "[restore]") {
+  ScopedUmask umask0(0);
+  MountFixture fx;
+  const std::string d = fx.path("d");
+  REQUIRE_OK(::mkdir(d.c_str(), 0755));
+  write_file(d + "/keep.txt", "old");
+  REQUIRE_OK(::chmod((d + "/keep.txt").c_str(), 0644));
+  REQUIRE_OK(::lsetxattr((d + "/keep.txt").c_str(), "user.v", "1", 1, 0));
+  write_file(d + "/gone.txt", "gone");
+  REQUIRE_OK(::symlink("keep.txt", (d + "/link").c_str()));
+  const Mark m = mark(fx);
+
+  write_file(d + "/keep.txt", "new");  // same size: the stale-size bug has its own test
+  REQUIRE_OK(::chmod((d + "/keep.txt").c_str(), 0600));
+  REQUIRE_OK(::lsetxattr((d + "/keep.txt").c_str(), "user.v", "2", 1, 0));
+  REQUIRE_OK(::unlink((d + "/gone.txt").c_str()));
+  REQUIRE_OK(::unlink((d + "/link").c_str()));
+  REQUIRE_OK(::symlink("gone.txt", (d + "/link").c_str()));
+  write_file(d + "/new.txt", "n");
+  sync_mount(fx.mnt());
+
+  // What the kernel has cached: the open directory, keep.txt's attributes,
+  // gone.txt's absence, new.txt's presence.
+  const int dirfd = ::open(d.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  REQUIRE(dirfd >= 0);
+  struct CloseFd {
+    int fd;
+    ~CloseFd() { ::close(fd); }
+  } close_dirfd{dirfd};
+  REQUIRE(list_open_dir(dirfd) == std::set<std::string>{"keep.txt", "link", "new.txt"});
+  struct stat st {};
+  REQUIRE_OK(::fstatat(dirfd, "keep.txt", &st, 0));
+  REQUIRE((st.st_mode & 07777) == 0600);
+  REQUIRE_ERRNO(::fstatat(dirfd, "gone.txt", &st, AT_SYMLINK_NOFOLLOW), ENOENT);
+  REQUIRE_OK(::fstatat(dirfd, "new.txt", &st, 0));
+  REQUIRE(read_file(d + "/keep.txt") == "new");
+
+  const Restored r = restore_ok({"restore", fx.mnt(), "/d", "--before-op", std::to_string(m.seq + 1)});
+  INFO(r.command << ":\n" << r.out);
+  REQUIRE(r.changes > 0);
+
+  const auto names = list_open_dir(dirfd);
+  INFO("listing the directory opened before the restore: " << names_str(names));
+  CHECK(names == std::set<std::string>{"gone.txt", "keep.txt", "link"});
+  CHECK(::fstatat(dirfd, "keep.txt", &st, 0) == 0);
+  CHECK((st.st_mode & 07777) == 0644);
+  REQUIRE_OK(::stat((d + "/keep.txt").c_str(), &st));
+  CHECK((st.st_mode & 07777) == 0644);
+  CHECK(xattr_of(d + "/keep.txt", "user.v") == "1");
+  CHECK(read_file(d + "/keep.txt") == "old");
+  CHECK(::fstatat(dirfd, "gone.txt", &st, AT_SYMLINK_NOFOLLOW) == 0);
+  CHECK(read_file(d + "/gone.txt") == "gone");
+  errno = 0;
+  CHECK(::fstatat(dirfd, "new.txt", &st, AT_SYMLINK_NOFOLLOW) == -1);
+  CHECK(errno == ENOENT);
+  char target[64] = {};
+  CHECK(::readlinkat(dirfd, "link", target, sizeof target - 1) == 8);
+  CHECK(std::string(target) == "keep.txt");
+}
+
+// KNOWN BUG (engine, not fixed here): with the kernel's writeback cache the
+// kernel trusts its own i_size and mtime of regular files, so the
+// FUSE_NOTIFY_INVAL_INODE that roamfs sends after a restore does not make it
+// forget them: a file restored in place keeps showing the size and mtime it
+// had before the restore (reads stop at the stale size) until the inode
+// leaves the kernel's cache (remount). The stored state is right. Tagged
+// [!shouldfail]: once fixed, Catch reports this test as failing; drop the tag.
+TEST_CASE("KNOWN BUG: a file restored on a mounted disk keeps its stale cached size and mtime",
+          "[restore][!shouldfail]") {
+  MountFixture fx;
+  const std::string f = fx.path("f");
+  write_file(f, "0123456789");
+  const Mark m = mark(fx);
+  fx.remount();  // what roamfs stored, not the kernel's own mtime
+  struct stat old_st {};
+  REQUIRE_OK(::stat(f.c_str(), &old_st));
+  pause_ms(20);
+  write_file(f, "0123456789abcdef");
+  sync_mount(fx.mnt());
+  struct stat st {};
+  REQUIRE_OK(::stat(f.c_str(), &st));
+  REQUIRE(st.st_size == 16);
+
+  restore_ok({"restore", fx.mnt(), "/f", "--before-op", std::to_string(m.seq + 1)});
+  REQUIRE_OK(::stat(f.c_str(), &st));
+  INFO("after the restore: size " << st.st_size << ", mtime " << st.st_mtim.tv_sec << "." << st.st_mtim.tv_nsec
+                                  << "; before the overwrite: size 10, mtime " << old_st.st_mtim.tv_sec << "."
+                                  << old_st.st_mtim.tv_nsec);
+  CHECK(read_file(f) == "0123456789");
+  CHECK(st.st_size == 10);
+  CHECK((st.st_mtim.tv_sec == old_st.st_mtim.tv_sec && st.st_mtim.tv_nsec == old_st.st_mtim.tv_nsec));
+}
+
+TEST_CASE("a refused restore says why in one sentence and changes nothing", "[restore]") {
+  MountFixture fx;
+  REQUIRE_OK(::mkdir(fx.path("docs").c_str(), 0755));
+  write_file(fx.path("docs/a.txt"), "version 1");
+  const Mark v1 = mark(fx);
+  write_file(fx.path("docs/a.txt"), "version 2");
+  write_file(fx.path("late.txt"), "created after v1");
+  sync_mount(fx.mnt());
+  const std::string now_plus_day = epoch_arg(wall_ns() + 86400LL * 1'000'000'000);
+  const std::string at_v1 = epoch_arg(v1.time_ns);
+
+  SECTION("malformed time") {
+    expect_refused(fx, fx.mnt(), {"/docs", "--at", "yesterday-ish"}, "cannot read time");
+  }
+  SECTION("a time before the disk existed") {
+    expect_refused(fx, fx.mnt(), {"/docs", "--at", "@1000000000"}, "did not exist at");
+  }
+  SECTION("a future time") {
+    expect_refused(fx, fx.mnt(), {"/docs", "--at", now_plus_day}, "in the future");
+  }
+  SECTION("an unknown op") {
+    expect_refused(fx, fx.mnt(), {"/docs", "--before-op", "999999"}, "no op 999999");
+    expect_refused(fx, fx.mnt(), {"/docs", "--before-op", "0"}, "no op 0");
+  }
+  SECTION("a path that did not exist at that moment") {
+    expect_refused(fx, fx.mnt(), {"/late.txt", "--at", at_v1}, "did not exist at that moment");
+    expect_refused(fx, fx.mnt(), {"/late.txt", "--before-op", std::to_string(v1.seq + 1)},
+                   "did not exist at that moment");
+  }
+  SECTION("a --to that already exists") {
+    expect_refused(fx, fx.mnt(), {"/docs/a.txt", "--at", at_v1, "--to", "/late.txt"}, "already exists");
+    expect_refused(fx, fx.mnt(), {"/docs/a.txt", "--at", at_v1, "--to", fx.path("docs")}, "already exists");
+  }
+  SECTION("a --to whose directory does not exist") {
+    expect_refused(fx, fx.mnt(), {"/docs/a.txt", "--at", at_v1, "--to", "/nowhere/a.txt"}, "does not exist now");
+  }
+  SECTION("neither --at nor --before-op") {
+    expect_refused(fx, fx.mnt(), {"/docs"}, "--at TIME or --before-op SEQ", true);
+  }
+  SECTION("both --at and --before-op") {
+    expect_refused(fx, fx.mnt(), {"/docs", "--at", at_v1, "--before-op", std::to_string(v1.seq + 1)},
+                   "--at excludes --before-op", true);
+  }
+  SECTION("a dry run lists the change and changes nothing") {
+    const long long seq_before = last_seq(fx.mnt());
+    const Restored r = restore_ok({"restore", fx.mnt(), "/docs", "--at", at_v1, "--dry-run"});
+    INFO(r.command << ":\n" << r.out);
+    CHECK(r.changes == 1);  // a.txt's content and times (late.txt is outside /docs)
+    CHECK(r.out.find("\"path\":\"/docs/a.txt\"") != std::string::npos);
+    CHECK(last_seq(fx.mnt()) == seq_before);
+    CHECK(read_file(fx.path("docs/a.txt")) == "version 2");
+  }
+  SECTION("on an unmounted store: refused the same way, nothing changed") {
+    const Tree before = snapshot(fx.mnt(), true);
+    fx.unmount();
+    expect_refused(fx, fx.store(), {"/docs", "--at", now_plus_day}, "in the future");
+    expect_refused(fx, fx.store(), {"/late.txt", "--at", at_v1}, "did not exist at that moment");
+    expect_refused(fx, fx.store(), {"/docs/a.txt", "--at", at_v1, "--to", "/late.txt"}, "already exists");
+    fx.mount();
+    expect_tree_is(fx, before, "after", "before");
+  }
+}
+
+TEST_CASE("a restore on an unmounted store works on the store, and is logged and undoable", "[restore]") {
+  MountFixture fx;
+  REQUIRE_OK(::mkdir(fx.path("docs").c_str(), 0755));
+  write_file(fx.path("docs/a.txt"), "version 1");
+  write_file(fx.path("docs/b.txt"), "kept");
+  const Mark v1 = mark(fx);
+  write_file(fx.path("docs/a.txt"), "version 2, longer");
+  REQUIRE_OK(::unlink(fx.path("docs/b.txt").c_str()));
+  write_file(fx.path("docs/c.txt"), "new");
+  sync_mount(fx.mnt());
+  fx.remount();
+  const Tree before = snapshot(fx.mnt(), true);
+  fx.unmount();
+
+  const Restored r = restore_ok({"restore", fx.store(), "/docs", "--at", iso_arg(v1.time_ns)});
+  INFO(r.command << ":\n" << r.out);
+  CHECK(r.changes == 4);  // a.txt changed, b.txt back, c.txt gone, docs's times
+  REQUIRE(r.seq > 0);
+  const auto log = read_log(fx.store());
+  REQUIRE(!log.empty());
+  CHECK(log.back().num("seq") == r.seq);
+  CHECK(log.back().get("op") == "restore");
+  CHECK(log.back().get("path") == "/docs");
+
+  fx.mount();
+  CHECK(read_file(fx.path("docs/a.txt")) == "version 1");
+  CHECK(read_file(fx.path("docs/b.txt")) == "kept");
+  struct stat st {};
+  CHECK(::lstat(fx.path("docs/c.txt").c_str(), &st) == -1);
+
+  // Undone on the mount: exactly the tree before the restore.
+  restore_ok({"restore", fx.mnt(), "/", "--before-op", std::to_string(r.seq)});
+  fx.remount();  // (file sizes: see the KNOWN BUG test)
+  expect_tree_is(fx, before, "after the undo", "before the restore");
+}
+
+TEST_CASE("history lists the versions of a path across a rename", "[restore]") {
+  MountFixture fx;
+  const std::string a = fx.path("a.txt"), b = fx.path("b.txt");
+  auto append = [](const std::string& path, const std::string& data) {
+    const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    REQUIRE(fd >= 0);
+    REQUIRE(::write(fd, data.data(), data.size()) == static_cast<ssize_t>(data.size()));
+    REQUIRE(::fsync(fd) == 0);  // one logged write per call
+    REQUIRE(::close(fd) == 0);
+  };
+  append(a, "one ");
+  append(a, "two ");
+  REQUIRE_OK(::rename(a.c_str(), b.c_str()));
+  append(b, "three");
+  sync_mount(fx.mnt());
+
+  const auto log = read_log(fx.mnt());
+  const LogRecord create = expect_logged(log, by_me("create", "/a.txt"));
+  const LogRecord rename = expect_logged(log, by_me("rename", "/a.txt", "/b.txt"));
+  std::vector<long long> writes_a, writes_b;
+  for (const auto& rec : log) {
+    if (rec.get("op") == "write" && rec.get("path") == "/a.txt") writes_a.push_back(rec.num("seq"));
+    if (rec.get("op") == "write" && rec.get("path") == "/b.txt") writes_b.push_back(rec.num("seq"));
+  }
+  INFO("log:\n" << render(log));
+  REQUIRE(writes_a.size() == 2);
+  REQUIRE(writes_b.size() == 1);
+
+  // seq -> (op, size_after) of `roamctl history MNT PATH --json`.
+  auto history = [&](const std::string& path) {
+    ProcResult r = roamctl({"history", fx.mnt(), path, "--json"});
+    INFO("roamctl history " << path << ": " << r.describe());
+    REQUIRE(r.exit_code() == 0);
+    std::map<long long, std::pair<std::string, std::string>> rows;
+    std::istringstream in(r.out);
+    for (std::string line; std::getline(in, line);) {
+      std::map<std::string, std::string> f;
+      INFO("line: " << line);
+      REQUIRE(parse_json_object(line, f));
+      rows[std::stoll(f["seq"])] = {f["op"], f["size_after"]};
+    }
+    return rows;
+  };
+  const auto of_a = history("/a.txt");
+  const auto of_b = history("/b.txt");
+  auto rows_str = [](const std::map<long long, std::pair<std::string, std::string>>& rows) {
+    std::string s;
+    for (const auto& [seq, row] : rows) s += "  " + std::to_string(seq) + " " + row.first + " " + row.second + "\n";
+    return s;
+  };
+  INFO("history of /a.txt:\n" << rows_str(of_a) << "history of /b.txt:\n" << rows_str(of_b));
+  // /a.txt: its versions up to the rename that took the name away.
+  CHECK(of_a.count(create.num("seq")));
+  for (long long w : writes_a) CHECK(of_a.count(w));
+  CHECK(of_a.count(rename.num("seq")));
+  // /b.txt: the same file's earlier versions under its old name, then its own.
+  CHECK(of_b.count(create.num("seq")));
+  for (long long w : writes_a) CHECK(of_b.count(w));
+  CHECK(of_b.count(rename.num("seq")));
+  CHECK(of_b.count(writes_b[0]));
+  if (of_b.count(writes_a[0])) CHECK(of_b.at(writes_a[0]).second == "4");
+  if (of_b.count(writes_a[1])) CHECK(of_b.at(writes_a[1]).second == "8");
+  if (of_b.count(writes_b[0])) CHECK(of_b.at(writes_b[0]).second == "13");
+
+  // A version picked from the history comes back under the old name, as a
+  // copy beside the renamed file.
+  restore_ok({"restore", fx.mnt(), "/a.txt", "--before-op", std::to_string(rename.num("seq"))});
+  CHECK(read_file(a) == "one two ");
+  CHECK(read_file(b) == "one two three");
 }
