@@ -755,3 +755,35 @@ TEST_CASE("history lists the versions of a path across a rename", "[restore]") {
   CHECK(read_file(a) == "one two ");
   CHECK(read_file(b) == "one two three");
 }
+
+// KNOWN BUG (roamfs, found by the restore test; not fixed here): with the
+// writeback cache the kernel keeps a file's mtime itself (its coarse clock)
+// and sends it to roamfs in a SETATTR only when it changed. roamfs also sets
+// mtime to its own clock on every WRITE. Two writes within one kernel clock
+// tick: the second gives the kernel the same mtime (no SETATTR) while roamfs
+// stores its later WRITE time. The mtime stat shows then differs from the
+// stored one by a few ms and changes at the next remount; a restore gives back
+// the stored one (so the restore test compares against what roamfs stored).
+// Timing-dependent (both writes in one tick), hence [!mayfail] with retries.
+TEST_CASE("KNOWN BUG: the mtime the kernel shows after two quick writes is the one roamfs stores",
+          "[restore][!mayfail]") {
+  MountFixture fx;
+  std::string diffs;
+  for (int attempt = 0; attempt < 10 && diffs.empty(); ++attempt) {
+    const std::string f = fx.path("f" + std::to_string(attempt));
+    write_file(f, "");
+    for (off_t off : {4096, 65536}) {
+      const int fd = ::open(f.c_str(), O_WRONLY | O_CLOEXEC);
+      REQUIRE(fd >= 0);
+      REQUIRE(::pwrite(fd, "x", 1, off) == 1);
+      REQUIRE(::close(fd) == 0);
+    }
+    sync_mount(fx.mnt());
+    const Tree shown = snapshot(fx.mnt(), true);
+    fx.remount();
+    diffs = diff_text(snapshot(fx.mnt(), true), shown, {.left = "stored", .right = "shown before a remount", .mtime = true});
+  }
+  INFO("create, pwrite 1 byte at 4096, close, pwrite 1 byte at 65536, close, syncfs; stat, remount, stat:\n"
+       << diffs << "roamctl log:\n" << roamctl({"log", fx.mnt()}).out);
+  CHECK(diffs.empty());
+}
