@@ -15,8 +15,20 @@
 // xattrs and hard-link structure; everything outside the restored path must
 // be unchanged.
 //
-// Knobs: ROAM_RESTORE_OPS (default 700), ROAM_RESTORE_CHECKPOINTS (default 4),
-// ROAM_SEED. The seed is printed, and shown with every failure.
+// Restores on the mount are checked as the kernel shows them; where that
+// differs, the test remounts to tell a wrong stored state (always a failure)
+// from stale kernel caches (stale file sizes/mtimes are a known bug, counted;
+// ROAM_RESTORE_STRICT=1 makes them fail).
+//
+// The other cases: a restore seen at once through a directory opened before
+// it and through cached attributes; refused restores (one sentence, non-zero
+// exit, nothing changed); a restore on an unmounted store, logged and undone;
+// `roamctl history` across a rename; and two KNOWN BUG reproductions, tagged
+// [!shouldfail] / [!mayfail] so that the suite stays green until they are fixed.
+//
+// Knobs: ROAM_RESTORE_OPS (default 1000), ROAM_RESTORE_CHECKPOINTS (default 5),
+// ROAM_SEED, ROAM_RESTORE_STRICT. The seed is printed, and shown with every
+// failure.
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -463,8 +475,8 @@ void expect_refused(const MountFixture& fx, const std::string& target, const std
 
 TEST_CASE("restore brings the whole disk and any subtree back to every checkpoint exactly", "[restore]") {
   const uint64_t seed = env_u64("ROAM_SEED", 20261127);
-  const uint64_t ops = env_u64("ROAM_RESTORE_OPS", 700);
-  const uint64_t checkpoints = env_u64("ROAM_RESTORE_CHECKPOINTS", 4);
+  const uint64_t ops = env_u64("ROAM_RESTORE_OPS", 1000);
+  const uint64_t checkpoints = env_u64("ROAM_RESTORE_CHECKPOINTS", 5);
   std::printf("restore: ROAM_SEED=%" PRIu64 " ROAM_RESTORE_OPS=%" PRIu64 " ROAM_RESTORE_CHECKPOINTS=%" PRIu64 "\n",
               seed, ops, checkpoints);
   std::fflush(stdout);
