@@ -799,3 +799,50 @@ TEST_CASE("KNOWN BUG: the mtime the kernel shows after two quick writes is the o
        << diffs << "roamctl log:\n" << roamctl({"log", fx.mnt()}).out);
   CHECK(diffs.empty());
 }
+
+TEST_CASE("restoring a directory leaves a hard link outside it alone", "[restore]") {
+  MountFixture fx;
+  REQUIRE_OK(::mkdir(fx.path("d").c_str(), 0755));
+  REQUIRE_OK(::mkdir(fx.path("e").c_str(), 0755));
+  write_file(fx.path("d/x"), "shared v1");
+  REQUIRE_OK(::link(fx.path("d/x").c_str(), fx.path("e/y").c_str()));
+  write_file(fx.path("d/solo"), "solo v1");
+  REQUIRE_OK(::link(fx.path("d/solo").c_str(), fx.path("d/solo2").c_str()));
+  const Mark m = mark(fx);
+
+  write_file(fx.path("e/y"), "shared v2");  // through the outside name
+  REQUIRE_OK(::unlink(fx.path("d/x").c_str()));
+  write_file(fx.path("d/solo"), "solo v2");
+  REQUIRE_OK(::unlink(fx.path("d/solo2").c_str()));
+  sync_mount(fx.mnt());
+  fx.remount();
+  const Tree before = snapshot(fx.mnt(), true);
+
+  const Restored r = restore_ok({"restore", fx.mnt(), "/d", "--before-op", std::to_string(m.seq + 1)});
+  INFO(r.command << ":\n" << r.out);
+  fx.remount();  // (file sizes: see the KNOWN BUG test)
+  // Inside: as it was, with d/solo and d/solo2 one inode again.
+  CHECK(read_file(fx.path("d/x")) == "shared v1");
+  CHECK(read_file(fx.path("d/solo")) == "solo v1");
+  CHECK(read_file(fx.path("d/solo2")) == "solo v1");
+  struct stat x {}, y {}, s1 {}, s2 {};
+  REQUIRE_OK(::stat(fx.path("d/x").c_str(), &x));
+  REQUIRE_OK(::stat(fx.path("e/y").c_str(), &y));
+  REQUIRE_OK(::stat(fx.path("d/solo").c_str(), &s1));
+  REQUIRE_OK(::stat(fx.path("d/solo2").c_str(), &s2));
+  CHECK(s1.st_ino == s2.st_ino);
+  CHECK(s1.st_nlink == 2);
+  // Outside: e/y keeps its content; d/x came back as a copy, not as a link
+  // that would have changed e/y too.
+  CHECK(read_file(fx.path("e/y")) == "shared v2");
+  CHECK(x.st_ino != y.st_ino);
+  CHECK(x.st_nlink == 1);
+  CHECK(y.st_nlink == 1);
+  Tree after = snapshot(fx.mnt(), true);
+  Tree e_before = subtree(before, "e"), e_after = subtree(after, "e");
+  e_before.erase(kRootKey);
+  e_after.erase(kRootKey);
+  const std::string diffs = diff_text(e_after, e_before, {.left = "after", .right = "before", .mtime = true});
+  INFO(diffs);
+  CHECK(diffs.empty());
+}
