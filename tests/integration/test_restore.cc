@@ -16,15 +16,16 @@
 // be unchanged.
 //
 // Restores on the mount are checked as the kernel shows them; where that
-// differs, the test remounts to tell a wrong stored state (always a failure)
-// from stale kernel caches (stale file sizes/mtimes are a known bug, counted;
-// ROAM_RESTORE_STRICT=1 makes them fail).
+// differs, the test remounts to tell a wrong stored state from stale kernel
+// caches in its failure message (both fail; ROAM_RESTORE_STRICT=0 only counts
+// stale file sizes/mtimes, for investigating).
 //
 // The other cases: a restore seen at once through a directory opened before
 // it and through cached attributes; refused restores (one sentence, non-zero
 // exit, nothing changed); a restore on an unmounted store, logged and undone;
-// `roamctl history` across a rename; and two KNOWN BUG reproductions, tagged
-// [!shouldfail] / [!mayfail] so that the suite stays green until they are fixed.
+// `roamctl history` across a rename; and two regression tests for bugs this
+// test found (stale kernel size/mtime after a restore; the mtime after two
+// quick writes).
 //
 // Knobs: ROAM_RESTORE_OPS (default 1000), ROAM_RESTORE_CHECKPOINTS (default 5),
 // ROAM_SEED, ROAM_RESTORE_STRICT. The seed is printed, and shown with every
@@ -218,8 +219,7 @@ class RestoreRun {
 
   // Flushes the mount and drops the kernel's caches: what roamfs shows next is
   // what it stored. (With the writeback cache the kernel keeps its own mtimes,
-  // which roamfs does not always store; see the [!mayfail] test below. A
-  // restore brings back what was stored.)
+  // and sends them later; a restore brings back what was stored.)
   void settle() {
     sync_mount(fx_.mnt());
     fx_.remount();
@@ -287,8 +287,8 @@ class RestoreRun {
   // `rel` of the mount (with root) must be `want`. On a mismatch it remounts
   // and looks again, to tell stale kernel caches from a wrong stored state.
   // Stale sizes, contents and mtimes of regular files that were right after
-  // the remount are the known bug of the [!shouldfail] test below: counted and
-  // reported, fatal only with ROAM_RESTORE_STRICT=1. Anything else fails.
+  // the remount (the bug of the regression test below) fail too, unless
+  // ROAM_RESTORE_STRICT=0, which only counts them.
   void expect_tree(const std::string& what, const std::string& rel, const Tree& want, const std::string& want_label,
                    const Checkpoint& c, const Restored& r) {
     const DiffOptions how{.left = "after the restore", .right = want_label, .mtime = true, .limit = 1000};
@@ -308,7 +308,7 @@ class RestoreRun {
     }
     if (only_stale_file_attrs && !strict_) {
       ++stale_file_attrs_;
-      std::printf("KNOWN BUG (stale kernel size/mtime after a restore, right after a remount): %s, %s:\n%s", what.c_str(),
+      std::printf("stale kernel size/mtime after a restore (right after a remount): %s, %s:\n%s", what.c_str(),
                   r.command.c_str(), shown.c_str());
       return;
     }
@@ -386,7 +386,7 @@ class RestoreRun {
   std::string ref_;
   Lockstep lockstep_;
   std::vector<Checkpoint> checkpoints_;
-  bool strict_ = env_u64("ROAM_RESTORE_STRICT", 0) != 0;
+  bool strict_ = env_u64("ROAM_RESTORE_STRICT", 1) != 0;
   int stale_file_attrs_ = 0;
 };
 
@@ -494,8 +494,8 @@ TEST_CASE("restore brings the whole disk and any subtree back to every checkpoin
   REQUIRE(run.checkpoints() == checkpoints);
   run.restore_all();
   if (run.stale_file_attrs() > 0)
-    WARN(run.stale_file_attrs() << " restores left stale file sizes/mtimes in the kernel (known bug, see the "
-                                   "[!shouldfail] test); ROAM_RESTORE_STRICT=1 makes them fail");
+    WARN(run.stale_file_attrs() << " restores left stale file sizes/mtimes in the kernel (counted because "
+                                   "ROAM_RESTORE_STRICT=0)");
 
   // What roamfs stored, not only what the kernel saw.
   fx.unmount();
@@ -565,15 +565,11 @@ TEST_CASE("a restore on a mounted disk is seen at once through an open directory
   CHECK(std::string(target) == "keep.txt");
 }
 
-// KNOWN BUG (engine, not fixed here): with the kernel's writeback cache the
-// kernel trusts its own i_size and mtime of regular files, so the
-// FUSE_NOTIFY_INVAL_INODE that roamfs sends after a restore does not make it
-// forget them: a file restored in place keeps showing the size and mtime it
-// had before the restore (reads stop at the stale size) until the inode
-// leaves the kernel's cache (remount). The stored state is right. Tagged
-// [!shouldfail]: once fixed, Catch reports this test as failing; drop the tag.
-TEST_CASE("KNOWN BUG: a file restored on a mounted disk keeps its stale cached size and mtime",
-          "[restore][!shouldfail]") {
+// Regression: with the kernel's writeback cache the kernel trusts its own
+// i_size and mtime of a cached regular file, so FUSE_NOTIFY_INVAL_INODE alone
+// left a restored file showing its pre-restore size and mtime. roamfs now
+// restores such a file as a new inode (fusefs/history/restore_plan.cc).
+TEST_CASE("a file restored on a mounted disk shows its restored size and mtime at once", "[restore]") {
   MountFixture fx;
   const std::string f = fx.path("f");
   write_file(f, "0123456789");
@@ -693,7 +689,7 @@ TEST_CASE("a restore on an unmounted store works on the store, and is logged and
 
   // Undone on the mount: exactly the tree before the restore.
   restore_ok({"restore", fx.mnt(), "/", "--before-op", std::to_string(r.seq)});
-  fx.remount();  // (file sizes: see the KNOWN BUG test)
+  fx.remount();
   expect_tree_is(fx, before, "after the undo", "before the restore");
 }
 
@@ -768,17 +764,12 @@ TEST_CASE("history lists the versions of a path across a rename", "[restore]") {
   CHECK(read_file(b) == "one two three");
 }
 
-// KNOWN BUG (roamfs, found by the restore test; not fixed here): with the
-// writeback cache the kernel keeps a file's mtime itself (its coarse clock)
-// and sends it to roamfs in a SETATTR only when it changed. roamfs also sets
-// mtime to its own clock on every WRITE. Two writes within one kernel clock
-// tick: the second gives the kernel the same mtime (no SETATTR) while roamfs
-// stores its later WRITE time. The mtime stat shows then differs from the
-// stored one by a few ms and changes at the next remount; a restore gives back
-// the stored one (so the restore test compares against what roamfs stored).
-// Timing-dependent (both writes in one tick), hence [!mayfail] with retries.
-TEST_CASE("KNOWN BUG: the mtime the kernel shows after two quick writes is the one roamfs stores",
-          "[restore][!mayfail]") {
+// Regression: with the writeback cache the kernel keeps a file's mtime itself
+// (its coarse clock) and sends it in a SETATTR only when it changed; roamfs
+// used to also set mtime from its own clock on every WRITE, so two writes in
+// one kernel tick left a stored mtime that differed from the one stat showed.
+// WRITE now leaves the times to the kernel (Fs::set_kernel_owns_write_times).
+TEST_CASE("the mtime the kernel shows after two quick writes is the one roamfs stores", "[restore]") {
   MountFixture fx;
   std::string diffs;
   for (int attempt = 0; attempt < 10 && diffs.empty(); ++attempt) {
@@ -820,7 +811,7 @@ TEST_CASE("restoring a directory leaves a hard link outside it alone", "[restore
 
   const Restored r = restore_ok({"restore", fx.mnt(), "/d", "--before-op", std::to_string(m.seq + 1)});
   INFO(r.command << ":\n" << r.out);
-  fx.remount();  // (file sizes: see the KNOWN BUG test)
+  fx.remount();
   // Inside: as it was, with d/solo and d/solo2 one inode again.
   CHECK(read_file(fx.path("d/x")) == "shared v1");
   CHECK(read_file(fx.path("d/solo")) == "solo v1");
