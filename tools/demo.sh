@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # roamdisk demo (as root): installs dependencies, builds, creates a user disk,
-# mounts it, makes and changes files, shows the operation log, unmounts.
+# mounts it, makes and changes files, shows the operation log, "ransomware"
+# overwrites and deletes files, restores them by time, looks at the past
+# through a read-only view, undoes the restore, unmounts.
 #
 # Usage: bash tools/demo.sh [--keep]
 #   --keep   leave the temporary directory (store) in place afterwards
@@ -91,6 +93,56 @@ main() {
     echo
     echo "== the operation log"
     run roamctl log mnt
+
+    echo
+    echo "== a moment to come back to"
+    run sync -f mnt
+    sleep 0.2
+    local before
+    before=@$(date +%s.%N)
+    echo "\$ before=$before"
+    sleep 0.2
+
+    echo
+    echo "== a process encrypts one file, renames it, and deletes the directory"
+    sh_run 'echo "ENCRYPTED $(head -c 12 /dev/urandom | base64)" > mnt/docs/todo.txt'
+    run mv mnt/docs/todo.txt mnt/docs/todo.txt.locked
+    run rm -rf mnt/docs
+    run ls -l mnt
+
+    echo
+    echo "== the disk as it was, as a read-only view beside the live disk"
+    run mkdir past
+    run roamfs --at "$before" store past
+    run cat past/docs/todo.txt
+    run fusermount3 -u past
+
+    echo
+    echo "== the versions of the file, and a dry run of the restore"
+    run roamctl history mnt /docs/todo.txt
+    run roamctl restore mnt /docs --at "$before" --dry-run
+
+    echo
+    echo "== restore /docs to that moment (no data is copied)"
+    run roamctl restore mnt /docs --at "$before"
+    run ls -lR mnt/docs
+    run cat mnt/todo
+    run getfattr -d mnt/docs/todo.txt
+
+    echo
+    echo "== the restore is logged, and can itself be undone"
+    run roamctl log mnt --op restore
+    local restore_seq
+    restore_seq=$(roamctl log mnt --op restore --json | tail -n 1 | sed 's/.*"seq":\([0-9]*\).*/\1/')
+    run roamctl restore mnt /docs --before-op "$restore_seq"
+    run ls -l mnt
+    echo "(and undoing the undo brings the files back again)"
+    run roamctl restore mnt /docs --before-op "$((restore_seq + 1))"
+    run cat mnt/todo
+
+    echo
+    echo "== space: live data, history, free"
+    run roamctl df mnt
 
     echo
     echo "== unmounting"

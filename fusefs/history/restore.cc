@@ -209,6 +209,7 @@ class Restorer {
   // The restored root's entry in its parent, which is outside the tree.
   Status place_root() {
     if (plan_.parent == 0) return Status::ok();
+    if (plan_.past_root == 0) return remove_root();
     const PastNode& root = plan_.past.at(plan_.past_root);
     const Dirent want{target_.at(plan_.past_root), type_of(root.inode.mode)};
     const auto& now = plan_.target_now;
@@ -218,6 +219,18 @@ class Restorer {
     ROAM_ASSIGN(Inode dir, m_.inode(plan_.parent));
     if (now && now->type == S_IFDIR) --dir.nlink;
     if (want.type == S_IFDIR) ++dir.nlink;
+    dir.mtime = dir.ctime = now_;
+    ROAM_TRY(m_.put_inode(dir));
+    result_.changed_inodes.push_back(plan_.parent);
+    return Status::ok();
+  }
+
+  // Nothing was at the path then: its entry goes (what it named stays in history).
+  Status remove_root() {
+    const auto& now = plan_.target_now;
+    ROAM_TRY(del_entry(plan_.parent, plan_.name));
+    ROAM_ASSIGN(Inode dir, m_.inode(plan_.parent));
+    if (now && now->type == S_IFDIR) --dir.nlink;
     dir.mtime = dir.ctime = now_;
     ROAM_TRY(m_.put_inode(dir));
     result_.changed_inodes.push_back(plan_.parent);
@@ -297,7 +310,7 @@ Result<RestoreResult> restore(Store& store, const Caller& caller, const RestoreR
   Restorer restorer(m, plan, caller);
   ROAM_ASSIGN(RestoreResult result, restorer.run());
   OpRecord& rec = m.record();
-  rec.ino = restorer.target_of(plan.past_root);
+  rec.ino = plan.past_root ? restorer.target_of(plan.past_root) : plan.target_now->ino;
   rec.path = plan.target_path;
   if (req.to) rec.path2 = req.path;
   rec.name = req.source;

@@ -55,8 +55,13 @@ struct RestoreResult {
   std::vector<std::pair<uint64_t, std::string>> changed_entries;
 };
 
+// A path that did not exist at that moment but exists now is removed (its
+// contents stay in history): that is how a restore that brought it back is
+// undone.
+//
 // Errors, each with a sentence for the user: ENOENT when `path` did not exist
-// at that moment or its parent does not exist now; EEXIST when `to` exists;
+// at that moment and does not now (or, with `to`, did not exist then), or its
+// parent does not exist now; EEXIST when `to` exists;
 // ENOTDIR/EINVAL for malformed paths. The caller checks that `at_seq` is
 // inside retention. Blocks other writers for its duration (one transaction).
 Result<RestoreResult> restore(Store& store, const Caller& caller, const RestoreRequest& req);

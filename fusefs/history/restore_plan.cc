@@ -150,8 +150,10 @@ Status choose_in_place(const StoreTxn& txn, RestorePlan& plan) {
 Result<RestorePlan> plan_restore(const StoreTxn& txn, PastView& past, const RestoreRequest& req) {
   RestorePlan plan;
   ROAM_ASSIGN(auto past_root, past.resolve(req.path));
-  if (!past_root) return Status::not_found(req.path + " did not exist at that moment");
-  ROAM_TRY(read_past_tree(past, *past_root, plan));
+  // A path that did not exist then is restored by removing it (kept in
+  // history) — that is how a restore that brought a path back is undone.
+  if (!past_root && req.to) return Status::not_found(req.path + " did not exist at that moment");
+  if (past_root) ROAM_TRY(read_past_tree(past, *past_root, plan));
 
   plan.target_path = req.to.value_or(req.path);
   if (plan.target_path == "/") {
@@ -179,6 +181,8 @@ Result<RestorePlan> plan_restore(const StoreTxn& txn, PastView& past, const Rest
     if (plan.target_now) return Status::error(EEXIST, *req.to + " already exists; choose another --to path");
     return plan;  // a copy: nothing is replaced, nothing restored in place
   }
+  if (!past_root && !plan.target_now)
+    return Status::not_found(req.path + " did not exist at that moment, and does not exist now");
   if (plan.target_now) ROAM_TRY(read_live_tree(txn, plan.target_now->ino, plan));
   ROAM_TRY(choose_in_place(txn, plan));
   return plan;

@@ -38,7 +38,7 @@ struct LiveNode {
 };
 
 struct RestorePlan {
-  uint64_t past_root = 0;
+  uint64_t past_root = 0;            // 0: nothing was at the path (it is removed)
   std::vector<uint64_t> past_order;  // past inodes, parents before children
   std::map<uint64_t, PastNode> past;
   std::map<uint64_t, LiveNode> live;  // the tree now at the path (empty for --to)

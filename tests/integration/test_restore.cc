@@ -618,10 +618,11 @@ TEST_CASE("a refused restore says why in one sentence and changes nothing", "[re
     expect_refused(fx, fx.mnt(), {"/docs", "--before-op", "999999"}, "no op 999999");
     expect_refused(fx, fx.mnt(), {"/docs", "--before-op", "0"}, "no op 0");
   }
-  SECTION("a path that did not exist at that moment") {
-    expect_refused(fx, fx.mnt(), {"/late.txt", "--at", at_v1}, "did not exist at that moment");
-    expect_refused(fx, fx.mnt(), {"/late.txt", "--before-op", std::to_string(v1.seq + 1)},
+  SECTION("a path that did not exist at that moment, nor now") {
+    expect_refused(fx, fx.mnt(), {"/never.txt", "--at", at_v1}, "did not exist at that moment");
+    expect_refused(fx, fx.mnt(), {"/never.txt", "--before-op", std::to_string(v1.seq + 1)},
                    "did not exist at that moment");
+    expect_refused(fx, fx.mnt(), {"/late.txt", "--at", at_v1, "--to", "/copy.txt"}, "did not exist at that moment");
   }
   SECTION("a --to that already exists") {
     expect_refused(fx, fx.mnt(), {"/docs/a.txt", "--at", at_v1, "--to", "/late.txt"}, "already exists");
@@ -650,7 +651,7 @@ TEST_CASE("a refused restore says why in one sentence and changes nothing", "[re
     const Tree before = snapshot(fx.mnt(), true);
     fx.unmount();
     expect_refused(fx, fx.store(), {"/docs", "--at", now_plus_day}, "in the future");
-    expect_refused(fx, fx.store(), {"/late.txt", "--at", at_v1}, "did not exist at that moment");
+    expect_refused(fx, fx.store(), {"/never.txt", "--at", at_v1}, "did not exist at that moment");
     expect_refused(fx, fx.store(), {"/docs/a.txt", "--at", at_v1, "--to", "/late.txt"}, "already exists");
     fx.mount();
     expect_tree_is(fx, before, "after", "before");

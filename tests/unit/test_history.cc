@@ -301,10 +301,20 @@ TEST_CASE("restore errors change nothing", "[restore]") {
   const uint64_t seq = e.last_seq();
   must(e.fs->mknod(kCaller, kRootIno, "late", S_IFREG | 0644, 0, OpKind::kCreate));
   const uint64_t records = e.last_seq();
-  CHECK_ERR(roam::restore(*e.store, kCaller, {"/late", seq, std::nullopt, false, "t"}), ENOENT);
+  CHECK_ERR(roam::restore(*e.store, kCaller, {"/never", seq, std::nullopt, false, "t"}), ENOENT);
+  CHECK_ERR(roam::restore(*e.store, kCaller, {"/late", seq, "/late-copy", false, "t"}), ENOENT);
   CHECK_ERR(roam::restore(*e.store, kCaller, {"/nope/x", seq, std::nullopt, false, "t"}), ENOENT);
   CHECK_ERR(roam::restore(*e.store, kCaller, {"/d", seq, "/gone/x", false, "t"}), ENOENT);
   CHECK(e.last_seq() == records);
+  // A path that did not exist then goes away (kept in history): how a restore
+  // that brought something back is undone.
+  RestoreResult gone = e.restore("/late", seq);
+  REQUIRE(gone.changes.size() == 1);
+  CHECK(gone.changes[0].kind == RestoreChange::Kind::kGone);
+  CHECK_ERR(e.fs->lookup(kRootIno, "late"), ENOENT);
+  e.restore("/late", records);
+  CHECK(must(e.fs->lookup(kRootIno, "late")).nlink == 1);
+  e.check();
   CHECK(must(normalize_disk_path("a//b/")) == "/a/b");
   CHECK(must(normalize_disk_path("")) == "/");
   CHECK_ERR(normalize_disk_path("/a/../b"), EINVAL);
