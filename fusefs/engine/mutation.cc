@@ -100,6 +100,16 @@ Status Mutation::remap(uint64_t ino, uint64_t offset, uint64_t length, const std
   return txn_.remap(ino, offset, length, replacement, ranges.back().extents);
 }
 
+Status Mutation::fill_new_file(uint64_t ino, const std::vector<Extent>& extents) {
+  if (extents.empty()) return Status::ok();
+  for (const DataBefore& d : rec_.data_before)
+    if (d.ino == ino) return Status::invalid("fill_new_file on a file this mutation already remapped");
+  ROAM_ASSIGN(auto existing, txn_.extents_in(ino, 0, UINT64_MAX));
+  if (!existing.empty()) return Status::invalid("fill_new_file on a file that has data");
+  rec_.data_before.push_back({ino, 0, extents.back().end(), {}});
+  return txn_.add_extents_to_empty(ino, extents);
+}
+
 Result<OpRecord> Mutation::commit() {
   ROAM_TRY(oplog::append(txn_, rec_));
   ROAM_TRY(txn_.commit());

@@ -39,6 +39,9 @@ class Mutation {
   // record's data_before. Contiguous calls extend one range; a byte may be
   // remapped once per mutation (EINVAL otherwise).
   Status remap(uint64_t ino, uint64_t offset, uint64_t length, const std::optional<Extent>& replacement);
+  // Gives `ino`, which must have no data (a new inode), these extents; the
+  // record notes [0, end) as remapped from a hole.
+  Status fill_new_file(uint64_t ino, const std::vector<Extent>& extents);
   Result<uint64_t> add_blob(SegmentLocation loc, uint32_t length, uint64_t xxh3) {
     return txn_.add_blob(loc, length, xxh3);
   }

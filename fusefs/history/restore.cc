@@ -160,10 +160,11 @@ class Restorer {
   // Remaps only the byte ranges whose data differs; the restored ranges name
   // the past blobs (no data is copied).
   Result<bool> restore_data(uint64_t t, const PastNode& past, bool in_place) {
-    std::vector<Extent> now;
-    if (in_place) {
-      ROAM_ASSIGN(now, m_.txn().extents_in(t, 0, UINT64_MAX));
+    if (!in_place) {  // a new inode: its extents are exactly the past ones
+      ROAM_TRY(m_.fill_new_file(t, past.extents));
+      return !past.extents.empty();
     }
+    ROAM_ASSIGN(auto now, m_.txn().extents_in(t, 0, UINT64_MAX));
     const Ranges ranges = differing_ranges(now, past.extents);
     for (auto [a, b] : ranges) {
       uint64_t pos = a;

@@ -10,6 +10,8 @@ Status status_from(int rc, std::string_view what) {
   switch (rc) {
     case MDB_MAP_FULL:
       return Status::error(ENOSPC, msg + " (metadata map is full)");
+    case MDB_KEYEXIST:  // an MDB_APPEND or MDB_NOOVERWRITE put that could not be done
+      return Status::error(EEXIST, msg);
     case MDB_CORRUPTED:
     case MDB_PAGE_NOTFOUND:
     case MDB_INVALID:

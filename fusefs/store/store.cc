@@ -314,6 +314,17 @@ Status WriteTxn::put_extent(uint64_t ino, const Extent& e) {
   return txn_.put(dbis_.extents, extent_key(ino, e.file_offset), encode_extent_value(e));
 }
 
+Status WriteTxn::add_extents_to_empty(uint64_t ino, const std::vector<Extent>& extents) {
+  for (const Extent& e : extents) {
+    // The newest inode's keys sort last, so appending is the common case.
+    Status s = txn_.put(dbis_.extents, extent_key(ino, e.file_offset), encode_extent_value(e), MDB_APPEND);
+    if (s.err() == EEXIST) s = put_extent(ino, e);  // not the last key: a plain insert
+    ROAM_TRY(std::move(s));
+    ref_blob(e.blob, 1);
+  }
+  return Status::ok();
+}
+
 Status WriteTxn::remap(uint64_t ino, uint64_t offset, uint64_t length, const std::optional<Extent>& replacement,
                        std::vector<Extent>& replaced) {
   const uint64_t end = offset + length;

@@ -133,6 +133,11 @@ class WriteTxn : public StoreTxn {
   Status remap(uint64_t ino, uint64_t offset, uint64_t length, const std::optional<Extent>& replacement,
                std::vector<Extent>& replaced);
 
+  // Gives a file that has no data yet these extents (sorted, non-overlapping),
+  // each taking a blob reference. For restoring a file as a new inode: no
+  // overlap search, appended in key order.
+  Status add_extents_to_empty(uint64_t ino, const std::vector<Extent>& extents);
+
   Counters& counters() { return counters_; }
   Status commit();
 
