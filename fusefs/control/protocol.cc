@@ -53,12 +53,14 @@ struct RequestEncoder {
   }
 };
 
-// A 0/1 presence byte; anything else fails the reader.
-bool present(codec::Reader& r) {
+// A 0/1 presence byte; nullopt for anything else.
+std::optional<bool> presence(codec::Reader& r) {
   const uint8_t b = r.byte();
-  if (b > 1) r.bytes(), r.rest(), r.varint();  // drive the reader to failure
+  if (b > 1) return std::nullopt;
   return b == 1;
 }
+
+Status malformed(const char* what) { return Status::invalid(std::string("malformed ") + what + " request"); }
 
 Result<Request> decode_restore(codec::Reader& r) {
   RestoreCall c;
@@ -66,16 +68,24 @@ Result<Request> decode_restore(codec::Reader& r) {
   const uint8_t by = r.byte();
   if (by == 1) c.at_ns = r.svarint();
   else if (by == 2) c.before_op = r.varint();
-  else return Status::invalid("malformed restore request: no moment");
-  if (present(r)) c.to = std::string(r.bytes());
-  c.dry_run = present(r);
+  else return malformed("restore");
+  const auto has_to = presence(r);
+  if (!has_to) return malformed("restore");
+  if (*has_to) c.to = std::string(r.bytes());
+  const auto dry_run = presence(r);
+  if (!dry_run) return malformed("restore");
+  c.dry_run = *dry_run;
   return Request{std::move(c)};
 }
 
 Result<Request> decode_retention(codec::Reader& r) {
   RetentionCall c;
-  if (present(r)) c.max_age_ns = r.svarint();
-  if (present(r)) c.max_history_bytes = r.varint();
+  const auto has_age = presence(r);
+  if (!has_age) return malformed("retention");
+  if (*has_age) c.max_age_ns = r.svarint();
+  const auto has_space = presence(r);
+  if (!has_space) return malformed("retention");
+  if (*has_space) c.max_history_bytes = r.varint();
   return Request{c};
 }
 
