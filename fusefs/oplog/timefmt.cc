@@ -148,6 +148,9 @@ Result<int64_t> parse_time(std::string_view text, int64_t now_ns) {
   if (text == "now") return now_ns;
   if (!text.empty() && text[0] == '@') {
     if (auto v = parse_decimal(text.substr(1), kNs)) return *v;
+    const std::string_view digits = text.substr(1);
+    if (!digits.empty() && digits.find_first_not_of("0123456789.") == std::string_view::npos)
+      return Status::error(ERANGE, "time '" + std::string(text) + "' is out of range (after the year 2262)");
     return bad_time(text);
   }
   if (auto v = parse_relative(text, now_ns)) return *v;
