@@ -11,7 +11,7 @@
 #include "fusefs/history/restore.h"
 #include "fusefs/oplog/oplog.h"
 #include "fusefs/oplog/timefmt.h"
-#include "tests/unit/helpers.h"
+#include "tests/unit/engine_env.h"
 
 using namespace roam;
 using roam::testing::must;
@@ -22,15 +22,7 @@ namespace {
 const Caller kCaller{1000, 1000, 4242, "tester"};
 constexpr int64_t kHour = 3600LL * 1000000000LL;
 
-struct Env {
-  TempDir tmp;
-  std::unique_ptr<Store> store;
-  std::unique_ptr<Fs> fs;
-  Env() {
-    REQUIRE_OK(Store::create(tmp.sub("store")));
-    store = must(Store::open(tmp.sub("store"), {}));
-    fs = std::make_unique<Fs>(*store);
-  }
+struct Env : roam::testing::EngineEnv {
   void set_retention(Retention r) {
     WriteTxn txn = must(store->begin_write());
     REQUIRE_OK(save_retention(txn, r));
@@ -41,16 +33,6 @@ struct Env {
     o.now_ns = now_ns;
     o.batch = 7;  // small batches: many transactions, as when the disk is busy
     return must(collect_garbage(*store, o));
-  }
-  uint64_t segment_bytes() {
-    uint64_t total = 0;
-    for (const auto& [id, size] : store->segments().sizes()) total += size;
-    return total;
-  }
-  void check() {
-    CheckReport r = must(check_store(*store, true));
-    INFO((r.problems.empty() ? "" : r.problems.front()));
-    REQUIRE(r.ok());
   }
   std::optional<std::pair<uint64_t, uint64_t>> bounds() {
     ReadTxn txn = must(store->begin_read());

@@ -19,7 +19,7 @@
 #include "fusefs/oplog/past_view.h"
 #include "fusefs/history/restore.h"
 #include "fusefs/oplog/oplog.h"
-#include "tests/unit/helpers.h"
+#include "tests/unit/engine_env.h"
 
 using namespace roam;
 using roam::testing::must;
@@ -27,49 +27,16 @@ using roam::testing::TempDir;
 
 namespace {
 
-const Caller kCaller{1000, 1000, 4242, "tester"};
+const Caller kCaller = roam::testing::kTestCaller;
 
-struct Env {
-  TempDir tmp;
-  std::unique_ptr<Store> store;
-  std::unique_ptr<Fs> fs;
-  Env() {
-    REQUIRE_OK(Store::create(tmp.sub("store")));
-    store = must(Store::open(tmp.sub("store"), {}));
-    fs = std::make_unique<Fs>(*store);
-  }
-  uint64_t last_seq() {
-    ReadTxn txn = must(store->begin_read());
-    uint64_t seq = 0;
-    REQUIRE_OK(oplog::scan(txn, {}, [&](const OpRecord& r) {
-      seq = r.seq;
-      return true;
-    }));
-    return seq;
-  }
+struct Env : roam::testing::EngineEnv {
   RestoreResult restore(const std::string& path, uint64_t seq, std::optional<std::string> to = std::nullopt,
                         bool dry_run = false) {
     RestoreRequest req{path, seq, std::move(to), dry_run, "test"};
     return must(roam::restore(*store, kCaller, req));
   }
-  std::string store_dir() const { return tmp.sub("store"); }
-  void check() {
-    CheckReport r = must(check_store(*store, true));
-    INFO((r.problems.empty() ? "" : r.problems.front()));
-    REQUIRE(r.ok());
-  }
 };
 
-uint64_t segment_bytes(const std::string& store) {
-  uint64_t total = 0;
-  for (int i = 0; i < 100; ++i) {
-    char name[32];
-    std::snprintf(name, sizeof name, "/segments/%08d.seg", i);
-    struct stat st {};
-    if (::stat((store + name).c_str(), &st) == 0) total += static_cast<uint64_t>(st.st_size);
-  }
-  return total;
-}
 
 // Everything restore promises to bring back, for one name.
 struct Entry {
@@ -331,10 +298,10 @@ TEST_CASE("a 1 GiB file comes back by remapping, without copying data", "[restor
   t.mask = kSetSize;
   t.size = 10;
   must(e.fs->setattr(kCaller, f.ino, t));
-  const uint64_t seg_bytes_before = segment_bytes(e.store_dir());
+  const uint64_t seg_bytes_before = e.segment_bytes();
   RestoreResult r = e.restore("/big", seq);
   REQUIRE(r.record);
-  CHECK(segment_bytes(e.store_dir()) == seg_bytes_before);  // no data written
+  CHECK(e.segment_bytes() == seg_bytes_before);  // no data written
   const Inode back = must(e.fs->lookup(kRootIno, "big"));
   CHECK(back.size == (64ull << 20));
   std::string got(100, '\0');
