@@ -29,31 +29,21 @@ Status inodes_named_in(const StoreTxn& txn, uint64_t dir, const std::string& pat
   });
 }
 
-// The same, when the directory is gone: every record that named the path.
-Status inodes_named_anywhere(const StoreTxn& txn, const std::string& path, std::set<uint64_t>& out) {
-  oplog::Filter f;
-  f.path = path;
-  return oplog::scan(txn, f, [&](const OpRecord& r) {
-    if ((r.path == path || r.path2 == path) && r.ino) out.insert(r.ino);
-    return true;
-  });
-}
-
 }  // namespace
 
 Result<std::set<uint64_t>> inodes_ever_at(const StoreTxn& txn, const std::string& path) {
   std::set<uint64_t> inos;
+  if (path == "/") return std::set<uint64_t>{kRootIno};
   PastView now(txn, PastView::kNow);
   ROAM_ASSIGN(auto current, now.resolve(path));
   if (current) inos.insert(*current);
-  if (path != "/") {
-    auto [dir, name] = split_path(path);
-    ROAM_ASSIGN(auto dir_ino, now.resolve(dir));
-    if (dir_ino) {
-      ROAM_TRY(inodes_named_in(txn, *dir_ino, path, name, inos));
-    } else {
-      ROAM_TRY(inodes_named_anywhere(txn, path, inos));
-    }
+  // Every directory that has been at the parent path (it may have been
+  // replaced), and in each, every file that had the name.
+  auto [dir, name] = split_path(path);
+  ROAM_ASSIGN(auto dirs, inodes_ever_at(txn, dir));
+  for (uint64_t d : dirs) {
+    ROAM_ASSIGN(auto inode, txn.get_inode(d));
+    if (inode && S_ISDIR(inode->mode)) ROAM_TRY(inodes_named_in(txn, d, path, name, inos));
   }
   return inos;
 }

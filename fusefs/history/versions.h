@@ -21,9 +21,9 @@ struct Version {
   std::optional<Inode> after;  // the file just after the change (nullopt: gone)
 };
 
-// In seq order. Finding the files costs one scan of the history of the
-// path's directory (the whole log only if that directory no longer exists);
-// their changes come from the per-inode index. ENOENT when no file was ever
+// In seq order. Finding the files costs one scan of the history of each
+// directory that has been at each ancestor path; their changes come from the
+// per-inode index. ENOENT when no file was ever
 // at `path`.
 Result<std::vector<Version>> versions_of(const StoreTxn& txn, const std::string& path);
 
