@@ -148,8 +148,12 @@ Result<int64_t> parse_time(std::string_view text, int64_t now_ns) {
   if (text == "now") return now_ns;
   if (!text.empty() && text[0] == '@') {
     if (auto v = parse_decimal(text.substr(1), kNs)) return *v;
-    const std::string_view digits = text.substr(1);
-    if (!digits.empty() && digits.find_first_not_of("0123456789.") == std::string_view::npos)
+    // A well-formed number that parse_decimal refused does not fit in int64 ns.
+    const std::string_view n = text.substr(1);
+    const size_t dot = n.find('.');
+    const std::string_view whole = n.substr(0, dot), frac = dot == n.npos ? "1" : n.substr(dot + 1);
+    auto digits = [](std::string_view d) { return !d.empty() && d.find_first_not_of("0123456789") == d.npos; };
+    if (digits(whole) && digits(frac))
       return Status::error(ERANGE, "time '" + std::string(text) + "' is out of range (after the year 2262)");
     return bad_time(text);
   }
