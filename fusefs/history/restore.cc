@@ -100,7 +100,7 @@ class Restorer {
       ROAM_TRY(m_.put_inode(want));
       result_.changed_inodes.push_back(t);
     }
-    report(past, t, now, want, inode_changed, data_changed, xattrs_changed);
+    report(p, past, t, now, want, inode_changed, data_changed, xattrs_changed);
     return Status::ok();
   }
 
@@ -248,7 +248,7 @@ class Restorer {
   }
 
   // One line per name that comes back, changes or goes away.
-  void report(const PastNode& past, uint64_t t, const std::optional<Inode>& now, const Inode& want,
+  void report(uint64_t p, const PastNode& past, uint64_t t, const std::optional<Inode>& now, const Inode& want,
               bool inode_changed, bool data, bool xattrs) {
     for (size_t i = 0; i < past.names.size(); ++i) {
       const auto& [parent, name] = past.names[i];
@@ -260,7 +260,13 @@ class Restorer {
       }
       const uint64_t was = live->second;
       live->second = 0;  // accounted for
-      if (was != t || !now) {
+      if (was == p && was != t) {  // the same file, restored as a new inode (its data goes back)
+        if (i == 0)
+          result_.changes.push_back({RestoreChange::Kind::kChanged, disk_path(rel),
+                                     describe(plan_.live.at(was).inode, want, true, xattrs)});
+        continue;
+      }
+      if (was != t || !now) {  // another file is at this path now
         result_.changes.push_back({RestoreChange::Kind::kChanged, disk_path(rel), "replaced"});
         continue;
       }
