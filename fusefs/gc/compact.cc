@@ -87,9 +87,9 @@ Status repoint(Store& store, const std::vector<Move>& moves, size_t batch) {
   return Status::ok();
 }
 
-// Deletes the segment if nothing can still need it. Holds the writer lock so
-// that no blob commits into it while it checks.
-Result<bool> remove_if_unused(Store& store, uint32_t segment, uint64_t highest_scanned) {
+// Retires the segment if nothing can still need it. Holds the writer lock so
+// that no blob commits into it while it checks; the file is deleted after.
+Result<bool> retire_if_unused(Store& store, uint32_t segment, uint64_t highest_scanned) {
   ROAM_ASSIGN(WriteTxn txn, store.begin_write());
   ROAM_ASSIGN(auto cur, lmdb::Cursor::open(txn.raw(), txn.dbis().blobs));
   ROAM_ASSIGN(auto e, cur.seek(codec::be64(highest_scanned + 1)));
@@ -98,7 +98,7 @@ Result<bool> remove_if_unused(Store& store, uint32_t segment, uint64_t highest_s
     if (b.segment == segment && b.refs > 0) return false;  // a write that was in flight during the scan
     ROAM_ASSIGN(e, cur.next());
   }
-  Status s = store.segments().remove(segment);
+  Status s = store.segments().retire(segment);
   if (s.err() == EBUSY) return false;  // an append into it is still pending
   ROAM_TRY(std::move(s));
   return true;
@@ -137,8 +137,10 @@ Status compact_segments(Store& store, const GcOptions& options, GcReport& report
     if (moves.size() != scan.live[id].size()) continue;  // damaged: keep it
     ROAM_TRY(repoint(store, moves, options.batch));
     ROAM_TRY(store.sync());  // the copies and their new locations are durable first
-    ROAM_ASSIGN(bool removed, remove_if_unused(store, id, scan.highest_blob));
-    if (removed) ++report.segments_removed;
+    ROAM_ASSIGN(bool retired, retire_if_unused(store, id, scan.highest_blob));
+    if (!retired) continue;
+    ROAM_TRY(store.segments().delete_retired(id));  // outside the writer lock: freeing blocks takes time
+    ++report.segments_removed;
   }
   return Status::ok();
 }

@@ -51,8 +51,8 @@ Status expire_records(Store& store, const Retention& retention, const GcOptions&
   uint64_t history = report.before.history_bytes;
   for (bool done = false; !done;) {
     ROAM_ASSIGN(WriteTxn txn, store.begin_write());
-    size_t dropped = 0;
-    while (dropped < options.batch) {
+    size_t work = 0;
+    while (work < options.batch) {
       ROAM_ASSIGN(auto bounds, oplog::seq_bounds(txn));
       if (!bounds || bounds->first >= bounds->second) {
         done = true;
@@ -71,12 +71,37 @@ Status expire_records(Store& store, const Retention& retention, const GcOptions&
       const uint64_t freed_before = report.bytes_freed;
       ROAM_TRY(gc_detail::free_blobs(txn, unreferenced, report));
       history -= std::min(history, report.bytes_freed - freed_before);
-      ++dropped;
+      ++report.records_dropped;
+      work += 1 + unreferenced.size();  // a record that held many blocks weighs more
     }
     ROAM_TRY(txn.commit());
-    report.records_dropped += dropped;
   }
   return Status::ok();
+}
+
+// Frees up to `budget` extents of removed file `ino`, and the file itself once
+// it has none left; true when `ino` needs no more work (freed, or not free-able
+// after all: checked again under the writer lock, since an open handle may
+// have written to it).
+Result<bool> free_some_of(WriteTxn& txn, uint64_t ino, const GcOptions& options, size_t& budget, GcReport& report) {
+  ROAM_ASSIGN(auto inode, txn.get_inode(ino));
+  if (!inode || inode->nlink != 0 || (options.is_open && options.is_open(ino))) return true;
+  ROAM_ASSIGN(bool logged, has_log_records(txn, ino));
+  if (logged) return true;
+  ROAM_ASSIGN(auto extents, txn.extents_in(ino, 0, UINT64_MAX));
+  const size_t n = std::min(extents.size(), budget);
+  for (size_t k = 0; k < n; ++k) {
+    ROAM_TRY(txn.raw().del(txn.dbis().extents, extent_key(ino, extents[k].file_offset)));
+    txn.ref_blob(extents[k].blob, -1);
+  }
+  budget -= n;
+  if (n < extents.size()) return false;  // more next transaction
+  ROAM_ASSIGN(auto names, txn.list_xattrs(ino));
+  for (const auto& name : names) ROAM_TRY(txn.del_xattr(ino, name));
+  ROAM_TRY(txn.raw().del(txn.dbis().inodes, inode_key(ino)));
+  ++report.inodes_freed;
+  budget = budget > 0 ? budget - 1 : 0;
+  return true;
 }
 
 // Step 2 (and 3 for their data): removed files that nothing needs any more.
@@ -95,24 +120,15 @@ Status free_removed_files(Store& store, const GcOptions& options, GcReport& repo
       return Status::ok();
     }));
   }
+  // Each transaction does at most `batch` units of work (an inode, or one of
+  // its extents), so a removed 2 GiB file goes over many short transactions.
   for (size_t i = 0; i < candidates.size();) {
     ROAM_ASSIGN(WriteTxn txn, store.begin_write());
-    for (size_t n = 0; n < options.batch && i < candidates.size(); ++n, ++i) {
+    size_t budget = options.batch;
+    while (budget > 0 && i < candidates.size()) {
       const uint64_t ino = candidates[i];
-      // Checked again under the writer lock: an open handle may have written.
-      ROAM_ASSIGN(auto inode, txn.get_inode(ino));
-      if (!inode || inode->nlink != 0 || (options.is_open && options.is_open(ino))) continue;
-      ROAM_ASSIGN(bool logged, has_log_records(txn, ino));
-      if (logged) continue;
-      ROAM_ASSIGN(auto extents, txn.extents_in(ino, 0, UINT64_MAX));
-      for (const Extent& e : extents) {
-        ROAM_TRY(txn.raw().del(txn.dbis().extents, extent_key(ino, e.file_offset)));
-        txn.ref_blob(e.blob, -1);
-      }
-      ROAM_ASSIGN(auto names, txn.list_xattrs(ino));
-      for (const auto& name : names) ROAM_TRY(txn.del_xattr(ino, name));
-      ROAM_TRY(txn.raw().del(txn.dbis().inodes, inode_key(ino)));
-      ++report.inodes_freed;
+      ROAM_ASSIGN(bool done, free_some_of(txn, ino, options, budget, report));
+      if (done) ++i;
     }
     ROAM_ASSIGN(auto unreferenced, txn.apply_refs_now());
     ROAM_TRY(gc_detail::free_blobs(txn, unreferenced, report));

@@ -164,26 +164,25 @@ Status Segments::roll() {
   return tail_ == 0 ? Status::ok() : start_segment(current_ + 1);
 }
 
-Status Segments::remove(uint32_t segment) {
+Status Segments::retire(uint32_t segment) {
   if (read_only_) return Status::error(EROFS, "the store is open read-only");
   std::lock_guard lock(mu_);
   if (segment >= current_) return Status::invalid("the current segment cannot be removed");
   if (pending_.count(segment)) return Status::error(EBUSY, "segment " + std::to_string(segment) + " has appends in flight");
-  uint64_t size = 0;
-  if (auto it = files_.find(segment); it != files_.end()) {
-    struct stat st {};
-    if (::fstat(it->second->fd, &st) == 0) size = static_cast<uint64_t>(st.st_size);
-  } else {
-    struct stat st {};
-    if (::stat(path_of(segment).c_str(), &st) == 0) size = static_cast<uint64_t>(st.st_size);
-  }
-  if (::unlink(path_of(segment).c_str()) < 0 && errno != ENOENT)
-    return Status::error(errno, "removing " + path_of(segment) + ": " + std::strerror(errno));
+  struct stat st {};
+  auto it = files_.find(segment);
+  const int rc = it != files_.end() ? ::fstat(it->second->fd, &st) : ::stat(path_of(segment).c_str(), &st);
+  if (rc == 0) sealed_bytes_ -= std::min(sealed_bytes_, static_cast<uint64_t>(st.st_size));
   files_.erase(segment);  // open readers keep the file until they finish
   ids_.erase(segment);
   dirty_.erase(segment);
   removed_.insert(segment);
-  sealed_bytes_ -= std::min(sealed_bytes_, size);
+  return Status::ok();
+}
+
+Status Segments::delete_retired(uint32_t segment) {
+  if (::unlink(path_of(segment).c_str()) < 0 && errno != ENOENT)
+    return Status::error(errno, "removing " + path_of(segment) + ": " + std::strerror(errno));
   return Status::ok();
 }
 

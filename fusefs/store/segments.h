@@ -68,10 +68,15 @@ class Segments {
   // Starts a new current segment (if the current one is not empty), so that
   // compaction may empty and remove the one that was current.
   Status roll();
-  // Deletes a sealed segment's file once compaction has moved every live blob
-  // out of it and that move is durable. Readers that hold it open finish.
-  // EBUSY while an append to it is pending (its blob may not be committed yet).
-  Status remove(uint32_t segment);
+  // Retires a sealed segment once compaction has moved every live blob out of
+  // it and that move is durable: from now on a reader that still asks for it
+  // gets ESTALE (readers that hold it open finish). EBUSY while an append to
+  // it is pending (its blob may not be committed yet). Cheap: the caller may
+  // hold the store's writer lock.
+  Status retire(uint32_t segment);
+  // Deletes a retired segment's file. Slow for a large file (the backing
+  // filesystem frees its blocks), so called without the writer lock.
+  Status delete_retired(uint32_t segment);
 
  private:
   // An open segment file; closed when the last user lets go of it.
