@@ -95,7 +95,7 @@ Status Agent::run() {
 void Agent::on_interval() {
   int st = 0;
   while (::waitpid(-1, &st, WNOHANG) > 0) {
-  }  // as pid 1 of a desktop, orphans are ours to reap
+  }  // children of health checks and of killed busy processes
   if (--liveness_ <= 0) {
     std::fprintf(stderr, "roam-agent: broker silent; reconnecting in %d ms\n", backoff_ms_);
     socket_.reset();

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <thread>
+#include "broker/child.h"
 
 namespace roam::agent {
 
@@ -22,6 +23,7 @@ int run_check(const std::string& command, int timeout_ms) {
       ::dup2(null, 0);
       ::dup2(null, 1);
     }
+    unblock_signals_for_exec();
     ::execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
     ::_exit(127);
   }

@@ -58,7 +58,8 @@ Status Broker::setup() {
     ROAM_TRY(proto::key_from_hex(hex, "agent key of desktop " + desktop));
     auth_.allow(hex, Principal{Principal::Role::kAgent, desktop});
   }
-  for (const auto& dir : {cfg_.state_dir, cfg_.state_dir + "/disks", cfg_.state_dir + "/desktops"})
+  for (const auto& dir :
+       {cfg_.state_dir, cfg_.state_dir + "/disks", cfg_.state_dir + "/desktops", cfg_.state_dir + "/logs"})
     if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
       return Status::error(errno, "cannot create " + dir + ": " + std::strerror(errno));
   ROAM_ASSIGN(registry_, Registry::open(cfg_.state_dir + "/registry"));
@@ -67,8 +68,8 @@ Status Broker::setup() {
     ROAM_ASSIGN(auto d, desktop_from_row(id, row));
     if (!d.public_key.empty()) auth_.allow(d.public_key, Principal{Principal::Role::kAgent, id});
   }
-  disks_ = DiskServerConfig{cfg_.roamfs, cfg_.run_dir + "/disks"};
-  ROAM_TRY(prepare_export_dir(disks_.disks_dir));
+  disks_ = DiskServerConfig{cfg_.roamfs, cfg_.run_dir + "/exports", cfg_.state_dir + "/logs"};
+  ROAM_TRY(prepare_exports(disks_.exports_dir));
 
   sigset_t signals;
   sigemptyset(&signals);
@@ -267,7 +268,8 @@ Status Broker::provision(const std::string& desktop) {
   auth_.allow(hex, Principal{Principal::Role::kAgent, desktop});
   ROAM_ASSIGN(pid_t pid, run_provisioner({cfg_.provisioner, "create", desktop, key_file, cfg_.endpoint,
                                            proto::to_hex(keys_.public_key),
-                                           cfg_.state_dir + "/desktops/" + desktop + ".log"}));
+                                           cfg_.state_dir + "/desktops/" + desktop + ".log",
+                                           disks_.exports_dir + "/" + desktop}));
   std::fprintf(stderr, "roam-broker: provisioning desktop %s (pid %d)\n", desktop.c_str(), pid);
   return Status::ok();
 }

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "fusefs/sys/mountinfo.h"
+#include "broker/child.h"
 
 namespace roam::broker {
 
@@ -76,24 +77,39 @@ void detach_mount(const std::string& mount_point) {
     if (::umount2(mount_point.c_str(), MNT_DETACH) != 0) break;
 }
 
-}  // namespace
-
-Status prepare_export_dir(const std::string& disks_dir) {
-  std::string partial;
+Status make_dirs(const std::string& path) {
   for (size_t pos = 1; pos != std::string::npos;) {
-    pos = disks_dir.find('/', pos + 1);
-    partial = disks_dir.substr(0, pos);
+    pos = path.find('/', pos + 1);
+    std::string partial = path.substr(0, pos);
     if (::mkdir(partial.c_str(), 0755) != 0 && errno != EEXIST) return sys_error("cannot create " + partial);
   }
-  auto m = mount_at(disks_dir);
-  if (!m && ::mount(disks_dir.c_str(), disks_dir.c_str(), nullptr, MS_BIND, nullptr) != 0)
-    return sys_error("cannot bind-mount " + disks_dir + " onto itself");
-  if (::mount(nullptr, disks_dir.c_str(), nullptr, MS_SHARED, nullptr) != 0)
-    return sys_error("cannot make " + disks_dir + " a shared mount");
+  return Status::ok();
+}
+
+// Makes `dir` a mount point (bound onto itself) with `propagation`.
+Status bind_self(const std::string& dir, unsigned long propagation) {
+  ROAM_TRY(make_dirs(dir));
+  if (!mount_at(dir) && ::mount(dir.c_str(), dir.c_str(), nullptr, MS_BIND, nullptr) != 0)
+    return sys_error("cannot bind-mount " + dir + " onto itself");
+  if (::mount(nullptr, dir.c_str(), nullptr, propagation, nullptr) != 0)
+    return sys_error("cannot set the propagation of " + dir);
+  return Status::ok();
+}
+
+}  // namespace
+
+Status prepare_exports(const std::string& exports_dir) {
+  ROAM_TRY(bind_self(exports_dir, MS_PRIVATE));
   struct stat st {};
-  if (::stat((std::string(kFusectl) + "/..").c_str(), &st) == 0 && !mount_at(kFusectl))
+  if (::stat(kFusectl, &st) == 0 && !mount_at(kFusectl))
     ::mount("fusectl", kFusectl, "fusectl", 0, nullptr);  // best effort, see abort_connection
   return Status::ok();
+}
+
+Result<std::string> desktop_export_dir(const DiskServerConfig& cfg, const std::string& desktop) {
+  std::string dir = cfg.exports_dir + "/" + desktop;
+  if (!mount_at(dir)) ROAM_TRY(bind_self(dir, MS_SHARED));
+  return dir;
 }
 
 Result<pid_t> start_roamfs(const DiskServerConfig& cfg, const std::string& store, const std::string& mount_point,
@@ -112,6 +128,7 @@ Result<pid_t> start_roamfs(const DiskServerConfig& cfg, const std::string& store
     ::dup2(log, 2);
     int null = ::open("/dev/null", O_RDONLY);
     if (null >= 0) ::dup2(null, 0);
+    unblock_signals_for_exec();
     ::setsid();  // not in the broker's process group: a Ctrl-C aimed at the broker spares the disks
     ::execl(cfg.roamfs.c_str(), "roamfs", store.c_str(), mount_point.c_str(), "-f", static_cast<char*>(nullptr));
     ::_exit(127);

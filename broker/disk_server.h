@@ -1,6 +1,12 @@
 // Serving a user disk on the host: one roamfs process per attachment epoch,
-// mounted at RUN_DIR/disks/USER/EPOCH, and ending it either gracefully or by
+// mounted at EXPORTS/DESKTOP/USER@EPOCH, and ending it either gracefully or by
 // fencing.
+//
+// Isolation: EXPORTS (RUN_DIR/exports) is a private mount, and each
+// EXPORTS/DESKTOP a shared one whose only slave copy is in that desktop's
+// mount namespace (roam-desktop sets this up and drops the other desktops'
+// copies). A disk mounted under EXPORTS/D therefore appears in desktop D
+// and in no other desktop.
 //
 // Fencing is host side and needs nothing from the desktop: the FUSE
 // connection of the old mount is aborted (fusectl), its roamfs is SIGKILLed
@@ -23,14 +29,19 @@ namespace roam::broker {
 
 struct DiskServerConfig {
   std::string roamfs;       // path of the roamfs binary
-  std::string disks_dir;    // RUN_DIR/disks, made a shared mount so desktops see new mounts
+  std::string exports_dir;  // RUN_DIR/exports
+  std::string log_dir;      // roamfs output, one file per user: LOG_DIR/USER.roamfs.log
   int start_timeout_ms = 15000;
   int stop_timeout_ms = 5000;
 };
 
-// Makes `disks_dir` exist and be a mount point with shared propagation, and
-// mounts fusectl if it is not mounted. Idempotent.
-Status prepare_export_dir(const std::string& disks_dir);
+// Makes `exports_dir` exist and be a private mount point, and mounts fusectl
+// if it is not mounted. Idempotent.
+Status prepare_exports(const std::string& exports_dir);
+
+// EXPORTS/DESKTOP, made a shared mount point if it is not a mount point yet
+// (a desktop started before that will not see it: roam-desktop makes it first).
+Result<std::string> desktop_export_dir(const DiskServerConfig& cfg, const std::string& desktop);
 
 // Starts `roamfs STORE MOUNT_POINT -f` as a child (log appended to
 // LOG_FILE) and returns its pid once the mount is visible; EIO with the

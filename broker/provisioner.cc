@@ -6,6 +6,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include "broker/child.h"
 
 namespace roam::broker {
 
@@ -23,12 +24,14 @@ Result<pid_t> run_provisioner(const ProvisionRequest& req) {
   if (pid == 0) {
     ::dup2(log, 1);
     ::dup2(log, 2);
+    unblock_signals_for_exec();
     ::setsid();
     ::setenv("ROAM_ACTION", req.action.c_str(), 1);
     ::setenv("ROAM_DESKTOP", req.desktop.c_str(), 1);
     ::setenv("ROAM_AGENT_KEY_FILE", req.key_file.c_str(), 1);
     ::setenv("ROAM_BROKER_ENDPOINT", req.broker_endpoint.c_str(), 1);
     ::setenv("ROAM_BROKER_PUBLIC_KEY", req.broker_public_hex.c_str(), 1);
+    ::setenv("ROAM_EXPORT_DIR", req.export_dir.c_str(), 1);
     ::execl("/bin/sh", "sh", "-c", req.command.c_str(), static_cast<char*>(nullptr));
     ::_exit(127);
   }

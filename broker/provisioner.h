@@ -8,6 +8,8 @@
 //   ROAM_AGENT_KEY_FILE      (create) the key file the broker enrolled for it
 //   ROAM_BROKER_ENDPOINT     (create) where the agent connects
 //   ROAM_BROKER_PUBLIC_KEY   (create) the broker's public key, hex
+//   ROAM_EXPORT_DIR          where the broker mounts disks for this desktop
+//                            (RUN_DIR/exports/DESKTOP, see disk_server.h)
 // Its output goes to LOG_FILE. Children are reaped by reap_children().
 #pragma once
 
@@ -28,6 +30,7 @@ struct ProvisionRequest {
   std::string broker_endpoint;
   std::string broker_public_hex;
   std::string log_file;
+  std::string export_dir;
 };
 
 // Starts the command; returns its pid. ENOENT when no command is configured.

@@ -124,7 +124,7 @@ Status Broker::remove_desktop(const std::string& id) {
   if (!cfg_.provisioner.empty()) {
     std::string key_file = cfg_.state_dir + "/desktops/" + id + ".key";
     (void)run_provisioner({cfg_.provisioner, "remove", id, key_file, cfg_.endpoint, "",
-                           cfg_.state_dir + "/desktops/" + id + ".log"});
+                           cfg_.state_dir + "/desktops/" + id + ".log", disks_.exports_dir + "/" + id});
   }
   return Status::ok();
 }

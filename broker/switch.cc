@@ -70,7 +70,7 @@ Status Switcher::resume() {
     Job& j = jobs_[user];
     j.user = user;
     j.intent = intent;
-    j.intent.reason += "+resumed";
+    j.resumed = true;
     // A detach may have been answered to the previous run: ask again (agents
     // answer a repeated detach of an unmounted home with success).
     j.phase = *phase == SwitchPhase::kProvision ? SwitchPhase::kDetach : *phase;
@@ -127,10 +127,10 @@ Status Switcher::export_disk(Job& job) {
   ROAM_ASSIGN(auto disk, find_disk(env_.registry, job.user));
   if (!disk) return Status::not_found("the disk of user " + job.user + " disappeared during the switch");
   uint64_t epoch = disk->epoch + 1;
-  std::string dir = env_.disks.disks_dir + "/" + job.user;
-  std::string mount_point = dir + "/" + std::to_string(epoch);
-  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return Status::error(errno, "cannot create " + dir);
-  ROAM_ASSIGN(pid_t pid, start_roamfs(env_.disks, disk->store, mount_point, dir + "/roamfs.log"));
+  ROAM_ASSIGN(auto dir, desktop_export_dir(env_.disks, job.intent.target));
+  std::string mount_point = dir + "/" + job.user + "@" + std::to_string(epoch);
+  std::string log = env_.disks.log_dir + "/" + job.user + ".roamfs.log";
+  ROAM_ASSIGN(pid_t pid, start_roamfs(env_.disks, disk->store, mount_point, log));
   disk->epoch = epoch;
   AttachmentRecord att{"", epoch, mount_point, pid};
   job.intent.phase = std::string(phase_name(SwitchPhase::kAttach));
@@ -153,6 +153,13 @@ void Switcher::advance(Job& job) {
       case SwitchPhase::kDetach:
         if (job.intent.source.empty()) {
           job.detached_cleanly = true;
+          st = enter(job, SwitchPhase::kRelease, 0);
+          break;
+        }
+        // A dead source is fenced at once; after a broker restart its agent
+        // gets until the deadline to reconnect and detach cleanly.
+        if (!job.resumed && !env_.peers.alive(job.intent.source)) {
+          step_done(job, "source-dead");
           st = enter(job, SwitchPhase::kRelease, 0);
           break;
         }

@@ -102,6 +102,7 @@ class Switcher {
     Clock::time_point deadline;
     bool detached_cleanly = false;
     bool command_sent = false;
+    bool resumed = false;  // taken over from a previous broker run
     std::optional<Requester> requester;
   };
 
