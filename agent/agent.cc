@@ -2,7 +2,9 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/signalfd.h>
+#include <sys/statfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -12,6 +14,7 @@
 #include "agent/busy.h"
 #include "agent/health.h"
 #include "broker/protocol/transport.h"
+#include "fusefs/sys/mountinfo.h"
 
 namespace roam::agent {
 
@@ -105,6 +108,7 @@ void Agent::on_interval() {
     return;
   }
   send(proto::Heartbeat{});
+  unmount_fenced_homes();
   if (cfg_.health_checks.empty() || Clock::now() < next_health_) return;
   next_health_ = Clock::now() + std::chrono::milliseconds(cfg_.health_interval_ms);
   auto failure = first_failing_check(cfg_.health_checks, cfg_.health_timeout_ms);
@@ -113,6 +117,19 @@ void Agent::on_interval() {
     send(proto::Damage{*failure});
   }
   damage_reported_ = failure.has_value();
+}
+
+// A home whose disk the broker fenced (while this agent was unreachable)
+// answers every access with ENOTCONN; unmount it so that the desktop shows an
+// empty home rather than a broken one.
+void Agent::unmount_fenced_homes() {
+  for (const auto& m : read_mountinfo()) {
+    if (m.fstype != "fuse.roamfs" || m.mount_point.rfind(cfg_.home_base + "/", 0) != 0) continue;
+    struct statfs fs {};
+    if (::statfs(m.mount_point.c_str(), &fs) == 0 || errno != ENOTCONN) continue;
+    std::fprintf(stderr, "roam-agent: %s was fenced by the broker; unmounting it\n", m.mount_point.c_str());
+    ::umount2(m.mount_point.c_str(), MNT_DETACH);
+  }
 }
 
 void Agent::on_message(const proto::Message& m) {

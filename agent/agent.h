@@ -50,6 +50,7 @@ class Agent {
   Status connect();
   void on_message(const proto::Message& m);
   void on_interval();
+  void unmount_fenced_homes();
   proto::DetachDone detach(const proto::Detach& d);
   proto::AttachDone attach(const proto::Attach& a);
   void send(const proto::Message& m);

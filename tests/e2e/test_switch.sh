@@ -104,7 +104,10 @@ main() {
     check "$d is fenced" fenced "$d"
     kill -CONT "$agent"
     check "$d's agent reconnects" wait_for 30 connected "$d"
-    check "$d is still fenced" fenced "$d"
+    check "$d's agent unmounts its fenced home" wait_for 30 sh -c "! $ROAM_DESKTOP_TOOL exec $d mountpoint -q /home/alice"
+    in_desktop "$d" sh -c "echo x > /home/alice/late-$d" 2>/dev/null
+    check "nothing $d writes later reaches alice's disk" sh -c \
+        "! $ROAMCTL log $(mount_of alice) | grep -q late-$d && ! $ROAM_DESKTOP_TOOL exec $e test -e /home/alice/late-$d"
     check "the write made before the kill survived" in_desktop "$e" grep -q before /home/alice/before-kill
 
     finish
