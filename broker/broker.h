@@ -60,7 +60,6 @@ class Broker {
   void handle_agent(const Principal& who, const std::string& rid, const proto::Message& m);
   // roamctl requests; the reply is sent by the handler (at once, or when a switch ends).
   void handle_request(const Principal& who, const std::string& rid, const proto::Message& m);
-  Status request_switch(const Principal& who, const std::string& rid, const proto::SwitchRequest& m);
   Result<std::vector<std::string>> table(const proto::Message& m);
   Status create_desktop(const std::string& id);
   Status remove_desktop(const std::string& id);

@@ -33,7 +33,8 @@ void Broker::handle_request(const Principal& who, const std::string& rid, const 
       return reply(rid, id, Status::error(EPERM, "an agent key may only switch the user of its own desktop"));
   }
   if (auto* s = std::get_if<proto::SwitchRequest>(&m)) {
-    if (Status st = request_switch(who, rid, *s); !st) reply(rid, id, st);
+    Status st = switcher_->start({s->user, s->desktop, "request", s->force, Requester{rid, s->request_id}});
+    if (!st) reply(rid, id, st);
     return;  // on success the switcher replies when the switch ends
   }
   Status st;
@@ -45,11 +46,6 @@ void Broker::handle_request(const Principal& who, const std::string& rid, const 
   else if (auto t = table(m); t) rows = std::move(*t);
   else st = t.status();
   reply(rid, id, st, std::move(rows));
-}
-
-Status Broker::request_switch(const Principal& who, const std::string& rid, const proto::SwitchRequest& m) {
-  (void)who;
-  return switcher_->start({m.user, m.desktop, "request", m.force, Requester{rid, m.request_id}});
 }
 
 Result<std::vector<std::string>> Broker::table(const proto::Message& m) {

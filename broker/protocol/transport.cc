@@ -66,7 +66,6 @@ Result<std::optional<Routed>> receive_routed(zmq::socket_t& router) {
   if (!parts) return std::optional<Routed>();
   if (parts->size() < 2) return Status::error(EPROTO, "a ROUTER message without a routing id");
   const char* user = (*parts)[1].gets("User-Id");
-  std::vector<zmq::message_t> body;
   return std::optional<Routed>(Routed{(*parts)[0].to_string(), user ? user : "", decode_parts(*parts, 1)});
 }
 

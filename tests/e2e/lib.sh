@@ -56,8 +56,14 @@ cleanup() {
     for d in "$T"/desktops/*/; do
         [[ -d "$d" ]] && desktop stop "$(basename "$d")" >/dev/null 2>&1
     done
-    # roamfs processes the broker started (their mount points are under $T).
+    # Desktops whose pid file is missing: kill the namespace's init (the
+    # agent's parent), which takes every process of the desktop with it.
     local pid
+    for pid in $(pgrep -x roam-agent); do
+        grep -qF "$T/" "/proc/$pid/cmdline" 2>/dev/null &&
+            kill -KILL "$(ps -o ppid= -p "$pid" | tr -d ' ')" "$pid" 2>/dev/null
+    done
+    # roamfs processes the broker started (their mount points are under $T).
     for pid in $(pgrep -x roamfs); do
         grep -qF "$T/" "/proc/$pid/cmdline" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
     done
