@@ -20,13 +20,6 @@ namespace roam::agent {
 
 namespace {
 
-template <class... F>
-struct Overloaded : F... {
-  using F::operator()...;
-};
-template <class... F>
-Overloaded(F...) -> Overloaded<F...>;
-
 uint64_t code_of(const Status& s) { return static_cast<uint64_t>(s.err()); }
 
 }  // namespace
@@ -133,7 +126,7 @@ void Agent::unmount_fenced_homes() {
 }
 
 void Agent::on_message(const proto::Message& m) {
-  std::visit(Overloaded{
+  std::visit(proto::Overloaded{
                  [&](const proto::Detach& d) { send(detach(d)); },
                  [&](const proto::Attach& a) { send(attach(a)); },
                  [&](const proto::Reply& r) {

@@ -15,13 +15,6 @@ namespace roam::broker {
 
 namespace {
 
-template <class... F>
-struct Overloaded : F... {
-  using F::operator()...;
-};
-template <class... F>
-Overloaded(F...) -> Overloaded<F...>;
-
 bool is_agent_message(const proto::Message& m) {
   return std::holds_alternative<proto::Register>(m) || std::holds_alternative<proto::Heartbeat>(m) ||
          std::holds_alternative<proto::Damage>(m) || std::holds_alternative<proto::DetachDone>(m) ||
@@ -179,7 +172,7 @@ void Broker::handle_agent(const Principal& who, const std::string& rid, const pr
     return reply(rid, 0, Status::error(ENOTCONN, "register first"));
   }
   peers_.seen(who.desktop, rid);
-  std::visit(Overloaded{
+  std::visit(proto::Overloaded{
                  [&](const proto::Register&) {
                    auto known = find_desktop(registry_, who.desktop);
                    if (known && !*known) (void)registry_.put(Table::kDesktops, who.desktop, to_row(DesktopRecord{}));

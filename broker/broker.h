@@ -60,7 +60,10 @@ class Broker {
   void handle_agent(const Principal& who, const std::string& rid, const proto::Message& m);
   // roamctl requests; the reply is sent by the handler (at once, or when a switch ends).
   void handle_request(const Principal& who, const std::string& rid, const proto::Message& m);
-  Result<std::vector<std::string>> table(const proto::Message& m);
+  // Table replies: rows[0] names the columns. disk_table(true) is `status`.
+  Result<std::vector<std::string>> disk_table(bool with_switches);
+  Result<std::vector<std::string>> user_table();
+  Result<std::vector<std::string>> desktop_table();
   Status create_desktop(const std::string& id);
   Status remove_desktop(const std::string& id);
   Status create_disk(const std::string& user);

@@ -8,82 +8,94 @@
 
 namespace roam::broker {
 
-namespace {
-
 using proto::join_cells;
 
-// The user named by a request, for the agent permission check.
-const std::string* switch_user(const proto::Message& m) {
-  if (auto* s = std::get_if<proto::SwitchRequest>(&m)) return &s->user;
-  return nullptr;
+namespace {
+
+// An agent key may ask for one thing only: a switch of the user whose disk
+// is attached to its own desktop (a switch asked from inside the desktop).
+bool agent_may_request(const Registry& reg, const Principal& who, const proto::Message& m) {
+  auto* s = std::get_if<proto::SwitchRequest>(&m);
+  if (!s) return false;
+  auto own = user_on_desktop(reg, who.desktop);
+  return own && *own && **own == s->user;
 }
 
 }  // namespace
 
 void Broker::handle_request(const Principal& who, const std::string& rid, const proto::Message& m) {
   const uint64_t id = proto::request_id_of(m);
-  if (std::holds_alternative<proto::Reply>(m) || std::holds_alternative<proto::Detach>(m) ||
-      std::holds_alternative<proto::Attach>(m))
-    return reply(rid, id, Status::error(EPROTO, "the broker does not accept this message type"));
-  if (who.role == Principal::Role::kAgent) {
-    // An agent may only move its own user (a switch asked from inside the desktop).
-    auto own = user_on_desktop(registry_, who.desktop);
-    const std::string* user = switch_user(m);
-    if (!user || !own || !*own || **own != *user)
-      return reply(rid, id, Status::error(EPERM, "an agent key may only switch the user of its own desktop"));
-  }
-  if (auto* s = std::get_if<proto::SwitchRequest>(&m)) {
-    Status st = switcher_->start({s->user, s->desktop, "request", s->force, Requester{rid, s->request_id}});
-    if (!st) reply(rid, id, st);
-    return;  // on success the switcher replies when the switch ends
-  }
-  Status st;
+  if (who.role == Principal::Role::kAgent && !agent_may_request(registry_, who, m))
+    return reply(rid, id, Status::error(EPERM, "an agent key may only switch the user of its own desktop"));
   std::vector<std::string> rows;
-  if (auto* c = std::get_if<proto::DesktopCreate>(&m)) st = create_desktop(c->desktop);
-  else if (auto* r = std::get_if<proto::DesktopRemove>(&m)) st = remove_desktop(r->desktop);
-  else if (auto* d = std::get_if<proto::DiskCreate>(&m)) st = create_disk(d->user);
-  else if (auto* u = std::get_if<proto::UserAdd>(&m)) st = add_user(u->user);
-  else if (auto t = table(m); t) rows = std::move(*t);
-  else st = t.status();
-  reply(rid, id, st, std::move(rows));
+  auto table = [&rows](Result<std::vector<std::string>> t) {
+    if (!t) return t.status();
+    rows = std::move(*t);
+    return Status::ok();
+  };
+  bool reply_later = false;
+  Status st = std::visit(
+      proto::Overloaded{
+          [&](const proto::SwitchRequest& s) {
+            Status started =
+                switcher_->start({s.user, s.desktop, "request", s.force, Requester{rid, s.request_id}});
+            reply_later = started.is_ok();  // the switcher replies when the switch ends
+            return started;
+          },
+          [&](const proto::DesktopCreate& c) { return create_desktop(c.desktop); },
+          [&](const proto::DesktopRemove& r) { return remove_desktop(r.desktop); },
+          [&](const proto::DiskCreate& d) { return create_disk(d.user); },
+          [&](const proto::UserAdd& u) { return add_user(u.user); },
+          [&](const proto::StatusRequest&) { return table(disk_table(true)); },
+          [&](const proto::DiskList&) { return table(disk_table(false)); },
+          [&](const proto::UserList&) { return table(user_table()); },
+          [&](const proto::DesktopList&) { return table(desktop_table()); },
+          [&](const auto&) { return Status::error(EPROTO, "the broker does not accept this message type"); },
+      },
+      m);
+  if (!reply_later) reply(rid, id, st, std::move(rows));
 }
 
-Result<std::vector<std::string>> Broker::table(const proto::Message& m) {
-  std::vector<std::string> rows;
-  if (std::holds_alternative<proto::UserList>(m) || std::holds_alternative<proto::DiskList>(m) ||
-      std::holds_alternative<proto::StatusRequest>(m)) {
-    bool users = std::holds_alternative<proto::UserList>(m);
-    rows.push_back(users ? join_cells({"user", "disk", "desktop"})
-                         : join_cells({"user", "desktop", "epoch", "mount", "store", "switching"}));
-    ROAM_ASSIGN(auto all, registry_.list(Table::kUsers));
-    for (const auto& [user, row] : all) {
-      ROAM_ASSIGN(auto disk, find_disk(registry_, user));
-      ROAM_ASSIGN(auto att, find_attachment(registry_, user));
-      std::string desktop = att ? att->desktop : "";
-      if (users) {
-        rows.push_back(join_cells({user, disk ? "yes" : "no", desktop}));
-        continue;
-      }
-      if (!disk) continue;
-      std::string phase;
-      for (const auto& j : switcher_->describe())
-        if (j[0] == user) phase = j[3] + " -> " + j[2];
-      rows.push_back(join_cells({user, desktop, std::to_string(disk->epoch), att ? att->mount_point : "",
-                                 disk->store, phase}));
+Result<std::vector<std::string>> Broker::disk_table(bool with_switches) {
+  std::vector<std::string> rows{with_switches ? join_cells({"user", "desktop", "epoch", "mount", "switching"})
+                                              : join_cells({"user", "store", "epoch", "desktop"})};
+  ROAM_ASSIGN(auto disks, registry_.list(Table::kDisks));
+  for (const auto& [user, row] : disks) {
+    ROAM_ASSIGN(auto disk, disk_from_row(user, row));
+    ROAM_ASSIGN(auto att, find_attachment(registry_, user));
+    std::string desktop = att ? att->desktop : "";
+    if (!with_switches) {
+      rows.push_back(join_cells({user, disk.store, std::to_string(disk.epoch), desktop}));
+      continue;
     }
-    return rows;
+    std::string phase;
+    for (const auto& j : switcher_->describe())
+      if (j[0] == user) phase = j[3] + " -> " + j[2];
+    rows.push_back(join_cells({user, desktop, std::to_string(disk.epoch), att ? att->mount_point : "", phase}));
   }
-  if (std::holds_alternative<proto::DesktopList>(m)) {
-    rows.push_back(join_cells({"desktop", "state", "connected", "user"}));
-    ROAM_ASSIGN(auto all, registry_.list(Table::kDesktops));
-    for (const auto& [id, row] : all) {
-      ROAM_ASSIGN(auto d, desktop_from_row(id, row));
-      ROAM_ASSIGN(auto user, user_on_desktop(registry_, id));
-      rows.push_back(join_cells({id, d.state, peers_.alive(id) ? "yes" : "no", user ? *user : ""}));
-    }
-    return rows;
+  return rows;
+}
+
+Result<std::vector<std::string>> Broker::user_table() {
+  std::vector<std::string> rows{join_cells({"user", "disk", "desktop"})};
+  ROAM_ASSIGN(auto users, registry_.list(Table::kUsers));
+  for (const auto& [user, row] : users) {
+    ROAM_ASSIGN(auto disk, find_disk(registry_, user));
+    ROAM_ASSIGN(auto att, find_attachment(registry_, user));
+    rows.push_back(join_cells({user, disk ? "yes" : "no", att ? att->desktop : ""}));
   }
-  return Status::error(EPROTO, "the broker does not accept this message type");
+  return rows;
+}
+
+Result<std::vector<std::string>> Broker::desktop_table() {
+  std::vector<std::string> rows{join_cells({"desktop", "state", "connected", "user"})};
+  ROAM_ASSIGN(auto desktops, registry_.list(Table::kDesktops));
+  for (const auto& [id, row] : desktops) {
+    ROAM_ASSIGN(auto d, desktop_from_row(id, row));
+    ROAM_ASSIGN(auto user, user_on_desktop(registry_, id));
+    rows.push_back(join_cells({id, d.state, peers_.alive(id) ? "yes" : "no", user ? *user : ""}));
+  }
+  return rows;
 }
 
 Status Broker::add_user(const std::string& user) {

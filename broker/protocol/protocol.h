@@ -119,6 +119,15 @@ std::string_view type_name(MessageType t);
 // The request id a reply to `m` must carry (0 for messages that have none).
 uint64_t request_id_of(const Message& m);
 
+// Dispatch on a decoded Message: std::visit(Overloaded{[](const Register&) {...},
+// ..., [](const auto&) {...}}, message).
+template <class... F>
+struct Overloaded : F... {
+  using F::operator()...;
+};
+template <class... F>
+Overloaded(F...) -> Overloaded<F...>;
+
 // Table rows: cells joined by kCellSeparator, and split again.
 std::string join_cells(const std::vector<std::string>& cells);
 std::vector<std::string> split_cells(std::string_view row);
