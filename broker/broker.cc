@@ -94,30 +94,10 @@ Status Broker::setup() {
         reply(r.routing_id, r.request_id, s, std::move(rows));
       },
       [this](const std::string& desktop) { return provision(desktop); }});
-  ROAM_TRY(adopt_disks());
+  // roamfs processes of a previous run that still serve their disk are
+  // adopted as they are; supervise() re-exports the others once resume()
+  // has taken over the switches that were in flight.
   return switcher_->resume();
-}
-
-// Attachments whose roamfs is still running (a previous broker run started
-// it) are kept as they are; a dead one is re-exported by a recovery switch
-// once its desktop is back.
-Status Broker::adopt_disks() {
-  ROAM_ASSIGN(auto rows, registry_.list(Table::kAttachments));
-  ROAM_ASSIGN(auto intents, registry_.list(Table::kIntents));
-  for (const auto& [user, row] : rows) {
-    ROAM_ASSIGN(auto att, attachment_from_row(user, row));
-    bool has_intent = false;
-    for (const auto& i : intents) has_intent = has_intent || i.first == user;
-    if (has_intent || att.mount_point.empty() || roamfs_alive(static_cast<pid_t>(att.roamfs_pid), att.mount_point))
-      continue;
-    std::fprintf(stderr, "roam-broker: the roamfs of %s (pid %lld) is gone; re-exporting\n", user.c_str(),
-                 static_cast<long long>(att.roamfs_pid));
-    if (!att.desktop.empty()) {
-      if (Status s = switcher_->start({user, att.desktop, "recovery", true, std::nullopt}); !s)
-        std::fprintf(stderr, "roam-broker: recovery of %s: %s\n", user.c_str(), s.message().c_str());
-    }
-  }
-  return Status::ok();
 }
 
 Status Broker::run() {
@@ -196,24 +176,26 @@ void Broker::on_tick() {
   for (const auto& desktop : peers_.alive_desktops())
     if (auto rid = peers_.routing_id(desktop)) (void)proto::send_routed(router_, *rid, proto::Heartbeat{});
   switcher_->on_tick();
-  supervise(reap_children());
+  reap_children();
+  supervise();
 }
 
-// A roamfs that exits while its disk is attached and no switch is running
-// crashed: re-export the disk to the same desktop under a new epoch.
-void Broker::supervise(const std::vector<pid_t>& exited) {
-  if (exited.empty()) return;
+// A roamfs that is gone while its disk is attached and no switch is running
+// crashed (or was killed): re-export the disk to the same desktop under a new
+// epoch. Checked by pid and command line, so it also covers roamfs processes
+// adopted from a previous broker run, which are not our children.
+void Broker::supervise() {
   auto rows = registry_.list(Table::kAttachments);
   if (!rows) return;
   for (const auto& [user, row] : *rows) {
     auto att = attachment_from_row(user, row);
-    if (!att || att->desktop.empty() || switcher_->running_for(user)) continue;
-    for (pid_t pid : exited) {
-      if (pid != att->roamfs_pid) continue;
-      std::fprintf(stderr, "roam-broker: roamfs of %s exited; re-exporting to %s\n", user.c_str(),
-                   att->desktop.c_str());
-      (void)switcher_->start({user, att->desktop, "recovery", true, std::nullopt});
-    }
+    if (!att || att->desktop.empty() || switcher_->running_for(user) ||
+        roamfs_alive(static_cast<pid_t>(att->roamfs_pid), att->mount_point))
+      continue;
+    std::fprintf(stderr, "roam-broker: roamfs of %s (pid %lld) is gone; re-exporting to %s\n", user.c_str(),
+                 static_cast<long long>(att->roamfs_pid), att->desktop.c_str());
+    if (Status s = switcher_->start({user, att->desktop, "recovery", true, std::nullopt}); !s)
+      std::fprintf(stderr, "roam-broker: recovery of %s: %s\n", user.c_str(), s.message().c_str());
   }
 }
 

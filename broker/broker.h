@@ -48,10 +48,9 @@ class Broker {
  private:
   explicit Broker(BrokerConfig cfg);
   Status setup();
-  Status adopt_disks();
   void on_message(proto::Routed& in);
   void on_tick();
-  void supervise(const std::vector<pid_t>& exited);
+  void supervise();
   void failover(const std::string& desktop, const std::string& reason);
   Result<std::string> spare_desktop(const std::string& except);
   Status provision(const std::string& desktop);

@@ -39,11 +39,10 @@ Result<pid_t> run_provisioner(const ProvisionRequest& req) {
   return pid;
 }
 
-std::vector<pid_t> reap_children() {
-  std::vector<pid_t> pids;
+void reap_children() {
   int st = 0;
-  for (pid_t pid; (pid = ::waitpid(-1, &st, WNOHANG)) > 0;) pids.push_back(pid);
-  return pids;
+  while (::waitpid(-1, &st, WNOHANG) > 0) {
+  }
 }
 
 }  // namespace roam::broker

@@ -16,7 +16,6 @@
 #include <sys/types.h>
 
 #include <string>
-#include <vector>
 
 #include "fusefs/store/status.h"
 
@@ -37,7 +36,7 @@ struct ProvisionRequest {
 Result<pid_t> run_provisioner(const ProvisionRequest& req);
 
 // Reaps every exited child of the broker that nobody waits for (provisioner
-// runs, roamfs processes that died by themselves); returns their pids.
-std::vector<pid_t> reap_children();
+// runs, roamfs processes that died by themselves).
+void reap_children();
 
 }  // namespace roam::broker

@@ -2,7 +2,8 @@
 # The broker SIGKILLed in the middle of a switch (while the source's agent
 # waits out the grace period of a busy process) and started again: the
 # persisted intent is resumed and the disk ends attached exactly once, at the
-# target, with every byte.
+# target, with every byte. Then the roamfs serving the disk is SIGKILLed: the
+# broker re-exports the disk to the same desktop.
 source "$(dirname "$0")/lib.sh"
 
 roamfs_count() {  # roamfs processes serving alice's store
@@ -47,6 +48,16 @@ main() {
     check "every byte is in B" sh -c "$ROAM_DESKTOP_TOOL exec B sh -c 'cd /home/alice && md5sum data' | cmp -s - $T/sum.A"
     check "A no longer has alice's home" wait_for 30 sh -c "! $ROAM_DESKTOP_TOOL exec A mountpoint -q /home/alice"
     check "the audit shows the resumed switch" grep -q "resuming the switch of alice to B" "$T/broker.log"
+
+    # Supervision: the roamfs serving alice dies; the broker re-exports the
+    # disk to the same desktop under a new epoch.
+    local pid
+    for pid in $(pgrep -x roamfs); do
+        grep -qF "$T/state/disks/alice" "/proc/$pid/cmdline" 2>/dev/null && kill -KILL "$pid"
+    done
+    check "a crashed roamfs is replaced: alice is back on B" wait_for 30 sh -c \
+        "$ROAM_DESKTOP_TOOL exec B sh -c 'cd /home/alice && md5sum data' 2>/dev/null | cmp -s - $T/sum.A"
+    check "attached exactly once after the recovery" wait_for 10 attached_once_at B
     finish
 }
 
