@@ -4,7 +4,8 @@
 # longer sees them; B reports damage: alice moves by herself; the agent of her
 # desktop is SIGKILLed, then (next desktop) SIGSTOPped: she moves, and the old
 # desktop is fenced (every read and write from it fails, nothing reaches the
-# op log); an unknown key is refused; an agent key cannot switch another user.
+# op log); an unknown key is refused; an agent key cannot switch another user
+# but may switch its own; --no-force with a busy home refuses and changes nothing.
 source "$(dirname "$0")/lib.sh"
 
 same_files() {  # same_files DESKTOP: the checksums in DESKTOP match the ones taken in A
@@ -66,6 +67,21 @@ main() {
     check "every byte is in B at once" same_files B
     check "A no longer has alice's home" not_attached_in A
     check "A cannot reach B's disk" sh -c "! $ROAM_DESKTOP_TOOL exec A find $ROAM_EXPORTS -name big | grep -q ."
+
+    # --no-force: a process holding a file makes the detach refuse; nothing changes.
+    hold_home B
+    check "switch --no-force with a busy home is refused" sh -c \
+        "! $ROAMCTL switch alice A --no-force 2>$T/noforce.err"
+    check "the refusal names the process" grep -q "refused to detach: 1 process(es) hold files under /home/alice" "$T/noforce.err"
+    check "alice is still on B" test "$(desktop_of alice)" = B
+    check "and her files are still there" same_files B
+    in_desktop B pkill -x sleep
+
+    # From inside the desktop, with the desktop's own key: allowed for its own user.
+    check "the agent key may switch its own user" in_desktop B "$ROAMCTL" switch alice B2 \
+        --key-file "$T/state/desktops/B.key" --broker "$ROAM_BROKER" --broker-key "$ROAM_BROKER_KEY"
+    check "every byte is in B2" same_files B2
+    check "switch back to B" ctl switch alice B
 
     check "the intruder's key is refused" sh -c \
         "! $ROAMCTL status --timeout 2 --key-file $T/keys/intruder.key 2>$T/intruder.err"
