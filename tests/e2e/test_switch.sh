@@ -103,8 +103,11 @@ main() {
     # SIGKILL of the agent of alice's desktop: declared dead, fenced, moved.
     hold_home "$c"
     in_desktop "$c" sh -c 'echo before > /home/alice/before-kill && sync'
+    local killed_at
+    killed_at=$(date +%s%N)
     kill -KILL "$(desktop agent-pid "$c")"
     check "SIGKILLed agent: alice moves off $c" wait_for 30 moved_from alice "$c"
+    log "failover after the SIGKILL took $((($(date +%s%N) - killed_at) / 1000000)) ms"
     local d=$(desktop_of alice)
     check "alice's files are in $d" same_files "$d"
     check "$c is fenced" fenced "$c"
@@ -113,8 +116,10 @@ main() {
     hold_home "$d"
     local agent
     agent=$(desktop agent-pid "$d")
+    killed_at=$(date +%s%N)
     kill -STOP "$agent"
     check "SIGSTOPped agent: alice moves off $d" wait_for 30 moved_from alice "$d"
+    log "failover after the SIGSTOP took $((($(date +%s%N) - killed_at) / 1000000)) ms"
     local e=$(desktop_of alice)
     check "alice's files are in $e" same_files "$e"
     check "$d is fenced" fenced "$d"
