@@ -10,6 +10,7 @@ int main(int argc, char** argv) {
   CLI::App app{"roam-agent: mounts and unmounts the user disk inside a desktop"};
   roam::agent::AgentConfig c;
   app.set_config("--config", "", "INI configuration file (every option below may be set there)", true);
+  app.allow_config_extras(false);  // a misspelt key is an error, not silently ignored
   app.add_option("--desktop", c.desktop, "this desktop's id")->required();
   app.add_option("--broker", c.broker, "the broker's ZeroMQ endpoint")->capture_default_str();
   app.add_option("--broker-public-key", c.broker_public_key, "the broker's public key (hex)")->required();
