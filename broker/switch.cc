@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 
@@ -12,6 +13,20 @@ namespace {
 constexpr std::array<std::string_view, 5> kPhaseNames = {"provision", "detach", "release", "export", "attach"};
 
 int64_t ms_since(int64_t start_ns) { return (now_ns() - start_ns) / 1'000'000; }
+
+// "checked=0,detached=12" as reply rows: a (step, ms) table.
+std::vector<std::string> step_table(const std::string& steps) {
+  std::vector<std::string> rows{proto::join_cells({"step", "ms"})};
+  size_t start = 0;
+  while (start < steps.size()) {
+    size_t comma = std::min(steps.find(',', start), steps.size());
+    std::string item = steps.substr(start, comma - start);
+    size_t eq = std::min(item.find('='), item.size());
+    rows.push_back(proto::join_cells({item.substr(0, eq), eq < item.size() ? item.substr(eq + 1) : ""}));
+    start = comma + 1;
+  }
+  return rows;
+}
 
 }  // namespace
 
@@ -259,16 +274,7 @@ void Switcher::finish(Job& job, const Status& result) {
                in.source.empty() ? "-" : in.source.c_str(), in.target.c_str(), in.reason.c_str(),
                st ? "ok" : st.message().c_str(), in.steps.c_str());
   if (job.requester) {
-    std::vector<std::string> rows{proto::join_cells({"step", "ms"})};
-    size_t start = 0;
-    while (start < in.steps.size()) {
-      size_t comma = in.steps.find(',', start);
-      std::string item = in.steps.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-      auto eq = item.find('=');
-      rows.push_back(proto::join_cells({item.substr(0, eq), item.substr(eq + 1)}));
-      start = comma == std::string::npos ? in.steps.size() : comma + 1;
-    }
-    env_.reply(*job.requester, st, std::move(rows));
+    env_.reply(*job.requester, st, step_table(in.steps));
   }
   jobs_.erase(job.user);
 }
