@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by the end-to-end tests: a broker with its own state, run and key
 # directories under one temporary directory, desktops started through the
 # broker's provisioner (tools/roam-desktop), and cleanup that removes every

@@ -95,7 +95,8 @@ main() {
     # Damage: B's health check fails; the broker moves alice to a spare.
     touch "$T/damaged-B"
     check "damage on B moves alice" wait_for 30 moved_from alice B
-    local c=$(desktop_of alice)
+    local c
+    c=$(desktop_of alice)
     check "B is marked damaged" sh -c "$ROAMCTL desktop list | grep -E '^B +damaged'"
     check "alice's files are in $c" same_files "$c"
     check "B no longer has alice's home" not_attached_in B
@@ -108,7 +109,8 @@ main() {
     kill -KILL "$(desktop agent-pid "$c")"
     check "SIGKILLed agent: alice moves off $c" wait_for 30 moved_from alice "$c"
     log "failover after the SIGKILL took $((($(date +%s%N) - killed_at) / 1000000)) ms"
-    local d=$(desktop_of alice)
+    local d
+    d=$(desktop_of alice)
     check "alice's files are in $d" same_files "$d"
     check "$c is fenced" fenced "$c"
 
@@ -120,7 +122,8 @@ main() {
     kill -STOP "$agent"
     check "SIGSTOPped agent: alice moves off $d" wait_for 30 moved_from alice "$d"
     log "failover after the SIGSTOP took $((($(date +%s%N) - killed_at) / 1000000)) ms"
-    local e=$(desktop_of alice)
+    local e
+    e=$(desktop_of alice)
     check "alice's files are in $e" same_files "$e"
     check "$d is fenced" fenced "$d"
     kill -CONT "$agent"

@@ -9,7 +9,7 @@ main() {
     setup_broker || { fail "setup"; finish; }
     start_broker || finish
     check "user add" ctl user add carol
-    check "hostile clients" "$ROAM_WIRE_PROBE" "$ROAM_BROKER" "$ROAM_BROKER_KEY" "$ROAM_KEY_FILE" ${ROAM_SEED:-}
+    check "hostile clients" "$ROAM_WIRE_PROBE" "$ROAM_BROKER" "$ROAM_BROKER_KEY" "$ROAM_KEY_FILE" ${ROAM_SEED:+"$ROAM_SEED"}
     check "the broker is still running" kill -0 "$BROKER_PID"
     kill -KILL "$BROKER_PID"
     wait "$BROKER_PID" 2>/dev/null
