@@ -241,7 +241,8 @@ Status Broker::provision(const std::string& desktop) {
   std::string hex = proto::to_hex(keys.public_key);
   ROAM_TRY(registry_.put(Table::kDesktops, desktop, to_row(DesktopRecord{"ok", hex})));
   auth_.allow(hex, Principal{Principal::Role::kAgent, desktop});
-  ROAM_ASSIGN(pid_t pid, run_provisioner({cfg_.provisioner, "create", desktop, key_file, cfg_.endpoint,
+  const std::string& endpoint = cfg_.agent_endpoint.empty() ? cfg_.endpoint : cfg_.agent_endpoint;
+  ROAM_ASSIGN(pid_t pid, run_provisioner({cfg_.provisioner, "create", desktop, key_file, endpoint,
                                            proto::to_hex(keys_.public_key),
                                            cfg_.state_dir + "/desktops/" + desktop + ".log",
                                            disks_.exports_dir + "/" + desktop}));

@@ -22,6 +22,7 @@ namespace roam::broker {
 
 struct BrokerConfig {
   std::string endpoint = "tcp://127.0.0.1:5555";
+  std::string agent_endpoint;            // told to provisioned agents; empty: `endpoint`
   std::string key_file;                  // the broker's key pair (roamctl keygen)
   std::string state_dir = "/var/lib/roamdisk";  // registry, disk stores, enrolled agent keys
   std::string run_dir = "/run/roamdisk";        // mounts of the disks (RUN_DIR/disks)

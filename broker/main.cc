@@ -12,6 +12,8 @@ void add_options(CLI::App& app, roam::broker::BrokerConfig& c) {
   app.set_config("--config", "", "INI configuration file (every option below may be set there)", true);
   app.allow_config_extras(false);  // a misspelt key is an error, not silently ignored
   app.add_option("--endpoint", c.endpoint, "ZeroMQ endpoint to listen on")->capture_default_str();
+  app.add_option("--agent-endpoint", c.agent_endpoint,
+                 "endpoint given to provisioned agents, when --endpoint is not connectable (tcp://*:PORT)");
   app.add_option("--key-file", c.key_file, "the broker's key pair (roamctl keygen)")->required();
   app.add_option("--state-dir", c.state_dir, "registry, disk stores, enrolled agent keys")->capture_default_str();
   app.add_option("--run-dir", c.run_dir, "where disks are mounted on the host")->capture_default_str();

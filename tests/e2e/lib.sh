@@ -75,7 +75,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Writes keys and the broker configuration; $1 = extra config lines.
+# Writes keys and the broker configuration; $1 = extra config lines,
+# $2 = extra options for roam-desktop provision (e.g. --net).
 setup_broker() {
     mkdir -p "$T/keys"
     ctl keygen "$T/keys/broker.key" >"$T/keys/broker.pub" || return 1
@@ -86,11 +87,11 @@ setup_broker() {
     cat >"$T/provision.sh" <<PROV
 #!/bin/sh
 export ROAM_DESKTOP_DIR='$ROAM_DESKTOP_DIR' ROAM_AGENT_BIN='$ROAM_AGENT_BIN'
-exec '$ROAM_DESKTOP_TOOL' provision --health-check 'test ! -e $T/damaged-\$(hostname)'
+exec '$ROAM_DESKTOP_TOOL' provision ${2:-} --health-check 'test ! -e $T/damaged-\$(hostname)'
 PROV
     chmod +x "$T/provision.sh"
     cat >"$T/broker.conf" <<CONF
-endpoint = $ROAM_BROKER
+endpoint = ${ROAM_BROKER_LISTEN:-$ROAM_BROKER}
 key-file = $T/keys/broker.key
 state-dir = $T/state
 run-dir = $T/run
