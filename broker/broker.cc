@@ -118,7 +118,9 @@ Status Broker::run() {
       std::fprintf(stderr, "roam-broker: stopping on a signal\n");
       return Status::ok();
     }
-    if (items[1].revents & ZMQ_POLLIN) ROAM_TRY(auth_.handle_one());
+    if (items[1].revents & ZMQ_POLLIN) {
+      if (Status s = auth_.handle_one(); !s) std::fprintf(stderr, "roam-broker: %s\n", s.message().c_str());
+    }
     for (int n = 0; n < 1000 && (items[0].revents & ZMQ_POLLIN); ++n) {
       ROAM_ASSIGN(auto in, proto::receive_routed(router_));
       if (!in) break;

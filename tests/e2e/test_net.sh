@@ -9,7 +9,7 @@ own_net_ns() {  # own_net_ns DESKTOP: its network namespace is not the host's
 }
 
 main() {
-    ROAM_BROKER_LISTEN="tcp://0.0.0.0:$PORT"
+    export ROAM_BROKER_LISTEN="tcp://0.0.0.0:$PORT"
     setup_broker "" "--net" || { fail "setup"; finish; }
     start_broker || finish
     ctl user add dora >/dev/null && ctl disk create dora >/dev/null
