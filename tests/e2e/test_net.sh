@@ -20,6 +20,7 @@ main() {
         "$ROAM_DESKTOP_TOOL exec N1 ip -4 -o addr show | grep -q ' 10\.201\.[0-9]*\.2/30'"
     check "switch dora to N1" ctl switch dora N1
     in_desktop N1 sh -c 'head -c 1048576 /dev/urandom > /home/dora/x && sync && md5sum /home/dora/x' >"$T/sum"
+    check "data written in N1" test -s "$T/sum"
     check "switch dora to N2 (provisioned, own network)" ctl switch dora N2
     check "every byte is in N2" sh -c "$ROAM_DESKTOP_TOOL exec N2 md5sum /home/dora/x | cmp -s - $T/sum"
     local veth

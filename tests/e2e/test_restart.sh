@@ -34,6 +34,7 @@ main() {
     check "B is provisioned" ctl desktop create B
     check "B connects" wait_for 30 connected B
     in_desktop A sh -c 'cd /home/alice && head -c 5242880 /dev/urandom > data && md5sum data' >"$T/sum.A"
+    check "data written in A" test -s "$T/sum.A"
     # A process that keeps alice's home busy: the detach waits 4 s before SIGKILL.
     in_desktop A sh -c 'cd /home/alice && trap "" TERM && exec sleep 600' >/dev/null 2>&1 &
     wait_for 10 sh -c "$ROAM_DESKTOP_TOOL exec A pgrep -x sleep"
