@@ -64,6 +64,7 @@ class Broker {
   Result<std::vector<std::string>> disk_table(bool with_switches);
   Result<std::vector<std::string>> user_table();
   Result<std::vector<std::string>> desktop_table();
+  Result<std::vector<std::string>> audit_table(uint64_t limit);
   Status create_desktop(const std::string& id);
   Status remove_desktop(const std::string& id);
   Status create_disk(const std::string& user);

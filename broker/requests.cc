@@ -4,6 +4,7 @@
 
 #include "broker/broker.h"
 #include "broker/provisioner.h"
+#include "fusefs/oplog/timefmt.h"
 #include "fusefs/store/store.h"
 
 namespace roam::broker {
@@ -50,6 +51,7 @@ void Broker::handle_request(const Principal& who, const std::string& rid, const 
           [&](const proto::DiskList&) { return table(disk_table(false)); },
           [&](const proto::UserList&) { return table(user_table()); },
           [&](const proto::DesktopList&) { return table(desktop_table()); },
+          [&](const proto::AuditList& a) { return table(audit_table(a.limit)); },
           [&](const auto&) { return Status::error(EPROTO, "the broker does not accept this message type"); },
       },
       m);
@@ -94,6 +96,19 @@ Result<std::vector<std::string>> Broker::desktop_table() {
     ROAM_ASSIGN(auto d, desktop_from_row(id, row));
     ROAM_ASSIGN(auto user, user_on_desktop(registry_, id));
     rows.push_back(join_cells({id, d.state, peers_.alive(id) ? "yes" : "no", user ? *user : ""}));
+  }
+  return rows;
+}
+
+Result<std::vector<std::string>> Broker::audit_table(uint64_t limit) {
+  std::vector<std::string> rows{join_cells({"time", "switch", "user", "from", "to", "reason", "result", "steps (ms)"})};
+  ROAM_ASSIGN(auto audit, registry_.list(Table::kAudit));
+  size_t first = limit != 0 && audit.size() > limit ? audit.size() - limit : 0;
+  for (size_t i = first; i < audit.size(); ++i) {
+    const Row& r = audit[i].second;
+    if (r.size() != 8) return Status::corrupt("registry audit record " + audit[i].first + " has unexpected cells");
+    int64_t ns = std::strtoll(r[0].c_str(), nullptr, 10);
+    rows.push_back(join_cells({format_time_utc(ns), r[1], r[2], r[3].empty() ? "-" : r[3], r[4], r[5], r[6], r[7]}));
   }
   return rows;
 }

@@ -12,7 +12,7 @@ void add_log_command(CLI::App& app, int& exit_code);
 void add_scrub_command(CLI::App& app, int& exit_code);
 void add_keygen_command(CLI::App& app, int& exit_code);
 void add_switch_command(CLI::App& app, int& exit_code);
-// status, desktop create|list|remove, disk create|list, user add|list
+// status, audit, desktop create|list|remove, disk create|list, user add|list
 void add_registry_commands(CLI::App& app, int& exit_code);
 
 }  // namespace roam::ctl

@@ -1,4 +1,4 @@
-// roamctl status, desktop create|list|remove, disk create|list, user add|list:
+// roamctl status, audit, desktop create|list|remove, disk create|list, user add|list:
 // the broker's registry, seen and changed through the broker.
 #include <memory>
 
@@ -38,6 +38,10 @@ void add_registry_commands(CLI::App& app, int& exit_code) {
   add(&app, {"status", "users, their disks and desktops, running switches", nullptr,
              [](uint64_t id, const std::string&) -> proto::Message { return proto::StatusRequest{id}; }, ""},
       "status", exit_code);
+
+  add(&app, {"audit", "every switch: when, from where to where, why, the result and each step's time", nullptr,
+             [](uint64_t id, const std::string&) -> proto::Message { return proto::AuditList{id, 0}; }, ""},
+      "audit", exit_code);
 
   auto* desktop = app.add_subcommand("desktop", "desktops known to the broker");
   desktop->require_subcommand(1);

@@ -62,6 +62,9 @@ enum class MessageType : uint8_t {
   kUserList = 16,
   // broker -> roamctl
   kReply = 17,
+  // roamctl -> broker (added after the first release of the protocol: new
+  // types only ever take the next number)
+  kAuditList = 18,
 };
 
 // How one field is checked on decode.
@@ -96,13 +99,15 @@ struct DiskCreate { uint64_t request_id = 0; std::string user; };
 struct DiskList { uint64_t request_id = 0; };
 struct UserAdd { uint64_t request_id = 0; std::string user; };
 struct UserList { uint64_t request_id = 0; };
+// The audit records of the last `limit` switches (0: all), oldest first.
+struct AuditList { uint64_t request_id = 0; uint64_t limit = 0; };
 // rows[0] is the column header when the reply is a table; cells are joined
 // with kCellSeparator.
 struct Reply { uint64_t request_id = 0; uint64_t code = 0; std::string message; std::vector<std::string> rows; };
 
 using Message = std::variant<Register, Heartbeat, Damage, DetachDone, AttachDone, Detach, Attach,
                              SwitchRequest, StatusRequest, DesktopCreate, DesktopRemove, DesktopList,
-                             DiskCreate, DiskList, UserAdd, UserList, Reply>;
+                             DiskCreate, DiskList, UserAdd, UserList, Reply, AuditList>;
 
 // The frames of `m` (magic, type, fields). Fields are not re-validated here:
 // the sender is trusted to put valid values; the receiver checks them.

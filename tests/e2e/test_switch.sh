@@ -134,6 +134,12 @@ main() {
         "! $ROAMCTL log $(mount_of alice) | grep -q late-$d && ! $ROAM_DESKTOP_TOOL exec $e test -e /home/alice/late-$d"
     check "the write made before the kill survived" in_desktop "$e" grep -q before /home/alice/before-kill
 
+    ctl audit >"$T/audit"
+    cat "$T/audit"
+    check "the audit lists the 7 switches that succeeded" test "$(grep -c ' ok ' "$T/audit")" = 7
+    check "and the refused one" grep -q "refused to detach" "$T/audit"
+    check "the audit shows the dead desktops fenced" sh -c \
+        "$ROAMCTL audit --json | grep '\"reason\": \"dead\"' | grep -c 'fenced=' | grep -qx 2"
     finish
 }
 

@@ -46,7 +46,7 @@ std::vector<std::string> hostile(std::mt19937_64& rng, int round) {
   auto frames = proto::encode(proto::SwitchRequest{0, "alice", "B", true});
   switch (round % 5) {
     case 0: frames.resize(1 + pick(frames.size() - 1)); break;            // truncated
-    case 1: frames[1] = std::string(1, static_cast<char>(18 + pick(200))); break;  // unknown type
+    case 1: frames[1] = std::string(1, static_cast<char>(19 + pick(200))); break;  // unknown type
     case 2: frames[3] = "../../etc/" + std::to_string(rng()); break;      // bad name
     case 3: frames.assign(1 + pick(5), std::string(pick(30), static_cast<char>(rng()))); break;  // garbage
     default: frames.push_back(std::string(pick(100), 'x'));               // extra field

@@ -35,7 +35,8 @@ std::vector<Message> one_of_each() {
           DiskList{17},
           UserAdd{18, "bob"},
           UserList{UINT64_MAX},
-          Reply{19, 0, "ok", {join_cells({"user", "desktop"}), join_cells({"alice", "A"})}}};
+          Reply{19, 0, "ok", {join_cells({"user", "desktop"}), join_cells({"alice", "A"})}},
+          AuditList{20, 5}};
 }
 
 void require_protocol_error(const Result<Message>& r, const std::string& words) {
