@@ -32,6 +32,9 @@ int main(int argc, char** argv) {
   roam::ctl::add_restore_command(app, exit_code);
   roam::ctl::add_history_command(app, exit_code);
   roam::ctl::add_gc_commands(app, exit_code);
+  roam::ctl::add_keygen_command(app, exit_code);
+  roam::ctl::add_switch_command(app, exit_code);
+  roam::ctl::add_registry_commands(app, exit_code);
   CLI11_PARSE(app, argc, argv);
   return exit_code;
 }

@@ -1,0 +1,72 @@
+// roam-agent: runs inside a desktop. It keeps one DEALER connection to the
+// broker (CURVE client), registers, heartbeats, and carries out Detach and
+// Attach through its mount driver; its health checks report OS damage.
+//
+// Liveness (Paranoid Pirate): every message from the broker resets a counter
+// to kAgentBrokerLiveness; every heartbeat interval without one decrements
+// it; at zero the agent drops the socket and reconnects after a backoff that
+// doubles from kReconnectInitialMs up to kReconnectMaxMs, and registers again.
+// Single-threaded; a Detach may block the loop for up to its grace period.
+#pragma once
+
+#include <zmq.hpp>
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent/mount_driver.h"
+#include "broker/protocol/curve_keys.h"
+#include "broker/protocol/protocol.h"
+
+namespace roam::agent {
+
+struct AgentConfig {
+  std::string desktop;
+  std::string broker = "tcp://127.0.0.1:5555";
+  std::string broker_public_key;  // hex
+  std::string key_file;           // this agent's key pair
+  std::string home_base = "/home";
+  std::string mount_driver = "bind";
+  std::vector<std::string> health_checks;
+  int health_interval_ms = 1000;
+  int health_timeout_ms = 10000;
+};
+
+class Agent {
+ public:
+  static Result<std::unique_ptr<Agent>> create(AgentConfig cfg);
+  // Serves until SIGINT or SIGTERM (blocked by the caller, read from a signalfd).
+  Status run();
+  ~Agent();
+  Agent(const Agent&) = delete;
+  Agent& operator=(const Agent&) = delete;
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  explicit Agent(AgentConfig cfg) : cfg_(std::move(cfg)) {}
+  Status connect();
+  void on_message(const proto::Message& m);
+  void on_interval();
+  void unmount_fenced_homes();
+  proto::DetachDone detach(const proto::Detach& d);
+  proto::AttachDone attach(const proto::Attach& a);
+  void send(const proto::Message& m);
+  std::string home_of(const std::string& user) const { return cfg_.home_base + "/" + user; }
+
+  AgentConfig cfg_;
+  proto::KeyPair keys_;
+  std::string broker_key_;
+  std::unique_ptr<MountDriver> driver_;
+  zmq::context_t ctx_;
+  std::optional<zmq::socket_t> socket_;
+  int liveness_ = proto::kAgentBrokerLiveness;
+  int backoff_ms_ = proto::kReconnectInitialMs;
+  Clock::time_point next_health_;
+  bool damage_reported_ = false;
+  int signal_fd_ = -1;
+};
+
+}  // namespace roam::agent

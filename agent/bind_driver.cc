@@ -1,0 +1,78 @@
+// The `bind` mount driver: a bind mount of the exported path at the home.
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "agent/mount_driver.h"
+#include "fusefs/sys/mountinfo.h"
+
+namespace roam::agent {
+
+namespace {
+
+Status sys_error(const std::string& what) { return Status::error(errno, what + ": " + std::strerror(errno)); }
+
+Status make_dirs(const std::string& path) {
+  for (size_t pos = 1; pos != std::string::npos;) {
+    pos = path.find('/', pos + 1);
+    std::string partial = path.substr(0, pos);
+    if (::mkdir(partial.c_str(), 0755) != 0 && errno != EEXIST) return sys_error("cannot create " + partial);
+  }
+  return Status::ok();
+}
+
+bool same_device(const std::string& a, const std::string& b) {
+  struct stat sa {}, sb {};
+  return ::stat(a.c_str(), &sa) == 0 && ::stat(b.c_str(), &sb) == 0 && sa.st_dev == sb.st_dev;
+}
+
+class BindDriver final : public MountDriver {
+ public:
+  Status attach(const std::string& export_path, const std::string& home) override {
+    if (mounted(home)) {
+      if (same_device(export_path, home)) return verify(export_path, home);
+      ROAM_TRY(detach(home));
+    }
+    ROAM_TRY(make_dirs(home));
+    if (::mount(export_path.c_str(), home.c_str(), nullptr, MS_BIND, nullptr) != 0)
+      return sys_error("cannot bind-mount " + export_path + " at " + home);
+    // The desktop's own mounts must not propagate back to the host.
+    ::mount(nullptr, home.c_str(), nullptr, MS_PRIVATE, nullptr);
+    return verify(export_path, home);
+  }
+
+  Status detach(const std::string& home) override {
+    while (mounted(home)) {
+      if (::umount2(home.c_str(), 0) == 0) continue;
+      if (errno == EBUSY) return Status::error(EBUSY, "files under " + home + " are still in use");
+      if (::umount2(home.c_str(), MNT_DETACH) != 0) return sys_error("cannot unmount " + home);
+    }
+    return Status::ok();
+  }
+
+  bool mounted(const std::string& home) const override { return mount_at(home).has_value(); }
+
+ private:
+  static Status verify(const std::string& export_path, const std::string& home) {
+    struct statfs fs {};
+    if (::statfs(home.c_str(), &fs) != 0) return sys_error("cannot statfs " + home);
+    if (fs.f_type != FUSE_SUPER_MAGIC) return Status::io(home + " is not the user disk (not a FUSE filesystem)");
+    if (!same_device(export_path, home)) return Status::io(home + " does not show the disk exported at " + export_path);
+    if (::access(home.c_str(), R_OK | X_OK) != 0) return sys_error("cannot read " + home);
+    return Status::ok();
+  }
+};
+
+}  // namespace
+
+Result<std::unique_ptr<MountDriver>> make_mount_driver(const std::string& name) {
+  if (name == "bind") return std::unique_ptr<MountDriver>(std::make_unique<BindDriver>());
+  return Status::invalid("unknown mount driver '" + name + "' (this build has: bind)");
+}
+
+}  // namespace roam::agent

@@ -1,0 +1,40 @@
+// roam-agent --config FILE: the desktop side of switching (see agent.h).
+#include <signal.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+
+#include "agent/agent.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"roam-agent: mounts and unmounts the user disk inside a desktop"};
+  roam::agent::AgentConfig c;
+  app.set_config("--config", "", "INI configuration file (every option below may be set there)", true);
+  app.allow_config_extras(false);  // a misspelt key is an error, not silently ignored
+  app.add_option("--desktop", c.desktop, "this desktop's id")->required();
+  app.add_option("--broker", c.broker, "the broker's ZeroMQ endpoint")->capture_default_str();
+  app.add_option("--broker-public-key", c.broker_public_key, "the broker's public key (hex)")->required();
+  app.add_option("--key-file", c.key_file, "this agent's key pair (roamctl keygen)")->required();
+  app.add_option("--home-base", c.home_base, "users' homes are HOME_BASE/USER")->capture_default_str();
+  app.add_option("--mount-driver", c.mount_driver, "how the disk is mounted (bind)")->capture_default_str();
+  app.add_option("--health-check", c.health_checks, "a command whose failure means OS damage (repeatable)");
+  app.add_option("--health-interval-ms", c.health_interval_ms)->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  auto agent = roam::agent::Agent::create(c);
+  if (!agent) {
+    std::fprintf(stderr, "roam-agent: %s\n", agent.status().message().c_str());
+    return 1;
+  }
+  if (roam::Status s = (*agent)->run(); !s) {
+    std::fprintf(stderr, "roam-agent: %s\n", s.message().c_str());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,86 @@
+// roam-broker: the control plane. One ROUTER socket (CURVE server) for agents
+// and roamctl, one event loop, one thread: no locks. The loop polls the
+// ROUTER, the ZAP handler and a signalfd, and every heartbeat interval runs
+// liveness, switch timeouts and supervision of the roamfs processes.
+#pragma once
+
+#include <zmq.hpp>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "broker/auth.h"
+#include "broker/disk_server.h"
+#include "broker/peers.h"
+#include "broker/protocol/curve_keys.h"
+#include "broker/protocol/transport.h"
+#include "broker/registry.h"
+#include "broker/switch.h"
+
+namespace roam::broker {
+
+struct BrokerConfig {
+  std::string endpoint = "tcp://127.0.0.1:5555";
+  std::string agent_endpoint;            // told to provisioned agents; empty: `endpoint`
+  std::string key_file;                  // the broker's key pair (roamctl keygen)
+  std::string state_dir = "/var/lib/roamdisk";  // registry, disk stores, enrolled agent keys
+  std::string run_dir = "/run/roamdisk";        // mounts of the disks (RUN_DIR/disks)
+  std::string roamfs = "/usr/local/bin/roamfs";
+  std::string provisioner;               // shell command, see provisioner.h; empty: none
+  std::vector<std::string> operator_keys;  // hex public keys
+  std::vector<std::string> agent_keys;     // "DESKTOP:HEX"
+  int dead_after_ms = 2000;              // heartbeat silence after which a desktop is dead
+  SwitchTimeouts timeouts;
+};
+
+class Broker {
+ public:
+  // Opens the registry, binds the sockets, prepares the export directory and
+  // resumes persisted switches. Errors say which step failed.
+  static Result<std::unique_ptr<Broker>> create(BrokerConfig cfg);
+  // Serves until SIGINT or SIGTERM (which the caller must have blocked in
+  // every thread, before creating the broker: they are read from a signalfd).
+  Status run();
+  ~Broker();
+  Broker(const Broker&) = delete;
+  Broker& operator=(const Broker&) = delete;
+
+ private:
+  explicit Broker(BrokerConfig cfg);
+  Status setup();
+  void on_message(proto::Routed& in);
+  void on_tick();
+  void supervise();
+  void failover(const std::string& desktop, const std::string& reason);
+  Result<std::string> spare_desktop(const std::string& except);
+  Status provision(const std::string& desktop);
+
+  // Agent messages.
+  void handle_agent(const Principal& who, const std::string& rid, const proto::Message& m);
+  // roamctl requests; the reply is sent by the handler (at once, or when a switch ends).
+  void handle_request(const Principal& who, const std::string& rid, const proto::Message& m);
+  // Table replies: rows[0] names the columns. disk_table(true) is `status`.
+  Result<std::vector<std::string>> disk_table(bool with_switches);
+  Result<std::vector<std::string>> user_table();
+  Result<std::vector<std::string>> desktop_table();
+  Result<std::vector<std::string>> audit_table(uint64_t limit);
+  Status create_desktop(const std::string& id);
+  Status remove_desktop(const std::string& id);
+  Status create_disk(const std::string& user);
+  Status add_user(const std::string& user);
+  void reply(const std::string& rid, uint64_t request_id, const Status& s, std::vector<std::string> rows = {});
+
+  BrokerConfig cfg_;
+  proto::KeyPair keys_;
+  DiskServerConfig disks_;
+  zmq::context_t ctx_;
+  Authenticator auth_;
+  zmq::socket_t router_;
+  Registry registry_;
+  Peers peers_;
+  std::unique_ptr<Switcher> switcher_;
+  int signal_fd_ = -1;
+};
+
+}  // namespace roam::broker

@@ -1,0 +1,176 @@
+#include "broker/disk_server.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <thread>
+
+#include "fusefs/sys/mountinfo.h"
+#include "broker/child.h"
+
+namespace roam::broker {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr char kFusectl[] = "/sys/fs/fuse/connections";
+
+Status sys_error(const std::string& what) { return Status::error(errno, what + ": " + std::strerror(errno)); }
+
+bool is_roamfs_mount(const std::string& mount_point) {
+  auto m = mount_at(mount_point);
+  return m && m->fstype == "fuse.roamfs";
+}
+
+std::string last_line(const std::string& file) {
+  std::ifstream in(file);
+  std::string line, last;
+  while (std::getline(in, line))
+    if (!line.empty()) last = line;
+  return last.empty() ? "(no output)" : last;
+}
+
+// Reaps `pid` if it is our child; true once it no longer runs (a zombie
+// that is not ours counts as gone: it holds no files).
+bool gone(pid_t pid) {
+  int st = 0;
+  if (::waitpid(pid, &st, WNOHANG) == pid) return true;
+  if (::kill(pid, 0) != 0 && errno == ESRCH) return true;
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  auto close = text.rfind(')');
+  return close == std::string::npos || (close + 2 < text.size() && text[close + 2] == 'Z');
+}
+
+bool wait_gone(pid_t pid, int timeout_ms) {
+  auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (!gone(pid)) {
+    if (Clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
+}
+
+// Aborts the FUSE connection behind `mount_point`; every pending and future
+// request on it fails with ENOTCONN. Best effort: SIGKILL has the same effect
+// once the process is gone.
+void abort_connection(const std::string& mount_point) {
+  struct stat st {};
+  if (::stat(mount_point.c_str(), &st) != 0) return;
+  std::string path = std::string(kFusectl) + "/" + std::to_string(minor(st.st_dev)) + "/abort";
+  int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  [[maybe_unused]] auto n = ::write(fd, "1", 1);
+  ::close(fd);
+}
+
+void detach_mount(const std::string& mount_point) {
+  while (is_roamfs_mount(mount_point))
+    if (::umount2(mount_point.c_str(), MNT_DETACH) != 0) break;
+}
+
+Status make_dirs(const std::string& path) {
+  for (size_t pos = 1; pos != std::string::npos;) {
+    pos = path.find('/', pos + 1);
+    std::string partial = path.substr(0, pos);
+    if (::mkdir(partial.c_str(), 0755) != 0 && errno != EEXIST) return sys_error("cannot create " + partial);
+  }
+  return Status::ok();
+}
+
+// Makes `dir` a mount point (bound onto itself) with `propagation`.
+Status bind_self(const std::string& dir, unsigned long propagation) {
+  ROAM_TRY(make_dirs(dir));
+  if (!mount_at(dir) && ::mount(dir.c_str(), dir.c_str(), nullptr, MS_BIND, nullptr) != 0)
+    return sys_error("cannot bind-mount " + dir + " onto itself");
+  if (::mount(nullptr, dir.c_str(), nullptr, propagation, nullptr) != 0)
+    return sys_error("cannot set the propagation of " + dir);
+  return Status::ok();
+}
+
+}  // namespace
+
+Status prepare_exports(const std::string& exports_dir) {
+  ROAM_TRY(bind_self(exports_dir, MS_PRIVATE));
+  struct stat st {};
+  if (::stat(kFusectl, &st) == 0 && !mount_at(kFusectl))
+    ::mount("fusectl", kFusectl, "fusectl", 0, nullptr);  // best effort, see abort_connection
+  return Status::ok();
+}
+
+Result<std::string> desktop_export_dir(const DiskServerConfig& cfg, const std::string& desktop) {
+  std::string dir = cfg.exports_dir + "/" + desktop;
+  if (!mount_at(dir)) ROAM_TRY(bind_self(dir, MS_SHARED));
+  return dir;
+}
+
+Result<pid_t> start_roamfs(const DiskServerConfig& cfg, const std::string& store, const std::string& mount_point,
+                           const std::string& log_file) {
+  if (::mkdir(mount_point.c_str(), 0755) != 0 && errno != EEXIST)
+    return sys_error("cannot create mount point " + mount_point);
+  int log = ::open(log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (log < 0) return sys_error("cannot open " + log_file);
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    ::close(log);
+    return sys_error("cannot fork roamfs");
+  }
+  if (pid == 0) {
+    ::dup2(log, 1);
+    ::dup2(log, 2);
+    int null = ::open("/dev/null", O_RDONLY);
+    if (null >= 0) ::dup2(null, 0);
+    unblock_signals_for_exec();
+    ::setsid();  // not in the broker's process group: a Ctrl-C aimed at the broker spares the disks
+    ::execl(cfg.roamfs.c_str(), "roamfs", store.c_str(), mount_point.c_str(), "-f", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  ::close(log);
+  auto deadline = Clock::now() + std::chrono::milliseconds(cfg.start_timeout_ms);
+  while (!is_roamfs_mount(mount_point)) {
+    if (gone(pid)) return Status::io("roamfs for " + store + " exited before mounting: " + last_line(log_file));
+    if (Clock::now() > deadline) {
+      ::kill(pid, SIGKILL);
+      wait_gone(pid, cfg.stop_timeout_ms);
+      return Status::error(ETIMEDOUT, "roamfs for " + store + " did not mount within " +
+                                          std::to_string(cfg.start_timeout_ms / 1000) + " s");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return pid;
+}
+
+bool roamfs_alive(pid_t pid, const std::string& mount_point) {
+  if (pid <= 0 || gone(pid)) return false;
+  std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline");
+  std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return cmdline.find(std::string(1, '\0') + mount_point + '\0') != std::string::npos;
+}
+
+Status stop_roamfs(const DiskServerConfig& cfg, pid_t pid, const std::string& mount_point, bool fence) {
+  bool ours = roamfs_alive(pid, mount_point);
+  if (fence) abort_connection(mount_point);
+  if (ours && fence) ::kill(pid, SIGKILL);
+  detach_mount(mount_point);
+  if (ours && !fence && !wait_gone(pid, cfg.stop_timeout_ms)) {
+    ::kill(pid, SIGTERM);
+    if (!wait_gone(pid, cfg.stop_timeout_ms / 2)) {
+      abort_connection(mount_point);
+      ::kill(pid, SIGKILL);
+    }
+  }
+  if (ours && !wait_gone(pid, cfg.stop_timeout_ms))
+    return Status::error(ETIMEDOUT, "roamfs " + std::to_string(pid) + " did not exit after SIGKILL");
+  ::rmdir(mount_point.c_str());
+  return Status::ok();
+}
+
+}  // namespace roam::broker

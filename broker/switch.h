@@ -1,0 +1,128 @@
+// The switch state machine: moving a user's disk from a source desktop to a
+// target desktop (docs/switching.md has the picture).
+//
+//   provision -> detach -> release -> export -> attach -> done
+//
+// provision  wait until the target's agent is connected (the broker ran the
+//            provisioner if the target did not exist); then persist the intent
+// detach     ask the source's agent to detach; skipped when the source is
+//            absent or dead; a refusal (busy files, no force) ends the switch
+//            with nothing changed
+// release    end the source epoch's roamfs: gracefully after a clean detach,
+//            else fence it (abort + SIGKILL), so the source can no longer
+//            touch the disk
+// export     start a new epoch's roamfs on the host
+// attach     ask the target's agent to mount it at the user's home and verify
+//
+// Every phase change is persisted in the user's intent record, so a broker
+// restarted mid-switch resumes at the persisted phase (resume()). Each
+// operation is idempotent on the agents' side, so a repeated Detach/Attach is
+// harmless. The Switcher lives in the broker's event-loop thread; it blocks
+// only inside release/export (bounded by the disk server's timeouts).
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "broker/disk_server.h"
+#include "broker/peers.h"
+#include "broker/protocol/protocol.h"
+#include "broker/records.h"
+
+namespace roam::broker {
+
+enum class SwitchPhase { kProvision, kDetach, kRelease, kExport, kAttach };
+
+// Who asked, so the result can be sent back (none for automatic switches).
+struct Requester {
+  std::string routing_id;
+  uint64_t request_id = 0;
+};
+
+struct SwitchOrder {
+  std::string user;
+  std::string target;
+  std::string reason = "request";
+  bool force = true;
+  std::optional<Requester> requester;
+};
+
+struct SwitchTimeouts {
+  int provision_ms = 30000;
+  int detach_ms = 5000;
+  int attach_ms = 10000;
+  int grace_ms = 2000;
+};
+
+// What the switcher uses of the broker; every reference outlives the Switcher.
+struct SwitchEnv {
+  Registry& registry;
+  Peers& peers;
+  const DiskServerConfig& disks;
+  SwitchTimeouts timeouts;
+  // Sends a message to a connected desktop's agent.
+  std::function<Status(const std::string& desktop, const proto::Message&)> send;
+  // Sends the final reply of a switch to whoever requested it.
+  std::function<void(const Requester&, const Status&, std::vector<std::string> rows)> reply;
+  // Enrolls and provisions a desktop that does not exist yet.
+  std::function<Status(const std::string& desktop)> provision;
+};
+
+class Switcher {
+ public:
+  explicit Switcher(SwitchEnv env) : env_(std::move(env)) {}
+
+  // Checks the order and starts the switch. Errors (unknown user, no disk,
+  // target damaged or used by another user, a switch already running for the
+  // user) are returned at once and nothing changes.
+  Status start(SwitchOrder order);
+  // Finishes the switches whose intents a previous broker run persisted.
+  Status resume();
+
+  void on_register(const std::string& desktop);
+  void on_detach_done(const std::string& desktop, const proto::DetachDone& m);
+  void on_attach_done(const std::string& desktop, const proto::AttachDone& m);
+  // Called every heartbeat interval: timeouts.
+  void on_tick();
+
+  bool running_for(const std::string& user) const { return jobs_.count(user) != 0; }
+  // "user source -> target (phase)" for each running switch.
+  std::vector<std::vector<std::string>> describe() const;
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  struct Job {
+    IntentRecord intent;
+    std::string user;
+    SwitchPhase phase = SwitchPhase::kProvision;
+    Clock::time_point deadline;
+    bool detached_cleanly = false;
+    bool command_sent = false;
+    bool resumed = false;  // taken over from a previous broker run
+    std::optional<Requester> requester;
+  };
+
+  Status check(const SwitchOrder& order, const std::optional<AttachmentRecord>& att) const;
+  // Runs phases that need no answer until the job waits or ends.
+  void advance(Job& job);
+  Status enter(Job& job, SwitchPhase phase, int timeout_ms);
+  void send_command(Job& job);
+  Status release(Job& job);
+  Status export_disk(Job& job);
+  void step_done(Job& job, const std::string& step);
+  void finish(Job& job, const Status& result);
+  Job* job_waiting_on(const std::string& desktop, SwitchPhase phase, uint64_t request_id);
+
+  SwitchEnv env_;
+  std::map<std::string, Job> jobs_;  // by user
+  uint64_t next_id_ = 0;  // set from the clock at the first switch: unique across restarts
+};
+
+std::string_view phase_name(SwitchPhase p);
+std::optional<SwitchPhase> phase_from_name(std::string_view name);
+
+}  // namespace roam::broker

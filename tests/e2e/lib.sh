@@ -1,0 +1,134 @@
+# shellcheck shell=bash
+# Shared by the end-to-end tests: a broker with its own state, run and key
+# directories under one temporary directory, desktops started through the
+# broker's provisioner (tools/roam-desktop), and cleanup that removes every
+# process and mount even when a check fails.
+#
+# Needs: ROAM_BROKER_BIN, ROAM_AGENT_BIN, ROAMCTL, ROAMFS, ROAM_DESKTOP_TOOL
+# (meson sets them; tests/e2e/meson.build). Run as root.
+
+set -uo pipefail
+
+E2E_FAILED=0
+T=$(mktemp -d /tmp/roam-e2e.XXXXXX)
+PORT=$((20000 + RANDOM % 20000))
+export ROAM_BROKER="tcp://127.0.0.1:$PORT"
+export ROAM_DESKTOP_DIR="$T/desktops"
+export ROAM_EXPORTS="$T/run/exports"
+export ROAM_AGENT_BIN
+BROKER_PID=""
+
+log() { printf '[%s] %s\n' "$(date +%T.%3N)" "$*"; }
+
+fail() {
+    log "FAIL: $*"
+    E2E_FAILED=1
+}
+
+check() {  # check DESCRIPTION COMMAND...
+    local what=$1
+    shift
+    if "$@"; then log "ok: $what"; else fail "$what"; fi
+}
+
+# Polls COMMAND every 0.1 s until it succeeds or SECONDS pass.
+wait_for() {  # wait_for SECONDS COMMAND...
+    local limit=$1 start=$SECONDS
+    shift
+    until "$@" >/dev/null 2>&1; do
+        ((SECONDS - start >= limit)) && return 1
+        sleep 0.1
+    done
+}
+
+ctl() { "$ROAMCTL" "$@"; }
+
+desktop() { "$ROAM_DESKTOP_TOOL" "$@"; }
+
+in_desktop() {  # in_desktop ID COMMAND...: run inside the desktop's namespaces
+    local id=$1
+    shift
+    desktop exec "$id" "$@"
+}
+
+cleanup() {
+    [[ -n "$BROKER_PID" ]] && kill -KILL "$BROKER_PID" 2>/dev/null
+    local d
+    for d in "$T"/desktops/*/; do
+        [[ -d "$d" ]] && desktop stop "$(basename "$d")" >/dev/null 2>&1
+    done
+    # Desktops whose pid file is missing: kill the namespace's init (the
+    # agent's parent), which takes every process of the desktop with it.
+    local pid
+    for pid in $(pgrep -x roam-agent); do
+        grep -qF "$T/" "/proc/$pid/cmdline" 2>/dev/null &&
+            kill -KILL "$(ps -o ppid= -p "$pid" | tr -d ' ')" "$pid" 2>/dev/null
+    done
+    # roamfs processes the broker started (their mount points are under $T).
+    for pid in $(pgrep -x roamfs); do
+        grep -qF "$T/" "/proc/$pid/cmdline" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+    done
+    awk -v t="$T/" 'index($5, t) == 1 { print $5 }' /proc/self/mountinfo | sort -r |
+        while read -r m; do umount -l "$m" 2>/dev/null; done
+    [[ "${ROAM_E2E_KEEP:-0}" == 1 ]] && { log "kept $T"; return; }
+    rm -rf "$T"
+}
+trap cleanup EXIT
+
+# Writes keys and the broker configuration; $1 = extra config lines,
+# $2 = extra options for roam-desktop provision (e.g. --net).
+setup_broker() {
+    mkdir -p "$T/keys"
+    ctl keygen "$T/keys/broker.key" >"$T/keys/broker.pub" || return 1
+    ctl keygen "$T/keys/operator.key" >"$T/keys/operator.pub" || return 1
+    ctl keygen "$T/keys/intruder.key" >"$T/keys/intruder.pub" || return 1
+    export ROAM_BROKER_KEY ROAM_KEY_FILE="$T/keys/operator.key"
+    ROAM_BROKER_KEY=$(cat "$T/keys/broker.pub")
+    cat >"$T/provision.sh" <<PROV
+#!/bin/sh
+export ROAM_DESKTOP_DIR='$ROAM_DESKTOP_DIR' ROAM_AGENT_BIN='$ROAM_AGENT_BIN'
+exec '$ROAM_DESKTOP_TOOL' provision ${2:-} --health-check 'test ! -e $T/damaged-\$(hostname)'
+PROV
+    chmod +x "$T/provision.sh"
+    cat >"$T/broker.conf" <<CONF
+endpoint = ${ROAM_BROKER_LISTEN:-$ROAM_BROKER}
+key-file = $T/keys/broker.key
+state-dir = $T/state
+run-dir = $T/run
+roamfs = $ROAMFS
+provisioner = $T/provision.sh
+operator-key = $(cat "$T/keys/operator.pub")
+dead-after-ms = 2000
+detach-timeout-ms = 3000
+${1:-}
+CONF
+}
+
+start_broker() {
+    "$ROAM_BROKER_BIN" --config "$T/broker.conf" >>"$T/broker.log" 2>&1 &
+    BROKER_PID=$!
+    wait_for 20 ctl status --timeout 1 || { fail "broker did not start: $(tail -n 5 "$T/broker.log")"; return 1; }
+}
+
+# The desktop alice's disk is attached to, from roamctl status --json.
+desktop_of() {  # desktop_of USER
+    ctl status --json | tr '{' '\n' | grep "\"user\": \"$1\"" | sed 's/.*"desktop": "\([^"]*\)".*/\1/'
+}
+
+mount_of() {  # the host mount point of USER's disk
+    ctl status --json | tr '{' '\n' | grep "\"user\": \"$1\"" | sed 's/.*"mount": "\([^"]*\)".*/\1/'
+}
+
+connected() {  # connected DESKTOP
+    ctl desktop list --json | tr '{' '\n' | grep "\"desktop\": \"$1\"" | grep -q '"connected": "yes"'
+}
+
+finish() {
+    if ((E2E_FAILED)); then
+        log "some checks failed; broker log:"
+        tail -n 40 "$T/broker.log"
+        exit 1
+    fi
+    log "all checks passed"
+    exit 0
+}

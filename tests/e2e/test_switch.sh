@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# End to end: a broker, a disk for alice, desktop A; files written in A;
+# switch to B (provisioned on demand): the files are there at once and A no
+# longer sees them; B reports damage: alice moves by herself; the agent of her
+# desktop is SIGKILLed, then (next desktop) SIGSTOPped: she moves, and the old
+# desktop is fenced (every read and write from it fails, nothing reaches the
+# op log); an unknown key is refused; an agent key cannot switch another user
+# but may switch its own; --no-force with a busy home refuses and changes nothing.
+source "$(dirname "$0")/lib.sh"
+
+same_files() {  # same_files DESKTOP: the checksums in DESKTOP match the ones taken in A
+    in_desktop "$1" sh -c 'cd /home/alice && md5sum f big sub/g' >"$T/sums.$1" && cmp -s "$T/sums.A" "$T/sums.$1"
+}
+
+not_attached_in() {  # the old desktop has no disk at alice's home
+    ! in_desktop "$1" mountpoint -q /home/alice
+}
+
+# From the fenced desktop: reads and writes through the old mount fail, and
+# none of the attempts shows up in the op log.
+fenced() {  # fenced OLD_DESKTOP
+    local old=$1 marker="after-fence-$1"
+    if in_desktop "$old" cat /home/alice/f >/dev/null 2>&1; then
+        log "a read from $old succeeded"; return 1
+    fi
+    if in_desktop "$old" sh -c "echo x > /home/alice/$marker" 2>/dev/null; then
+        log "a write from $old succeeded"; return 1
+    fi
+    if ctl log "$(mount_of alice)" | grep -q "$marker"; then
+        log "the op log shows $marker"; return 1
+    fi
+    return 0
+}
+
+# Keeps a shell in the desktop with its working directory in alice's home,
+# so that the desktop holds the old mount when its agent stops answering.
+hold_home() {  # hold_home DESKTOP
+    in_desktop "$1" sh -c 'cd /home/alice && exec sleep 600' >/dev/null 2>&1 &
+    wait_for 10 sh -c "$ROAM_DESKTOP_TOOL exec $1 pgrep -x sleep"
+}
+
+moved_from() {  # moved_from USER OLD: USER is attached somewhere else than OLD
+    local now
+    now=$(desktop_of "$1")
+    [[ -n "$now" && "$now" != "$2" ]]
+}
+
+main() {
+    setup_broker || { fail "setup"; finish; }
+    start_broker || finish
+
+    check "user add" ctl user add alice
+    check "disk create" ctl disk create alice
+    check "user add bob" ctl user add bob
+    check "desktop create A" ctl desktop create A
+    check "A connects" wait_for 30 connected A
+    check "switch alice to A" ctl switch alice A
+    check "alice is on A" test "$(desktop_of alice)" = A
+
+    in_desktop A sh -c 'cd /home/alice && echo hello > f && mkdir sub && echo g > sub/g &&
+        head -c 10485760 /dev/urandom > big && sync && md5sum f big sub/g' >"$T/sums.A"
+    check "files written in A" test -s "$T/sums.A"
+
+    local t0=$SECONDS
+    check "switch alice to B (B is provisioned)" ctl switch alice B
+    log "switch with provisioning took $((SECONDS - t0)) s"
+    check "every byte is in B at once" same_files B
+    check "A no longer has alice's home" not_attached_in A
+    check "A cannot reach B's disk" sh -c "! $ROAM_DESKTOP_TOOL exec A find $ROAM_EXPORTS -name big | grep -q ."
+
+    # --no-force: a process holding a file makes the detach refuse; nothing changes.
+    hold_home B
+    check "switch --no-force with a busy home is refused" sh -c \
+        "! $ROAMCTL switch alice A --no-force 2>$T/noforce.err"
+    check "the refusal names the process" grep -q "refused to detach: 1 process(es) hold files under /home/alice" "$T/noforce.err"
+    check "alice is still on B" test "$(desktop_of alice)" = B
+    check "and her files are still there" same_files B
+    in_desktop B pkill -x sleep
+
+    # From inside the desktop, with the desktop's own key: allowed for its own user.
+    check "the agent key may switch its own user" in_desktop B "$ROAMCTL" switch alice B2 \
+        --key-file "$T/state/desktops/B.key" --broker "$ROAM_BROKER" --broker-key "$ROAM_BROKER_KEY"
+    check "every byte is in B2" same_files B2
+    check "switch back to B" ctl switch alice B
+
+    check "the intruder's key is refused" sh -c \
+        "! $ROAMCTL status --timeout 2 --key-file $T/keys/intruder.key 2>$T/intruder.err"
+    check "the refusal is one sentence" grep -q "did not answer" "$T/intruder.err"
+    check "bob gets a disk" ctl disk create bob
+    check "an agent key cannot switch another user" sh -c \
+        "! $ROAMCTL switch bob B --timeout 10 --key-file $T/state/desktops/B.key 2>$T/agent.err"
+    check "the agent is told why" grep -q "may only switch the user of its own desktop" "$T/agent.err"
+    check "a desktop in use is refused to another user" sh -c "! $ROAMCTL switch bob B 2>/dev/null"
+
+    # Damage: B's health check fails; the broker moves alice to a spare.
+    touch "$T/damaged-B"
+    check "damage on B moves alice" wait_for 30 moved_from alice B
+    local c
+    c=$(desktop_of alice)
+    check "B is marked damaged" sh -c "$ROAMCTL desktop list | grep -E '^B +damaged'"
+    check "alice's files are in $c" same_files "$c"
+    check "B no longer has alice's home" not_attached_in B
+
+    # SIGKILL of the agent of alice's desktop: declared dead, fenced, moved.
+    hold_home "$c"
+    in_desktop "$c" sh -c 'echo before > /home/alice/before-kill && sync'
+    local killed_at
+    killed_at=$(date +%s%N)
+    kill -KILL "$(desktop agent-pid "$c")"
+    check "SIGKILLed agent: alice moves off $c" wait_for 30 moved_from alice "$c"
+    log "failover after the SIGKILL took $((($(date +%s%N) - killed_at) / 1000000)) ms"
+    local d
+    d=$(desktop_of alice)
+    check "alice's files are in $d" same_files "$d"
+    check "$c is fenced" fenced "$c"
+
+    # SIGSTOP: same, and the agent stays fenced once it runs again.
+    hold_home "$d"
+    local agent
+    agent=$(desktop agent-pid "$d")
+    killed_at=$(date +%s%N)
+    kill -STOP "$agent"
+    check "SIGSTOPped agent: alice moves off $d" wait_for 30 moved_from alice "$d"
+    log "failover after the SIGSTOP took $((($(date +%s%N) - killed_at) / 1000000)) ms"
+    local e
+    e=$(desktop_of alice)
+    check "alice's files are in $e" same_files "$e"
+    check "$d is fenced" fenced "$d"
+    kill -CONT "$agent"
+    check "$d's agent reconnects" wait_for 30 connected "$d"
+    check "$d's agent unmounts its fenced home" wait_for 30 sh -c "! $ROAM_DESKTOP_TOOL exec $d mountpoint -q /home/alice"
+    in_desktop "$d" sh -c "echo x > /home/alice/late-$d" 2>/dev/null
+    check "nothing $d writes later reaches alice's disk" sh -c \
+        "! $ROAMCTL log $(mount_of alice) | grep -q late-$d && ! $ROAM_DESKTOP_TOOL exec $e test -e /home/alice/late-$d"
+    check "the write made before the kill survived" in_desktop "$e" grep -q before /home/alice/before-kill
+
+    ctl audit >"$T/audit"
+    cat "$T/audit"
+    check "the audit lists the 7 switches that succeeded" test "$(grep -c ' ok ' "$T/audit")" = 7
+    check "and the refused one" grep -q "refused to detach" "$T/audit"
+    check "the audit shows the dead desktops fenced" sh -c \
+        "$ROAMCTL audit --json | grep '\"reason\": \"dead\"' | grep -c 'fenced=' | grep -qx 2"
+    finish
+}
+
+main "$@"

@@ -1,0 +1,114 @@
+// The broker's registry (LMDB) and its records: atomic changes, ordered
+// audit, typed records that refuse damaged rows, and liveness counting.
+#include <catch2/catch.hpp>
+
+#include "broker/peers.h"
+#include "broker/records.h"
+#include "broker/registry.h"
+#include "broker/switch.h"
+#include "tests/unit/helpers.h"
+
+using namespace roam;
+using namespace roam::broker;
+using roam::testing::TempDir;
+
+TEST_CASE("the registry stores, lists and deletes rows per table") {
+  TempDir dir;
+  auto reg = Registry::open(dir.sub("registry"));
+  REQUIRE(reg.is_ok());
+  REQUIRE(reg->put(Table::kUsers, "bob", {"1"}).is_ok());
+  REQUIRE(reg->put(Table::kUsers, "alice", {"2"}).is_ok());
+  REQUIRE(reg->put(Table::kDesktops, "alice", {"ok", ""}).is_ok());  // another table, same key
+  auto users = reg->list(Table::kUsers);
+  REQUIRE(users.is_ok());
+  REQUIRE(users->size() == 2);
+  CHECK(users->at(0).first == "alice");  // sorted by key
+  CHECK(users->at(1).second == Row{"1"});
+  REQUIRE(reg->del(Table::kUsers, "bob").is_ok());
+  auto bob = reg->get(Table::kUsers, "bob");
+  REQUIRE(bob.is_ok());
+  CHECK_FALSE(bob->has_value());
+  auto desk = reg->get(Table::kDesktops, "alice");
+  REQUIRE(desk.is_ok());
+  CHECK(desk->has_value());
+}
+
+TEST_CASE("apply() changes several tables in one transaction and survives a reopen") {
+  TempDir dir;
+  {
+    auto reg = Registry::open(dir.sub("registry"));
+    REQUIRE(reg.is_ok());
+    AttachmentRecord att{"A", 3, "/run/roamdisk/exports/A/alice@3", 1234};
+    IntentRecord intent{7, "A", "B", "request", "attach", 99, "checked=0", false};
+    REQUIRE(reg->apply({{Table::kDisks, "alice", to_row(DiskRecord{"/s/alice", 3})},
+                        {Table::kAttachments, "alice", to_row(att)},
+                        {Table::kIntents, "alice", to_row(intent)}})
+                .is_ok());
+  }
+  auto reg = Registry::open(dir.sub("registry"));
+  REQUIRE(reg.is_ok());
+  auto disk = find_disk(*reg, "alice");
+  REQUIRE(disk.is_ok());
+  REQUIRE(disk->has_value());
+  CHECK((*disk)->epoch == 3);
+  auto att = find_attachment(*reg, "alice");
+  REQUIRE(att.is_ok());
+  REQUIRE(att->has_value());
+  CHECK((*att)->roamfs_pid == 1234);
+  CHECK((*att)->mount_point == "/run/roamdisk/exports/A/alice@3");
+  auto on_a = user_on_desktop(*reg, "A");
+  REQUIRE(on_a.is_ok());
+  CHECK(*on_a == std::optional<std::string>("alice"));
+  auto row = reg->get(Table::kIntents, "alice");
+  REQUIRE(row.is_ok());
+  auto intent = intent_from_row("alice", **row);
+  REQUIRE(intent.is_ok());
+  CHECK(intent->switch_id == 7);
+  CHECK(intent->phase == "attach");
+  CHECK_FALSE(intent->force);
+}
+
+TEST_CASE("audit records keep their order past nine, ninety-nine, ...") {
+  TempDir dir;
+  auto reg = Registry::open(dir.sub("registry"));
+  REQUIRE(reg.is_ok());
+  for (int i = 1; i <= 120; ++i) REQUIRE(reg->append_audit({std::to_string(i)}).is_ok());
+  auto audit = reg->list(Table::kAudit);
+  REQUIRE(audit.is_ok());
+  REQUIRE(audit->size() == 120);
+  for (size_t i = 0; i < audit->size(); ++i) CHECK(audit->at(i).second == Row{std::to_string(i + 1)});
+}
+
+TEST_CASE("a damaged row is a corrupt-registry error, not an empty record") {
+  CHECK(disk_from_row("alice", {"/s"}).status().err() == EIO);
+  CHECK(disk_from_row("alice", {"/s", "x"}).status().err() == EIO);
+  CHECK(attachment_from_row("alice", {"A", "1", "/m", "-"}).status().err() == EIO);
+  CHECK(intent_from_row("alice", {"1"}).status().err() == EIO);
+  CHECK_THAT(desktop_from_row("A", {}).status().message(), Catch::Contains("desktop record 'A'"));
+}
+
+TEST_CASE("switch phases have stable names (they are persisted)") {
+  for (auto p : {SwitchPhase::kProvision, SwitchPhase::kDetach, SwitchPhase::kRelease, SwitchPhase::kExport,
+                 SwitchPhase::kAttach})
+    CHECK(phase_from_name(phase_name(p)) == p);
+  CHECK_FALSE(phase_from_name("done").has_value());
+}
+
+TEST_CASE("a peer dies after `liveness` silent intervals and lives again when heard") {
+  Peers peers(3);
+  peers.seen("A", "rid-a");
+  CHECK(peers.alive("A"));
+  CHECK(peers.tick().empty());
+  CHECK(peers.tick().empty());
+  peers.seen("A", "rid-a2");  // any message resets the counter
+  CHECK(peers.tick().empty());
+  CHECK(peers.tick().empty());
+  CHECK(peers.tick() == std::vector<std::string>{"A"});
+  CHECK_FALSE(peers.alive("A"));
+  CHECK_FALSE(peers.routing_id("A").has_value());
+  CHECK(peers.tick().empty());  // reported once
+  peers.seen("A", "rid-a3");
+  CHECK(peers.routing_id("A") == std::optional<std::string>("rid-a3"));
+  CHECK(peers.desktop_of("rid-a3") == std::optional<std::string>("A"));
+  CHECK_FALSE(peers.desktop_of("rid-a").has_value());
+}
