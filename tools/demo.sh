@@ -1,154 +1,77 @@
 #!/usr/bin/env bash
-# roamdisk demo (as root): installs dependencies, builds, creates a user disk,
-# mounts it, makes and changes files, shows the operation log, "ransomware"
-# overwrites and deletes files, restores them by time, looks at the past
-# through a read-only view, undoes the restore, unmounts.
+# The roamdisk story (as root): installs dependencies, builds, starts a
+# broker, creates a disk for alice and desktop A, writes files in A, switches
+# alice to B (which does not exist yet and is provisioned), shows the files
+# there at once, then removes A, breaks B's OS (its health check fails) and
+# shows alice moved to a new, provisioned desktop by herself; there alice
+# deletes a file by mistake, and it is restored by time. Each step is printed
+# with its timing. Everything lives in a temporary directory removed at the end.
+# (tools/demo-disk.sh shows one user disk up close: the log, a past view,
+# history, restore and undo.)
 #
-# Usage: bash tools/demo.sh [--keep]
-#   --keep   leave the temporary directory (store) in place afterwards
+# Usage: bash tools/demo.sh
 # Env: ROAMDISK_BUILD_DIR  build directory (default: build)
-set -euo pipefail
+set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${ROAMDISK_BUILD_DIR:-$ROOT/build}
-KEEP=0
-DEMO=
-MNT=
+bash "$ROOT/tools/install-deps.sh" || exit 1
+bash "$ROOT/tools/build.sh" "$BUILD" >/dev/null || exit 1
+export ROAM_BROKER_BIN="$BUILD/broker/roam-broker" ROAM_AGENT_BIN="$BUILD/agent/roam-agent"
+export ROAMCTL="$BUILD/tools/roamctl" ROAMFS="$BUILD/fusefs/roamfs" ROAM_DESKTOP_TOOL="$ROOT/tools/roam-desktop"
+source "$ROOT/tests/e2e/lib.sh"
 
-die() {
-    echo "demo: error: $*" >&2
-    exit 1
+# step "TITLE" CMD...: print the command, run it, print how long it took.
+step() {
+    local title=$1 start end
+    shift
+    printf '\n== %s\n$ %s\n' "$title" "$*"
+    start=$(date +%s%N)
+    "$@" || { echo "demo: step failed: $title" >&2; exit 1; }
+    end=$(date +%s%N)
+    printf -- '-- %d ms\n' $(((end - start) / 1000000))
 }
 
-# run CMD...: echo a command, then run it.
-run() {
-    echo "\$ $*"
-    "$@"
-}
-
-# sh_run "CMD": echo a shell command line (with redirections), then run it.
-sh_run() {
-    echo "\$ $1"
-    bash -c "$1"
-}
-
-cleanup() {
-    local rc=$?
-    cd /
-    if [[ -n "$MNT" ]] && mountpoint -q "$MNT" 2>/dev/null; then
-        fusermount3 -u "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null || true
-    fi
-    if [[ -n "$DEMO" ]]; then
-        if ((KEEP)); then
-            echo "demo: kept $DEMO"
-        else
-            rm -rf "$DEMO"
-        fi
-    fi
-    exit "$rc"
+alice_left() {  # alice_left DESKTOP: alice's disk is attached to another desktop
+    local now
+    now=$(desktop_of alice)
+    [[ -n "$now" && "$now" != "$1" ]]
 }
 
 main() {
-    case ${1:-} in
-    --keep) KEEP=1 ;;
-    "") ;;
-    *) die "usage: bash tools/demo.sh [--keep]" ;;
-    esac
-    [[ $EUID -eq 0 ]] || die "run as root (it installs packages and mounts a filesystem)"
-
-    echo "== installing dependencies"
-    bash "$ROOT/tools/install-deps.sh"
-    echo "== building ($BUILD)"
-    bash "$ROOT/tools/build.sh" "$BUILD" >/tmp/roamdisk-demo-build.log 2>&1 ||
-        { tail -n 30 /tmp/roamdisk-demo-build.log >&2; die "build failed (log: /tmp/roamdisk-demo-build.log)"; }
-    echo "built $BUILD/fusefs/roamfs and $BUILD/tools/roamctl"
-    export PATH="$BUILD/fusefs:$BUILD/tools:$PATH"
-
-    trap cleanup EXIT
-    DEMO=$(mktemp -d /tmp/roamdisk-demo.XXXXXX)
-    MNT="$DEMO/mnt"
-    cd "$DEMO"
-    echo
-    echo "== a user disk in $DEMO"
-    run roamctl mkfs store
-    run mkdir mnt
-    run roamfs store mnt
-    run mountpoint mnt
-
-    echo
-    echo "== making and changing files"
-    run mkdir mnt/docs
-    sh_run 'echo "first line" > mnt/docs/notes.txt'
-    sh_run 'echo "second line" >> mnt/docs/notes.txt'
-    run mv mnt/docs/notes.txt mnt/docs/todo.txt
-    run chmod 600 mnt/docs/todo.txt
-    run ln -s docs/todo.txt mnt/todo
-    run setfattr -n user.project -v roamdisk mnt/docs/todo.txt
-    sh_run 'echo scratch > mnt/scratch.txt'
-    run rm mnt/scratch.txt
-    run ls -lR mnt
-    run cat mnt/todo
-    run getfattr -d mnt/docs/todo.txt
-
-    echo
-    echo "== the operation log"
-    run roamctl log mnt
-
-    echo
-    echo "== a moment to come back to"
-    run sync -f mnt
-    sleep 0.2
+    setup_broker >/dev/null || exit 1
+    step "start the broker (keys, config and state in $T)" start_broker
+    step "add user alice" ctl user add alice
+    step "create alice's disk" ctl disk create alice
+    step "create desktop A (the provisioner starts a namespace with its agent)" ctl desktop create A
+    step "wait until A's agent has registered" wait_for 30 connected A
+    step "attach alice's disk to A" ctl switch alice A
+    step "write files as alice in A" in_desktop A sh -c \
+        'cd /home/alice && echo "my thesis" > thesis.txt && mkdir photos &&
+         head -c 20971520 /dev/urandom > photos/holiday.raw && sync && ls -l . photos'
+    in_desktop A sh -c 'cd /home/alice && md5sum thesis.txt photos/holiday.raw' >"$T/sums"
+    step "switch alice to B, which does not exist yet" ctl switch alice B
+    step "the files are in B at once" in_desktop B sh -c 'cd /home/alice && md5sum -c -' <"$T/sums"
+    step "and no longer in A" sh -c "! $ROAM_DESKTOP_TOOL exec A ls /home/alice/thesis.txt 2>/dev/null"
+    step "remove desktop A (so that failover needs a new desktop)" ctl desktop remove A
+    step "break B's OS: its health check starts failing" touch "$T/damaged-B"
+    step "the broker moves alice by itself" wait_for 30 alice_left B
+    local now
+    now=$(desktop_of alice)
+    step "alice is on $now with every file" in_desktop "$now" sh -c 'cd /home/alice && md5sum -c -' <"$T/sums"
+    step "a moment to come back to" in_desktop "$now" sync
     local before
     before=@$(date +%s.%N)
-    echo "\$ before=$before"
     sleep 0.2
-
-    echo
-    echo "== a process encrypts one file, renames it, and deletes the directory"
-    sh_run 'echo "ENCRYPTED $(head -c 12 /dev/urandom | base64)" > mnt/docs/todo.txt'
-    run mv mnt/docs/todo.txt mnt/docs/todo.txt.locked
-    run rm -rf mnt/docs
-    run ls -l mnt
-
-    echo
-    echo "== the disk as it was, as a read-only view beside the live disk"
-    run mkdir past
-    run roamfs --at "$before" store past
-    run cat past/docs/todo.txt
-    run fusermount3 -u past
-
-    echo
-    echo "== the versions of the file, and a dry run of the restore"
-    run roamctl history mnt /docs/todo.txt
-    run roamctl restore mnt /docs --at "$before" --dry-run
-
-    echo
-    echo "== restore /docs to that moment (no data is copied)"
-    run roamctl restore mnt /docs --at "$before"
-    run ls -lR mnt/docs
-    run cat mnt/todo
-    run getfattr -d mnt/docs/todo.txt
-
-    echo
-    echo "== the restore is logged, and can itself be undone"
-    run roamctl log mnt --op restore
-    local restore_seq
-    restore_seq=$(roamctl log mnt --op restore --json | tail -n 1 | sed 's/.*"seq":\([0-9]*\).*/\1/')
-    run roamctl restore mnt /docs --before-op "$restore_seq"
-    run ls -l mnt
-    echo "(and undoing the undo brings the files back again)"
-    run roamctl restore mnt /docs --before-op "$((restore_seq + 1))"
-    run cat mnt/todo
-
-    echo
-    echo "== space: live data, history, free"
-    run roamctl df mnt
-
-    echo
-    echo "== unmounting"
-    run fusermount3 -u mnt
-    echo
-    echo "demo: done"
+    step "alice deletes her thesis by mistake" in_desktop "$now" rm /home/alice/thesis.txt
+    step "the operation log on the storage node says who did it" ctl log "$(mount_of alice)" --path /thesis.txt
+    step "restore it as it was before (through the disk's roamfs; nothing is copied)" \
+        ctl restore "$(mount_of alice)" /thesis.txt --at "$before"
+    step "alice sees it in $now at once" in_desktop "$now" cat /home/alice/thesis.txt
+    step "desktops" ctl desktop list
+    step "status" ctl status
+    printf '\n== the broker log\n'
+    cat "$T/broker.log"
 }
 
 main "$@"
