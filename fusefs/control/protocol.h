@@ -5,7 +5,9 @@
 // Transport: a Unix stream socket in the abstract namespace, named
 // "roamfs-<store uuid in hex>" (no file to clean up, no path length limit; it
 // is visible only inside the storage node's network namespace). roamfs
-// accepts a connection only from root or its own uid (SO_PEERCRED). One
+// accepts a connection only from root or its own uid (SO_PEERCRED), and only
+// from a process in its own mount namespace: a desktop (its own mount
+// namespace, maybe sharing the host's network) cannot control any disk. One
 // request and one reply per connection.
 //
 // Framing: each message is a 4-byte big-endian length, then that many bytes.

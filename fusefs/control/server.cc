@@ -15,6 +15,14 @@ namespace {
 
 constexpr int kClientTimeoutSeconds = 10;
 
+// The mount namespace a process is in ("mnt:[4026531841]"), or "" if unknown.
+std::string mount_namespace(pid_t pid) {
+  char buf[64] = {};
+  const std::string link = pid ? "/proc/" + std::to_string(pid) + "/ns/mnt" : "/proc/self/ns/mnt";
+  const ssize_t n = ::readlink(link.c_str(), buf, sizeof buf - 1);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+}
+
 Reply error_reply(int err, std::string message) {
   Reply r;
   r.err = err;
@@ -73,6 +81,10 @@ void Server::serve(int conn) {
     reply = error_reply(EACCES, "cannot tell who is calling");
   } else if (cred.uid != 0 && cred.uid != ::geteuid()) {
     reply = error_reply(EACCES, "only root or the user running roamfs may control this disk");
+  } else if (const std::string ns = mount_namespace(cred.pid); ns.empty() || ns != mount_namespace(0)) {
+    // A desktop is its own mount namespace; its root must not restore or
+    // collect any disk on the storage node (that goes through the broker).
+    reply = error_reply(EACCES, "this disk is controlled from the storage node, not from inside a desktop");
   } else if (auto bytes = recv_frame(conn, kMaxRequest); !bytes) {
     reply = error_reply(bytes.status().err(), bytes.status().message());
   } else if (auto req = decode_request(*bytes); !req) {

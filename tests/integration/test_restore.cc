@@ -638,6 +638,15 @@ TEST_CASE("a refused restore says why in one sentence and changes nothing", "[re
     expect_refused(fx, fx.mnt(), {"/docs", "--at", at_v1, "--before-op", std::to_string(v1.seq + 1)},
                    "--at excludes --before-op", true);
   }
+  SECTION("from another mount namespace (as from inside a desktop): refused, even as root") {
+    const long long seq_before = last_seq(fx.mnt());
+    const ProcResult r = run({"unshare", "-m", roamctl_bin(), "restore", fx.mnt(), "/docs", "--at", at_v1});
+    INFO(r.describe());
+    CHECK(r.exit_code() != 0);
+    CHECK(r.err.find("controlled from the storage node") != std::string::npos);
+    CHECK(last_seq(fx.mnt()) == seq_before);
+    CHECK(read_file(fx.path("docs/a.txt")) == "version 2");
+  }
   SECTION("a dry run lists the change and changes nothing") {
     const long long seq_before = last_seq(fx.mnt());
     const Restored r = restore_ok({"restore", fx.mnt(), "/docs", "--at", at_v1, "--dry-run"});
