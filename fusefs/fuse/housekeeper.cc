@@ -16,6 +16,10 @@ void Housekeeper::collect_garbage() {
   GcOptions options;
   options.now_ns = wall_clock_ns();
   options.is_open = is_open_;
+  options.measure = false;
+  // The first run after mount does every step (a crash may have left a
+  // segment to delete); later ones only when some history has aged out.
+  options.only_after_expiry = gc_runs_++ > 0;
   auto report = roam::collect_garbage(store_, options);
   if (!report) {
     syslog(LOG_ERR, "roamfs: garbage collection failed: %s", report.status().message().c_str());

@@ -36,6 +36,7 @@ class Housekeeper {
 
   Store& store_;
   std::function<bool(uint64_t)> is_open_;
+  uint64_t gc_runs_ = 0;  // used by the housekeeping thread only
   const Intervals intervals_;
   std::mutex mu_;
   std::condition_variable wake_;

@@ -163,18 +163,23 @@ Result<SpaceUsage> space_usage(Store& store) {
 Result<GcReport> collect_garbage(Store& store, const GcOptions& options) {
   std::lock_guard one_at_a_time(store.gc_mutex());
   GcReport report;
-  ROAM_ASSIGN(report.before, space_usage(store));
   Retention retention;
   {
     ROAM_ASSIGN(ReadTxn txn, store.begin_read());
     ROAM_ASSIGN(retention, load_retention(txn));
   }
+  if (options.measure || retention.max_history_bytes > 0) {  // the space cap needs the history size
+    ROAM_ASSIGN(report.before, space_usage(store));
+  }
   ROAM_TRY(expire_records(store, retention, options, report));
+  if (options.only_after_expiry && report.records_dropped == 0) return report;
   ROAM_TRY(free_removed_files(store, options, report));
   ROAM_TRY(store.sync());  // what was freed is durably unreferenced before any segment goes
   ROAM_TRY(gc_detail::compact_segments(store, options, report));
   ROAM_TRY(store.sync());
-  ROAM_ASSIGN(report.after, space_usage(store));
+  if (options.measure) {
+    ROAM_ASSIGN(report.after, space_usage(store));
+  }
   return report;
 }
 

@@ -56,6 +56,12 @@ struct GcOptions {
   size_t batch = 256;
   // Inodes with open file handles (never freed); empty: none are open.
   std::function<bool(uint64_t ino)> is_open;
+  // Fill GcReport::before/after (each a scan of the extents and blobs tables).
+  bool measure = true;
+  // Stop after step 1 when it dropped nothing: the periodic run on a disk
+  // whose history has not aged since the last run costs one log lookup, not
+  // scans of every inode, extent and blob (hundreds of disks share a node).
+  bool only_after_expiry = false;
 };
 
 struct GcReport {
