@@ -9,22 +9,12 @@
 #include <cstring>
 
 #include "agent/mount_driver.h"
+#include "fusefs/sys/files.h"
 #include "fusefs/sys/mountinfo.h"
 
 namespace roam::agent {
 
 namespace {
-
-Status sys_error(const std::string& what) { return Status::error(errno, what + ": " + std::strerror(errno)); }
-
-Status make_dirs(const std::string& path) {
-  for (size_t pos = 1; pos != std::string::npos;) {
-    pos = path.find('/', pos + 1);
-    std::string partial = path.substr(0, pos);
-    if (::mkdir(partial.c_str(), 0755) != 0 && errno != EEXIST) return sys_error("cannot create " + partial);
-  }
-  return Status::ok();
-}
 
 bool same_device(const std::string& a, const std::string& b) {
   struct stat sa {}, sb {};
@@ -40,7 +30,7 @@ class BindDriver final : public MountDriver {
     }
     ROAM_TRY(make_dirs(home));
     if (::mount(export_path.c_str(), home.c_str(), nullptr, MS_BIND, nullptr) != 0)
-      return sys_error("cannot bind-mount " + export_path + " at " + home);
+      return errno_error("cannot bind-mount " + export_path + " at " + home);
     // The desktop's own mounts must not propagate back to the host.
     ::mount(nullptr, home.c_str(), nullptr, MS_PRIVATE, nullptr);
     return verify(export_path, home);
@@ -50,7 +40,7 @@ class BindDriver final : public MountDriver {
     while (mounted(home)) {
       if (::umount2(home.c_str(), 0) == 0) continue;
       if (errno == EBUSY) return Status::error(EBUSY, "files under " + home + " are still in use");
-      if (::umount2(home.c_str(), MNT_DETACH) != 0) return sys_error("cannot unmount " + home);
+      if (::umount2(home.c_str(), MNT_DETACH) != 0) return errno_error("cannot unmount " + home);
     }
     return Status::ok();
   }
@@ -60,10 +50,10 @@ class BindDriver final : public MountDriver {
  private:
   static Status verify(const std::string& export_path, const std::string& home) {
     struct statfs fs {};
-    if (::statfs(home.c_str(), &fs) != 0) return sys_error("cannot statfs " + home);
+    if (::statfs(home.c_str(), &fs) != 0) return errno_error("cannot statfs " + home);
     if (fs.f_type != FUSE_SUPER_MAGIC) return Status::io(home + " is not the user disk (not a FUSE filesystem)");
     if (!same_device(export_path, home)) return Status::io(home + " does not show the disk exported at " + export_path);
-    if (::access(home.c_str(), R_OK | X_OK) != 0) return sys_error("cannot read " + home);
+    if (::access(home.c_str(), R_OK | X_OK) != 0) return errno_error("cannot read " + home);
     return Status::ok();
   }
 };

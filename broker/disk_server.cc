@@ -13,8 +13,9 @@
 #include <fstream>
 #include <thread>
 
-#include "fusefs/sys/mountinfo.h"
 #include "broker/child.h"
+#include "fusefs/sys/files.h"
+#include "fusefs/sys/mountinfo.h"
 
 namespace roam::broker {
 
@@ -22,8 +23,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr char kFusectl[] = "/sys/fs/fuse/connections";
-
-Status sys_error(const std::string& what) { return Status::error(errno, what + ": " + std::strerror(errno)); }
 
 bool is_roamfs_mount(const std::string& mount_point) {
   auto m = mount_at(mount_point);
@@ -77,22 +76,13 @@ void detach_mount(const std::string& mount_point) {
     if (::umount2(mount_point.c_str(), MNT_DETACH) != 0) break;
 }
 
-Status make_dirs(const std::string& path) {
-  for (size_t pos = 1; pos != std::string::npos;) {
-    pos = path.find('/', pos + 1);
-    std::string partial = path.substr(0, pos);
-    if (::mkdir(partial.c_str(), 0755) != 0 && errno != EEXIST) return sys_error("cannot create " + partial);
-  }
-  return Status::ok();
-}
-
 // Makes `dir` a mount point (bound onto itself) with `propagation`.
 Status bind_self(const std::string& dir, unsigned long propagation) {
   ROAM_TRY(make_dirs(dir));
   if (!mount_at(dir) && ::mount(dir.c_str(), dir.c_str(), nullptr, MS_BIND, nullptr) != 0)
-    return sys_error("cannot bind-mount " + dir + " onto itself");
+    return errno_error("cannot bind-mount " + dir + " onto itself");
   if (::mount(nullptr, dir.c_str(), nullptr, propagation, nullptr) != 0)
-    return sys_error("cannot set the propagation of " + dir);
+    return errno_error("cannot set the propagation of " + dir);
   return Status::ok();
 }
 
@@ -115,13 +105,13 @@ Result<std::string> desktop_export_dir(const DiskServerConfig& cfg, const std::s
 Result<pid_t> start_roamfs(const DiskServerConfig& cfg, const std::string& store, const std::string& mount_point,
                            const std::string& log_file) {
   if (::mkdir(mount_point.c_str(), 0755) != 0 && errno != EEXIST)
-    return sys_error("cannot create mount point " + mount_point);
+    return errno_error("cannot create mount point " + mount_point);
   int log = ::open(log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (log < 0) return sys_error("cannot open " + log_file);
+  if (log < 0) return errno_error("cannot open " + log_file);
   pid_t pid = ::fork();
   if (pid < 0) {
     ::close(log);
-    return sys_error("cannot fork roamfs");
+    return errno_error("cannot fork roamfs");
   }
   if (pid == 0) {
     ::dup2(log, 1);

@@ -4,20 +4,12 @@
 #include <unistd.h>
 
 #include <cstring>
-#include <fstream>
 
 #include "fusefs/control/execute.h"
 
 namespace roam::ctl {
 
 namespace {
-
-Caller this_process() {
-  Caller c{static_cast<uint32_t>(::getuid()), static_cast<uint32_t>(::getgid()), static_cast<uint32_t>(::getpid()), ""};
-  std::ifstream in("/proc/self/comm");
-  std::getline(in, c.comm);
-  return c;
-}
 
 Status flush_mount(const std::string& mountpoint) {
   const int fd = ::open(mountpoint.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -43,7 +35,8 @@ Result<control::Reply> run_mounted(const Target& t, const control::Request& req)
 
 Result<control::Reply> run_offline(const Target& t, const control::Request& req) {
   ROAM_ASSIGN(auto store, Store::open(t.store, {}));
-  control::Executed done = control::execute(*store, {this_process(), {}}, req);
+  const Caller me = control::process_caller(::getuid(), ::getgid(), static_cast<uint32_t>(::getpid()));
+  control::Executed done = control::execute(*store, {me, {}}, req);
   if (done.reply.err == 0) ROAM_TRY(store->sync());
   return std::move(done.reply);
 }

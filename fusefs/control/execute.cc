@@ -1,5 +1,7 @@
 #include "fusefs/control/execute.h"
 
+#include <fstream>
+
 #include "fusefs/gc/gc.h"
 #include "fusefs/history/moment.h"
 #include "fusefs/oplog/timefmt.h"
@@ -89,6 +91,13 @@ Executed execute_retention(Store& store, const RetentionCall& call) {
 }
 
 }  // namespace
+
+Caller process_caller(uint32_t uid, uint32_t gid, uint32_t pid) {
+  Caller c{uid, gid, pid, ""};
+  std::ifstream in("/proc/" + std::to_string(pid) + "/comm");
+  std::getline(in, c.comm);
+  return c;
+}
 
 Executed execute(Store& store, const Context& context, const Request& req) {
   struct Dispatch {

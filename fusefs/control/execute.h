@@ -15,6 +15,9 @@ struct Executed {
   RestoreResult result;  // what changed, for cache invalidation
 };
 
+// The process that asked, as the op log records it (comm from /proc/PID/comm).
+Caller process_caller(uint32_t uid, uint32_t gid, uint32_t pid);
+
 // What the caller knows that the store does not.
 struct Context {
   Caller caller;                               // who asked (logged with a restore)

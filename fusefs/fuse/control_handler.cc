@@ -5,20 +5,12 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
-#include <fstream>
 
 #include "fusefs/control/execute.h"
 
 namespace roam {
 
 namespace {
-
-Caller caller_of(const ucred& cred) {
-  Caller c{static_cast<uint32_t>(cred.uid), static_cast<uint32_t>(cred.gid), static_cast<uint32_t>(cred.pid), ""};
-  std::ifstream in("/proc/" + std::to_string(cred.pid) + "/comm");
-  std::getline(in, c.comm);
-  return c;
-}
 
 // The kernel forgets what changed: entries first (so a lookup cannot bring
 // back a stale inode), then attributes and cached pages. ENOENT means the
@@ -46,7 +38,8 @@ void invalidate(fuse_session* se, const RestoreResult& result) {
 
 control::Reply handle_control(Store& store, fuse_session* se, const OpenFiles& open_files,
                               const control::Request& req, const ucred& caller) {
-  control::Context context{caller_of(caller), [&open_files](uint64_t ino) { return open_files.is_open(ino); }};
+  const Caller who = control::process_caller(caller.uid, caller.gid, static_cast<uint32_t>(caller.pid));
+  control::Context context{who, [&open_files](uint64_t ino) { return open_files.is_open(ino); }};
   control::Executed done = control::execute(store, context, req);
   if (done.reply.err == 0 && done.reply.seq != 0) invalidate(se, done.result);  // a restore changed the tree
   return std::move(done.reply);

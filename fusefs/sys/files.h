@@ -1,0 +1,16 @@
+// Small file-system calls the daemons share (roam-broker, roam-agent).
+#pragma once
+
+#include <string>
+
+#include "fusefs/store/status.h"
+
+namespace roam {
+
+// errno (as it is now) as a Status: "WHAT: strerror".
+Status errno_error(const std::string& what);
+
+// mkdir -p with mode 0755; EEXIST on the way is fine.
+Status make_dirs(const std::string& path);
+
+}  // namespace roam
