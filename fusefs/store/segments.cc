@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include "fusefs/store/format.h"
@@ -81,6 +82,7 @@ Result<std::shared_ptr<Segments::File>> Segments::file_of(uint32_t segment) {
 Status Segments::start_segment(uint32_t segment) {
   ROAM_ASSIGN(int fd, io_.open(path_of(segment), O_RDWR | O_CREAT | O_EXCL, 0600));
   files_.emplace(segment, std::make_shared<File>(io_, fd));
+  new_segment_ = true;
   ids_.insert(segment);
   sealed_bytes_ += tail_;
   current_ = segment;
@@ -125,10 +127,21 @@ Status Segments::read(SegmentLocation loc, char* buf, size_t len) {
 
 Status Segments::sync() {
   std::vector<std::pair<uint32_t, std::shared_ptr<File>>> files;
+  bool new_segment = false;
   {
     std::lock_guard lock(mu_);
     for (uint32_t id : dirty_) files.emplace_back(id, files_.at(id));
     dirty_.clear();
+    new_segment = std::exchange(new_segment_, false);
+  }
+  if (new_segment) {
+    // A new segment's name must be as durable as the blobs in it.
+    Status synced = sync_directory();
+    if (!synced) {
+      std::lock_guard lock(mu_);
+      new_segment_ = true;
+      return synced.with_context("syncing the segment directory");
+    }
   }
   for (size_t i = 0; i < files.size(); ++i) {
     if (Status s = io_.fdatasync(files[i].second->fd); !s) {
@@ -139,6 +152,13 @@ Status Segments::sync() {
     }
   }
   return Status::ok();
+}
+
+Status Segments::sync_directory() {
+  ROAM_ASSIGN(int fd, io_.open(dir_, O_RDONLY | O_DIRECTORY, 0));
+  Status synced = io_.fdatasync(fd);
+  io_.close(fd);
+  return synced;
 }
 
 std::map<uint32_t, uint64_t> Segments::sizes() const {

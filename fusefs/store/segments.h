@@ -55,7 +55,8 @@ class Segments {
   // removed by compaction (the caller re-reads the blob's location).
   Status read(SegmentLocation loc, char* buf, size_t len);
   // Makes every byte appended so far durable (fdatasync of each segment written
-  // since the last sync). Call before committing LMDB's metadata to disk.
+  // since the last sync, and of the directory when a segment was created).
+  // Call before LMDB's metadata is made durable.
   Status sync();
 
   // Total bytes in segment files (for statfs and roamctl df).
@@ -93,6 +94,7 @@ class Segments {
   std::string path_of(uint32_t segment) const;
   Result<std::shared_ptr<File>> file_of(uint32_t segment);  // requires mu_
   Status start_segment(uint32_t segment);  // requires mu_
+  Status sync_directory();
 
   const std::string dir_;
   FileIo& io_;
@@ -103,6 +105,7 @@ class Segments {
   std::map<uint32_t, uint64_t> pending_;  // appends not yet settled, by segment
   std::set<uint32_t> removed_;    // removed by compaction in this process
   std::set<uint32_t> dirty_;      // written since the last sync()
+  bool new_segment_ = false;      // a segment file was created since the last sync()
   uint32_t current_ = 0;          // segment being appended to
   uint64_t tail_ = 0;             // next append offset in current_
   uint64_t sealed_bytes_ = 0;     // bytes in segments before current_

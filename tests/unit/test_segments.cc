@@ -174,7 +174,10 @@ TEST_CASE("sync fdatasyncs what was written and retries after a failure", "[segm
   FaultyIo io;
   auto segs = must(Segments::open(t.path(), io, false));
   REQUIRE_OK(segs->sync());
-  CHECK(io.synced.empty());  // nothing written yet
+  CHECK(io.synced.size() == 1);  // the directory: the first segment is new
+  io.synced.clear();
+  REQUIRE_OK(segs->sync());
+  CHECK(io.synced.empty());  // nothing written since
   must(segs->append("abc"));
   must(segs->append("def"));
   REQUIRE_OK(segs->sync());
@@ -190,6 +193,16 @@ TEST_CASE("sync fdatasyncs what was written and retries after a failure", "[segm
   CHECK(io.synced.size() == 3);
   REQUIRE_OK(segs->sync());
   CHECK(io.synced.size() == 3);
+
+  // A new segment's name is made durable with its first sync, retried too.
+  REQUIRE_OK(segs->roll());
+  io.fail_syncs = 1;
+  REQUIRE_ERR(segs->sync(), EIO);
+  CHECK(io.synced.size() == 4);
+  REQUIRE_OK(segs->sync());
+  CHECK(io.synced.size() == 5);
+  REQUIRE_OK(segs->sync());
+  CHECK(io.synced.size() == 5);
 }
 
 TEST_CASE("reopening resumes at the end of the last segment", "[segments]") {
