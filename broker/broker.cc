@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "broker/provisioner.h"
+#include "fusefs/store/backing_fs.h"
 
 namespace roam::broker {
 
@@ -55,6 +56,10 @@ Status Broker::setup() {
        {cfg_.state_dir, cfg_.state_dir + "/disks", cfg_.state_dir + "/desktops", cfg_.state_dir + "/logs"})
     if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
       return Status::error(errno, "cannot create " + dir + ": " + std::strerror(errno));
+  // Every user disk the broker creates lives there: say once if a power loss could break them.
+  const std::string disks = cfg_.state_dir + "/disks";
+  if (std::string w = power_loss_warning(disks, backing_fs_of(disks)); !w.empty())
+    std::fprintf(stderr, "roam-broker: warning: %s\n", w.c_str());
   ROAM_ASSIGN(registry_, Registry::open(cfg_.state_dir + "/registry"));
   ROAM_ASSIGN(auto desktops, registry_.list(Table::kDesktops));
   for (const auto& [id, row] : desktops) {

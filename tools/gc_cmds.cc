@@ -8,6 +8,7 @@
 
 #include "fusefs/gc/gc.h"
 #include "fusefs/oplog/timefmt.h"
+#include "fusefs/store/backing_fs.h"
 #include "tools/commands.h"
 #include "tools/control_client.h"
 #include "tools/json.h"
@@ -83,15 +84,18 @@ int run_df(const Args& a) {
   const uint64_t free_bytes =
       ::statvfs(target->store.c_str(), &fs) == 0 ? static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize : 0;
   const SpaceUsage& u = *usage;
+  const BackingFs backing = backing_fs_of(target->store);
+  const bool power_safe = backing.order == WriteOrder::kKept;
   if (a.json) {
     std::printf("{\"live_bytes\":%llu,\"history_bytes\":%llu,\"reclaimable_bytes\":%llu,\"segment_bytes\":%llu,"
                 "\"free_bytes\":%llu,\"records\":%llu,\"oldest_ns\":%lld,\"retention_age_ns\":%lld,"
-                "\"retention_history_bytes\":%llu}\n",
+                "\"retention_history_bytes\":%llu,\"backing_fs\":%s,\"power_loss_safe\":%s}\n",
                 static_cast<unsigned long long>(u.live_bytes), static_cast<unsigned long long>(u.history_bytes),
                 static_cast<unsigned long long>(u.reclaimable_bytes()), static_cast<unsigned long long>(u.segment_bytes),
                 static_cast<unsigned long long>(free_bytes), static_cast<unsigned long long>(u.records),
                 static_cast<long long>(u.oldest_ns.value_or(0)), static_cast<long long>(retention.max_age_ns),
-                static_cast<unsigned long long>(retention.max_history_bytes));
+                static_cast<unsigned long long>(retention.max_history_bytes), json_string(describe(backing)).c_str(),
+                power_safe ? "true" : "false");
     return 0;
   }
   std::printf("live data      %s\n", format_bytes(u.live_bytes).c_str());
@@ -102,6 +106,8 @@ int run_df(const Args& a) {
   std::printf("free           %s on the storage volume\n", format_bytes(free_bytes).c_str());
   std::printf("retention      %s, history capped at %s\n", format_age(retention.max_age_ns).c_str(),
               retention.max_history_bytes ? format_bytes(retention.max_history_bytes).c_str() : "no limit");
+  std::printf("power loss     %s: on %s%s\n", power_safe ? "safe" : "NOT SAFE", describe(backing).c_str(),
+              power_safe ? "" : " (docs/crash-model.md)");
   return 0;
 }
 

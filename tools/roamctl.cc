@@ -1,6 +1,8 @@
 // roamctl: the command line for operators and users of roamdisk.
 #include <cstdio>
+#include <string>
 
+#include "fusefs/store/backing_fs.h"
 #include "fusefs/store/store.h"
 #include "tools/commands.h"
 
@@ -17,6 +19,8 @@ void add_mkfs_command(CLI::App& app, int& exit_code) {
       return;
     }
     std::printf("created an empty user disk store in %s\n", store->c_str());
+    if (std::string w = power_loss_warning(*store, backing_fs_of(*store)); !w.empty())
+      std::fprintf(stderr, "roamctl mkfs: warning: %s\n", w.c_str());
   });
 }
 

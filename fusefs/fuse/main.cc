@@ -26,6 +26,7 @@
 #include "fusefs/gc/pins.h"
 #include "fusefs/history/moment.h"
 #include "fusefs/oplog/timefmt.h"
+#include "fusefs/store/backing_fs.h"
 #include "fusefs/store/store.h"
 #include "fusefs/sys/mountinfo.h"
 
@@ -102,6 +103,10 @@ roam::Result<Disk> open_disk(const Args& args) {
   Disk disk;
   if (args.at.empty()) {
     ROAM_ASSIGN(disk.store, roam::Store::open(args.store, {}));
+    if (std::string w = roam::power_loss_warning(args.store, roam::backing_fs_of(args.store)); !w.empty()) {
+      std::fprintf(stderr, "roamfs: warning: %s\n", w.c_str());
+      syslog(LOG_WARNING, "roamfs: warning: %s", w.c_str());
+    }
     return disk;
   }
   const int64_t now = roam::wall_clock_ns();

@@ -1,5 +1,9 @@
 #include "fusefs/sys/mountinfo.h"
 
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
+#include <climits>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -24,21 +28,26 @@ std::string unescape(const std::string& s) {
 
 }  // namespace
 
+std::optional<MountEntry> parse_mountinfo_line(const std::string& line) {
+  // id parent major:minor root mount-point options [optional...] - fstype source superoptions
+  std::istringstream fields(line);
+  std::string id, parent, root, point, word;
+  MountEntry m;
+  if (!(fields >> id >> parent >> m.device >> root >> point)) return std::nullopt;
+  while (fields >> word && word != "-") {
+  }
+  if (word != "-" || !(fields >> m.fstype >> m.source)) return std::nullopt;
+  fields >> m.super_options;
+  m.mount_point = unescape(point);
+  m.source = unescape(m.source);
+  return m;
+}
+
 std::vector<MountEntry> read_mountinfo() {
   std::vector<MountEntry> mounts;
   std::ifstream in("/proc/self/mountinfo");
   for (std::string line; std::getline(in, line);) {
-    // id parent major:minor root mount-point options [optional...] - fstype source superoptions
-    std::istringstream fields(line);
-    std::string id, parent, dev, root, point, word;
-    fields >> id >> parent >> dev >> root >> point;
-    while (fields >> word && word != "-") {
-    }
-    MountEntry m;
-    fields >> m.fstype >> m.source;
-    m.mount_point = unescape(point);
-    m.source = unescape(m.source);
-    mounts.push_back(std::move(m));
+    if (auto m = parse_mountinfo_line(line)) mounts.push_back(std::move(*m));
   }
   return mounts;
 }
@@ -47,6 +56,23 @@ std::optional<MountEntry> mount_at(const std::string& real_path) {
   std::optional<MountEntry> found;
   for (auto& m : read_mountinfo())
     if (m.mount_point == real_path) found = std::move(m);
+  return found;
+}
+
+std::optional<MountEntry> mount_holding(const std::string& path) {
+  char real[PATH_MAX];
+  struct stat st {};
+  if (!::realpath(path.c_str(), real) || ::stat(real, &st) < 0) return std::nullopt;
+  const std::string device = std::to_string(major(st.st_dev)) + ":" + std::to_string(minor(st.st_dev));
+  const std::string where = real;
+  std::optional<MountEntry> found;
+  for (auto& m : read_mountinfo()) {
+    const bool above = m.mount_point == "/" || where == m.mount_point ||
+                       where.rfind(m.mount_point + "/", 0) == 0;
+    // Stacked or nested mounts: the deepest (and, among equals, last) wins.
+    if (m.device == device && above && (!found || m.mount_point.size() >= found->mount_point.size()))
+      found = std::move(m);
+  }
   return found;
 }
 
