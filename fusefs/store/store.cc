@@ -17,6 +17,7 @@
 #include <sstream>
 
 #include "fusefs/store/codec.h"
+#include "fusefs/sys/files.h"
 
 namespace roam {
 
@@ -420,7 +421,11 @@ Status Store::create(const std::string& dir) {
   // FORMAT last: a store without it is an unfinished mkfs, never half-valid.
   std::ostringstream format;
   format << kFormatMagic << "\nversion " << kFormatVersion << "\n";
-  return write_file_synced(dir + "/" + kFormatFile, format.str());
+  ROAM_TRY(write_file_synced(dir + "/" + kFormatFile, format.str()));
+  // The names, too: the store's files in it, and the store in its parent.
+  ROAM_TRY(sync_dir(dir + "/" + kSegmentDir));
+  ROAM_TRY(sync_dir(dir));
+  return sync_dir(dir + "/..");
 }
 
 Result<std::unique_ptr<Store>> Store::open(const std::string& dir, Options options) {

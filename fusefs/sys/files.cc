@@ -1,6 +1,8 @@
 #include "fusefs/sys/files.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -16,6 +18,15 @@ Status make_dirs(const std::string& path) {
     if (::mkdir(partial.c_str(), 0755) != 0 && errno != EEXIST) return errno_error("cannot create " + partial);
   }
   return Status::ok();
+}
+
+Status sync_dir(const std::string& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return errno_error("cannot open " + dir);
+  const bool synced = ::fsync(fd) == 0;
+  Status s = synced ? Status::ok() : errno_error("cannot sync " + dir);
+  ::close(fd);
+  return s;
 }
 
 }  // namespace roam
