@@ -216,9 +216,13 @@ Result<Reply> call(const std::string& socket_name, const Request& req) {
       return Status::error(ECONNREFUSED, "the roamfs serving this disk does not answer on its control socket");
     return errno_status("connecting to roamfs");
   }
-  ROAM_TRY(send_frame(fd, encode(req)));
-  ROAM_ASSIGN(std::string bytes, recv_frame(fd, kMaxReply));
-  return decode_reply(bytes);
+  // A refused caller is answered before its request is read, and the server
+  // may close before the request is all sent: the refusal is still there to read.
+  Status sent = send_frame(fd, encode(req));
+  if (!sent && sent.err() != EPIPE && sent.err() != ECONNRESET) return sent;
+  auto bytes = recv_frame(fd, kMaxReply);
+  if (!bytes) return sent.is_ok() ? std::move(bytes).take_status() : sent;
+  return decode_reply(*bytes);
 }
 
 }  // namespace roam::control

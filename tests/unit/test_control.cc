@@ -1,8 +1,13 @@
 // fusefs/control/protocol.h: the roamctl <-> roamfs messages. Round trips, and
 // garbage (random, truncated, trailing bytes) decoded into an error value,
 // never a crash or an over-read (ExactBuffer lets ASan see one).
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 #include <random>
+#include <thread>
 
 #include "fusefs/control/protocol.h"
 #include "tests/unit/helpers.h"
@@ -86,4 +91,29 @@ TEST_CASE("random bytes never crash the control decoders", "[control]") {
     if (!req) CHECK(req.status().err() == EINVAL);
     (void)decode_reply(buf.view());
   }
+}
+
+TEST_CASE("a refusal sent before the request was read still reaches the caller", "[control]") {
+  // roamfs answers a caller it refuses without reading its request, then
+  // closes; a request larger than the socket buffer then fails to send
+  // (EPIPE), and the caller must still report the refusal, not the pipe.
+  const std::string name = "roamdisk-unit-" + std::to_string(::getpid());
+  const int listener = must(listen_on(name));
+  std::thread server([listener] {
+    pollfd p{listener, POLLIN, 0};
+    REQUIRE(::poll(&p, 1, 10000) == 1);
+    const int conn = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+    REQUIRE(conn >= 0);
+    Reply refusal;
+    refusal.err = EACCES;
+    refusal.message = "refused before reading";
+    REQUIRE_OK(send_frame(conn, encode(refusal)));
+    ::close(conn);
+  });
+  RestoreCall big{"/" + std::string(8u << 20, 'x'), 1, std::nullopt, std::nullopt, false};
+  Reply reply = must(call(name, Request{big}));
+  server.join();
+  ::close(listener);
+  CHECK(reply.err == EACCES);
+  CHECK(reply.message == "refused before reading");
 }
