@@ -138,8 +138,10 @@ Status Segments::sync() {
     // A new segment's name must be as durable as the blobs in it.
     Status synced = sync_directory();
     if (!synced) {
+      // Nothing was synced: all of it stays dirty for the next sync().
       std::lock_guard lock(mu_);
       new_segment_ = true;
+      for (const auto& file : files) dirty_.insert(file.first);
       return synced.with_context("syncing the segment directory");
     }
   }

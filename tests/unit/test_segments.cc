@@ -194,15 +194,17 @@ TEST_CASE("sync fdatasyncs what was written and retries after a failure", "[segm
   REQUIRE_OK(segs->sync());
   CHECK(io.synced.size() == 3);
 
-  // A new segment's name is made durable with its first sync, retried too.
+  // A new segment's name is made durable with its first sync, retried too,
+  // and a failed directory sync leaves the data written since dirty.
   REQUIRE_OK(segs->roll());
+  must(segs->append("jkl"));
   io.fail_syncs = 1;
   REQUIRE_ERR(segs->sync(), EIO);
-  CHECK(io.synced.size() == 4);
+  CHECK(io.synced.size() == 4);  // the directory, failed
   REQUIRE_OK(segs->sync());
-  CHECK(io.synced.size() == 5);
+  CHECK(io.synced.size() == 6);  // the directory and the new segment
   REQUIRE_OK(segs->sync());
-  CHECK(io.synced.size() == 5);
+  CHECK(io.synced.size() == 6);
 }
 
 TEST_CASE("reopening resumes at the end of the last segment", "[segments]") {
