@@ -39,13 +39,22 @@ namespace {
 constexpr unsigned long kExt4IocShutdown = _IOR('X', 125, uint32_t);
 constexpr uint32_t kShutdownNoLogFlush = 2;
 
-// Sets a /proc/sys knob for the life of the object.
+// Sets a /proc/sys knob for the life of the object. Where /proc/sys is
+// read-only (some containers) it says so and leaves the knob alone: the test
+// still runs, with writeback as the machine has it.
 class Sysctl {
  public:
-  Sysctl(std::string path, const std::string& value) : path_(std::move(path)), old_(read_file(path_)) {
-    write_file(path_, value);
+  Sysctl(std::string path, const std::string& value) : path_(std::move(path)) {
+    try {
+      old_ = read_file(path_);
+      write_file(path_, value);
+      set_ = true;
+    } catch (const std::exception& e) {
+      std::printf("powerloss: note: cannot set %s (%s); writeback stays as it is\n", path_.c_str(), e.what());
+    }
   }
   ~Sysctl() {
+    if (!set_) return;
     try {
       write_file(path_, old_);
     } catch (const std::exception& e) {
@@ -57,6 +66,7 @@ class Sysctl {
 
  private:
   std::string path_, old_;
+  bool set_ = false;
 };
 
 // An ext4 filesystem in an image file, loop-mounted with data=`mode`.
