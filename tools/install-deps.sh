@@ -18,7 +18,7 @@ PACKAGES=(
     # tests, demo, benchmark, pjdfstest
     lmdb-utils attr acl sqlite3 git tar coreutils findutils
     autoconf automake libtool perl
-    iproute2 util-linux psmisc procps python3
+    iproute2 util-linux psmisc procps python3 e2fsprogs
 )
 
 LOG=${ROAMDISK_DEPS_LOG:-/tmp/roamdisk-install-deps.log}
