@@ -14,6 +14,7 @@
 #include "agent/busy.h"
 #include "agent/health.h"
 #include "broker/protocol/transport.h"
+#include "fusefs/sys/daemon.h"
 #include "fusefs/sys/mountinfo.h"
 
 namespace roam::agent {
@@ -34,12 +35,7 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentConfig cfg) {
   ROAM_ASSIGN(a->keys_, proto::read_key_file(a->cfg_.key_file));
   ROAM_ASSIGN(a->broker_key_, proto::key_from_hex(a->cfg_.broker_public_key, "broker-public-key"));
   ROAM_ASSIGN(a->driver_, make_mount_driver(a->cfg_.mount_driver));
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  a->signal_fd_ = ::signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK);
-  if (a->signal_fd_ < 0) return Status::error(errno, "cannot create a signalfd");
+  ROAM_ASSIGN(a->signal_fd_, stop_signal_fd());
   return a;
 }
 

@@ -38,7 +38,8 @@ struct AgentConfig {
 class Agent {
  public:
   static Result<std::unique_ptr<Agent>> create(AgentConfig cfg);
-  // Serves until SIGINT or SIGTERM (blocked by the caller, read from a signalfd).
+  // Serves until SIGINT or SIGTERM (blocked by the caller with
+  // block_stop_signals, fusefs/sys/daemon.h; read from a signalfd).
   Status run();
   ~Agent();
   Agent(const Agent&) = delete;

@@ -1,10 +1,9 @@
 // roam-agent --config FILE: the desktop side of switching (see agent.h).
-#include <signal.h>
-
 #include <CLI/CLI.hpp>
-#include <cstdio>
+#include <utility>
 
 #include "agent/agent.h"
+#include "fusefs/sys/daemon.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"roam-agent: mounts and unmounts the user disk inside a desktop"};
@@ -21,20 +20,5 @@ int main(int argc, char** argv) {
   app.add_option("--health-interval-ms", c.health_interval_ms)->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-
-  auto agent = roam::agent::Agent::create(c);
-  if (!agent) {
-    std::fprintf(stderr, "roam-agent: %s\n", agent.status().message().c_str());
-    return 1;
-  }
-  if (roam::Status s = (*agent)->run(); !s) {
-    std::fprintf(stderr, "roam-agent: %s\n", s.message().c_str());
-    return 1;
-  }
-  return 0;
+  return roam::run_daemon<roam::agent::Agent>("roam-agent", std::move(c));
 }

@@ -11,6 +11,7 @@
 
 #include "broker/provisioner.h"
 #include "fusefs/store/backing_fs.h"
+#include "fusefs/sys/daemon.h"
 
 namespace roam::broker {
 
@@ -69,12 +70,7 @@ Status Broker::setup() {
   disks_ = DiskServerConfig{cfg_.roamfs, cfg_.run_dir + "/exports", cfg_.state_dir + "/logs"};
   ROAM_TRY(prepare_exports(disks_.exports_dir));
 
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  signal_fd_ = ::signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK);
-  if (signal_fd_ < 0) return Status::error(errno, "cannot create a signalfd");
+  ROAM_ASSIGN(signal_fd_, stop_signal_fd());
 
   ROAM_TRY(auth_.bind(ctx_));
   try {

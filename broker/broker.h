@@ -39,8 +39,9 @@ class Broker {
   // Opens the registry, binds the sockets, prepares the export directory and
   // resumes persisted switches. Errors say which step failed.
   static Result<std::unique_ptr<Broker>> create(BrokerConfig cfg);
-  // Serves until SIGINT or SIGTERM (which the caller must have blocked in
-  // every thread, before creating the broker: they are read from a signalfd).
+  // Serves until SIGINT or SIGTERM, which the caller must have blocked in
+  // every thread before creating the broker (block_stop_signals in
+  // fusefs/sys/daemon.h): they are read from a signalfd.
   Status run();
   ~Broker();
   Broker(const Broker&) = delete;

@@ -1,10 +1,9 @@
 // roam-broker --config FILE: the roamdisk control plane (see broker.h).
-#include <signal.h>
-
 #include <CLI/CLI.hpp>
-#include <cstdio>
+#include <utility>
 
 #include "broker/broker.h"
+#include "fusefs/sys/daemon.h"
 
 namespace {
 
@@ -38,22 +37,5 @@ int main(int argc, char** argv) {
   add_options(app, cfg);
   CLI11_PARSE(app, argc, argv);
 
-  // Blocked in every thread (ZeroMQ's I/O threads inherit this mask); the
-  // broker reads them from a signalfd.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-
-  auto broker = roam::broker::Broker::create(cfg);
-  if (!broker) {
-    std::fprintf(stderr, "roam-broker: %s\n", broker.status().message().c_str());
-    return 1;
-  }
-  if (roam::Status s = (*broker)->run(); !s) {
-    std::fprintf(stderr, "roam-broker: %s\n", s.message().c_str());
-    return 1;
-  }
-  return 0;
+  return roam::run_daemon<roam::broker::Broker>("roam-broker", std::move(cfg));
 }
