@@ -22,17 +22,6 @@ namespace roamtest {
 
 namespace {
 
-std::string random_bytes(std::mt19937_64& rng, size_t n) {
-  std::string s(n, '\0');
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    uint64_t v = rng();
-    std::memcpy(s.data() + i, &v, 8);
-  }
-  for (; i < n; ++i) s[i] = static_cast<char>(rng());
-  return s;
-}
-
 bool write_all(int fd, const std::string& data, off_t off) {
   size_t done = 0;
   while (done < data.size()) {

@@ -144,14 +144,7 @@ std::string Op::describe() const {
 
 std::string make_data(uint64_t seed, size_t len) {
   std::mt19937_64 rng(seed);
-  std::string s(len, '\0');
-  size_t i = 0;
-  for (; i + 8 <= len; i += 8) {
-    uint64_t v = rng();
-    std::memcpy(s.data() + i, &v, 8);
-  }
-  for (; i < len; ++i) s[i] = static_cast<char>(rng());
-  return s;
+  return random_bytes(rng, len);
 }
 
 

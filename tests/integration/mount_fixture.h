@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <map>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -59,6 +60,8 @@ std::string self_comm();  // /proc/self/comm
 
 // FNV-1a, for content fingerprints.
 uint64_t fnv1a(const void* data, size_t len, uint64_t h = 1469598103934665603ull);
+// `n` bytes from `rng` (eight per draw): file content for the tests.
+std::string random_bytes(std::mt19937_64& rng, size_t n);
 
 struct MountOptions {
   // Directory in which to create the store ("" = inside the fixture's temp
