@@ -95,6 +95,8 @@ class Txn {
 };
 
 // A cursor over one database inside one transaction; closed in its destructor.
+// In a write transaction it must be destroyed before the transaction commits
+// or aborts: LMDB frees a write transaction's cursors when it ends.
 class Cursor {
  public:
   struct Entry {
