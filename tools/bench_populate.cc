@@ -60,11 +60,33 @@ Status one_op(Fs& fs, const Caller& c, std::mt19937_64& rng, Tree& t, uint64_t i
   return Status::ok();
 }
 
-uint64_t table_bytes(const StoreTxn& txn, MDB_dbi dbi, uint64_t* entries) {
+uint64_t table_pages(const StoreTxn& txn, MDB_dbi dbi, uint64_t* entries = nullptr) {
   MDB_stat st{};
   mdb_stat(txn.raw().get(), dbi, &st);
   if (entries) *entries = st.ms_entries;
-  return (st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages) * static_cast<uint64_t>(st.ms_psize);
+  return st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages;
+}
+
+// The index's pages. mdb_stat counts an MDB_DUPSORT table's own tree but not
+// the trees of the keys with too many values for a sub-page, so count what
+// is left: every page in use (the file's pages less the free list), less the
+// other tables, LMDB's main and free-list trees and the two meta pages.
+uint64_t index_pages(const StoreTxn& txn) {
+  MDB_txn* t = txn.raw().get();
+  MDB_envinfo info{};
+  mdb_env_info(mdb_txn_env(t), &info);
+  uint64_t free = 0;
+  MDB_cursor* cur = nullptr;
+  if (mdb_cursor_open(t, 0, &cur) == 0) {  // the free list: values are page lists, count first
+    MDB_val k, v;
+    while (mdb_cursor_get(cur, &k, &v, MDB_NEXT) == 0) free += *static_cast<const size_t*>(v.mv_data);
+    mdb_cursor_close(cur);
+  }
+  const Dbis& d = txn.dbis();
+  uint64_t others = 2 + table_pages(txn, 0) + table_pages(txn, d.main);
+  for (MDB_dbi dbi : {d.meta, d.inodes, d.dirents, d.links, d.xattrs, d.extents, d.blobs, d.oplog})
+    others += table_pages(txn, dbi);
+  return info.me_last_pgno + 1 - free - others;
 }
 
 }  // namespace
@@ -93,8 +115,10 @@ int main(int argc, char** argv) {
   auto txn = (*store)->begin_read();
   if (!txn) return 1;
   uint64_t records = 0;
-  const uint64_t log = table_bytes(*txn, txn->dbis().oplog, &records);
-  const uint64_t index = table_bytes(*txn, txn->dbis().log_ino, nullptr);
+  MDB_stat env{};
+  mdb_env_stat(mdb_txn_env(txn->raw().get()), &env);
+  const uint64_t log = table_pages(*txn, txn->dbis().oplog, &records) * env.ms_psize;
+  const uint64_t index = index_pages(*txn) * env.ms_psize;
   std::printf("records %llu log_bytes %llu index_bytes %llu bytes_per_op %.1f\n",
               static_cast<unsigned long long>(records), static_cast<unsigned long long>(log),
               static_cast<unsigned long long>(index), records ? static_cast<double>(log + index) / records : 0.0);

@@ -38,12 +38,6 @@ Result<std::vector<uint64_t>> live_blobs(const StoreTxn& txn) {
   return out;
 }
 
-Result<bool> has_log_records(const StoreTxn& txn, uint64_t ino) {
-  ROAM_ASSIGN(auto cur, lmdb::Cursor::open(txn.raw(), txn.dbis().log_ino));
-  ROAM_ASSIGN(auto e, cur.seek(codec::be64_pair(ino, 0)));
-  return e && e->key.size() == 16 && codec::get_be64(e->key) == ino;
-}
-
 // Step 1: drop records, oldest first, while retention says so.
 Status expire_records(Store& store, const Retention& retention, const GcOptions& options, GcReport& report) {
   const int64_t cutoff = retention.max_age_ns > 0 ? options.now_ns - retention.max_age_ns : INT64_MIN;
@@ -86,7 +80,7 @@ Status expire_records(Store& store, const Retention& retention, const GcOptions&
 Result<bool> free_some_of(WriteTxn& txn, uint64_t ino, const GcOptions& options, size_t& budget, GcReport& report) {
   ROAM_ASSIGN(auto inode, txn.get_inode(ino));
   if (!inode || inode->nlink != 0 || (options.is_open && options.is_open(ino))) return true;
-  ROAM_ASSIGN(bool logged, has_log_records(txn, ino));
+  ROAM_ASSIGN(bool logged, oplog::has_records(txn, ino));
   if (logged) return true;
   ROAM_ASSIGN(auto extents, txn.extents_in(ino, 0, UINT64_MAX));
   const size_t n = std::min(extents.size(), budget);

@@ -23,22 +23,21 @@ bool matches(const Filter& f, const OpRecord& r) {
   return true;
 }
 
-// Walks an index whose keys are `be64 ino ++ be64 seq` and visits the records
-// it names.
-Status scan_index(const StoreTxn& txn, MDB_dbi index, const std::string& start,
-                  const std::function<bool(std::string_view key)>& in_range, const Filter& filter,
-                  const std::function<bool(const OpRecord&)>& visit) {
-  ROAM_ASSIGN(auto cur, lmdb::Cursor::open(txn.raw(), index));
-  ROAM_ASSIGN(auto e, cur.seek(start));
+// Visits the records of `filter.ino` through the per-inode index.
+Status scan_inode(const StoreTxn& txn, const Filter& filter, const std::function<bool(const OpRecord&)>& visit) {
+  uint64_t from = 0;
+  if (filter.since_ns) {
+    ROAM_ASSIGN(from, first_seq_at(txn, *filter.since_ns));
+  }
+  ROAM_ASSIGN(InodeRecords seqs, InodeRecords::open(txn, *filter.ino, from));
   size_t seen = 0;
-  while (e && e->key.size() == 16 && in_range(e->key)) {
-    uint64_t seq = codec::get_be64(e->key, 8);
-    ROAM_ASSIGN(auto rec, get(txn, seq));
-    if (!rec) return Status::corrupt("log index names missing record " + std::to_string(seq));
-    if (matches(filter, *rec)) {
-      if (!visit(*rec) || ++seen >= filter.limit) break;
-    }
-    ROAM_ASSIGN(e, cur.next());
+  for (;;) {
+    ROAM_ASSIGN(auto seq, seqs.next());
+    if (!seq) break;
+    ROAM_ASSIGN(auto rec, get(txn, *seq));
+    if (!rec) return Status::corrupt("log index names missing record " + std::to_string(*seq));
+    if (filter.until_ns && rec->ts_ns > *filter.until_ns) break;
+    if (matches(filter, *rec) && (!visit(*rec) || ++seen >= filter.limit)) break;
   }
   return Status::ok();
 }
@@ -65,10 +64,48 @@ std::vector<uint64_t> indexed_inodes(const OpRecord& rec) {
   return inos;
 }
 
+Result<InodeRecords> InodeRecords::open(const StoreTxn& txn, uint64_t ino, uint64_t from_seq) {
+  const Dbis& d = txn.dbis();
+  if (d.v1_log_ino) {
+    // A writer may have upgraded the store since it was opened: LMDB would
+    // then read the dropped table as empty, and the past as the present.
+    ROAM_ASSIGN(auto still, txn.raw().get(d.main, "log_ino"));
+    if (!still) {
+      return Status::error(ESTALE, "the store was upgraded to format " + std::to_string(kFormatVersion) +
+                                       " since it was opened read-only; open it again");
+    }
+  }
+  ROAM_ASSIGN(auto cur, lmdb::Cursor::open(txn.raw(), d.v1_log_ino ? *d.v1_log_ino : d.log_by_ino));
+  return InodeRecords(std::move(cur), ino, from_seq, d.v1_log_ino.has_value());
+}
+
+Result<std::optional<uint64_t>> InodeRecords::next() {
+  using Seq = std::optional<uint64_t>;
+  if (done_) return Seq{};
+  std::optional<lmdb::Cursor::Entry> e;
+  if (v1_) {
+    ROAM_ASSIGN(e, started_ ? cur_.next() : cur_.seek(codec::be64_pair(ino_, from_seq_)));
+  } else {
+    ROAM_ASSIGN(e, started_ ? cur_.next_value() : cur_.seek_value(codec::be64(ino_), codec::be64(from_seq_)));
+  }
+  started_ = true;
+  if (v1_ && e && e->key.size() == 16 && codec::get_be64(e->key) == ino_) return Seq{codec::get_be64(e->key, 8)};
+  if (!v1_ && e && e->value.size() == 8) return Seq{codec::get_be64(e->value)};
+  done_ = true;
+  return Seq{};
+}
+
+Result<bool> has_records(const StoreTxn& txn, uint64_t ino) {
+  ROAM_ASSIGN(InodeRecords seqs, InodeRecords::open(txn, ino));
+  ROAM_ASSIGN(auto first, seqs.next());
+  return first.has_value();
+}
+
 Status drop(WriteTxn& txn, const OpRecord& rec) {
   const Dbis& d = txn.dbis();
   if (rec.seq + 1 >= txn.counters().next_seq) return Status::invalid("the newest op log record is never dropped");
-  for (uint64_t ino : indexed_inodes(rec)) ROAM_TRY(txn.raw().del(d.log_ino, codec::be64_pair(ino, rec.seq)));
+  const std::string seq = codec::be64(rec.seq);
+  for (uint64_t ino : indexed_inodes(rec)) ROAM_TRY(txn.raw().del(d.log_by_ino, codec::be64(ino), seq));
   ROAM_ASSIGN(bool found, txn.raw().del(d.oplog, codec::be64(rec.seq)));
   if (!found) return Status::corrupt("op log record " + std::to_string(rec.seq) + " vanished while being dropped");
   for (const DataBefore& r : rec.data_before)
@@ -87,8 +124,21 @@ Status append(WriteTxn& txn, OpRecord& rec) {
   c.last_ts = rec.ts_ns;
   const Dbis& d = txn.dbis();
   ROAM_TRY(txn.raw().put(d.oplog, codec::be64(rec.seq), encode(rec), MDB_APPEND));
-  for (uint64_t ino : indexed_inodes(rec))
-    ROAM_TRY(txn.raw().put(d.log_ino, codec::be64_pair(ino, rec.seq), {}));
+  const std::string seq = codec::be64(rec.seq);
+  ROAM_ASSIGN(auto cur, lmdb::Cursor::open(txn.raw(), d.log_by_ino));
+  for (uint64_t ino : indexed_inodes(rec)) {
+    // The newest record sorts after the inode's other values: appending
+    // leaves its pages full (an insert would split them in half). Only a
+    // damaged index could hold a later one; then it is a plain insert.
+    const std::string key = codec::be64(ino);
+    ROAM_ASSIGN(auto at, cur.seek_key(key));
+    bool last = true;
+    if (at) {
+      ROAM_ASSIGN(auto newest, cur.last_value());
+      last = !newest || newest->value.size() != 8 || codec::get_be64(newest->value) < rec.seq;
+    }
+    ROAM_TRY(txn.raw().put(d.log_by_ino, key, seq, last ? MDB_APPENDDUP : 0));
+  }
   return Status::ok();
 }
 
@@ -128,12 +178,7 @@ Result<uint64_t> first_seq_at(const StoreTxn& txn, int64_t since_ns) {
 
 Status scan(const StoreTxn& txn, const Filter& filter, const std::function<bool(const OpRecord&)>& visit) {
   const Dbis& d = txn.dbis();
-  if (filter.ino) {
-    const uint64_t ino = *filter.ino;
-    return scan_index(
-        txn, d.log_ino, codec::be64_pair(ino, 0), [ino](std::string_view k) { return codec::get_be64(k) == ino; },
-        filter, visit);
-  }
+  if (filter.ino) return scan_inode(txn, filter, visit);
   uint64_t seq = 1;
   if (filter.since_ns) {
     ROAM_ASSIGN(seq, first_seq_at(txn, *filter.since_ns));

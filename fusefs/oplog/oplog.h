@@ -1,4 +1,4 @@
-// Writing and reading the operation log (tables oplog and log_ino).
+// Writing and reading the operation log (tables oplog and log_by_ino).
 //
 // There is no time index: timestamps increase with seq, so a time bound is
 // found by binary search over seq (records are only ever dropped from the
@@ -29,8 +29,30 @@ Status append(WriteTxn& txn, OpRecord& rec);
 // the newest one (the next seq is derived from it; format.h).
 Status drop(WriteTxn& txn, const OpRecord& rec);
 
-// The inodes a record is indexed under in log_ino (sorted, no zeros).
+// The inodes a record is indexed under in log_by_ino (sorted, no zeros).
 std::vector<uint64_t> indexed_inodes(const OpRecord& rec);
+
+// The seqs of the records that touched one inode, ascending, from the
+// per-inode index (log_by_ino; `log_ino` in a format-1 store open read-only).
+// Borrows the transaction.
+class InodeRecords {
+ public:
+  // Starts at the first record at or after `from_seq`.
+  static Result<InodeRecords> open(const StoreTxn& txn, uint64_t ino, uint64_t from_seq = 0);
+  // The next seq; nullopt after the last.
+  Result<std::optional<uint64_t>> next();
+
+ private:
+  InodeRecords(lmdb::Cursor cur, uint64_t ino, uint64_t from_seq, bool v1)
+      : cur_(std::move(cur)), ino_(ino), from_seq_(from_seq), v1_(v1) {}
+  lmdb::Cursor cur_;
+  uint64_t ino_, from_seq_;
+  bool v1_;
+  bool started_ = false, done_ = false;
+};
+
+// True when some record touched `ino` (GC keeps such an inode).
+Result<bool> has_records(const StoreTxn& txn, uint64_t ino);
 
 struct Filter {
   std::optional<int64_t> since_ns;  // inclusive

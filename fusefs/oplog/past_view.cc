@@ -5,7 +5,6 @@
 #include <algorithm>
 
 #include "fusefs/oplog/oplog.h"
-#include "fusefs/store/codec.h"
 
 namespace roam {
 
@@ -72,12 +71,12 @@ Result<const PastView::Overrides*> PastView::overrides(uint64_t ino) {
   if (auto it = cache_.find(ino); it != cache_.end()) return it->second.get();
   auto ov = std::make_unique<Overrides>();
   if (seq_ == kNow) return cache_.emplace(ino, std::move(ov)).first->second.get();
-  ROAM_ASSIGN(auto cur, lmdb::Cursor::open(txn_.raw(), txn_.dbis().log_ino));
-  ROAM_ASSIGN(auto e, cur.seek(codec::be64_pair(ino, seq_ + 1)));
-  while (e && e->key.size() == 16 && codec::get_be64(e->key) == ino) {
-    const uint64_t seq = codec::get_be64(e->key, 8);
-    ROAM_ASSIGN(auto rec, oplog::get(txn_, seq));
-    if (!rec) return Status::corrupt("log index names missing record " + std::to_string(seq));
+  ROAM_ASSIGN(oplog::InodeRecords seqs, oplog::InodeRecords::open(txn_, ino, seq_ + 1));
+  for (;;) {
+    ROAM_ASSIGN(auto seq, seqs.next());
+    if (!seq) break;
+    ROAM_ASSIGN(auto rec, oplog::get(txn_, *seq));
+    if (!rec) return Status::corrupt("log index names missing record " + std::to_string(*seq));
     for (auto& [i, before] : rec->inodes_before) {
       if (i != ino || ov->inode_changed) continue;
       ov->inode_changed = true;
@@ -89,7 +88,6 @@ Result<const PastView::Overrides*> PastView::overrides(uint64_t ino) {
       if (x.ino == ino) ov->xattrs.try_emplace(x.name, std::move(x.value));
     for (auto& d : rec->data_before)
       if (d.ino == ino) ov->data.push_back(std::move(d));
-    ROAM_ASSIGN(e, cur.next());
   }
   return cache_.emplace(ino, std::move(ov)).first->second.get();
 }

@@ -6,7 +6,7 @@
 // (record.h). So the value of a key after record S is the before-image in the
 // first record after S that changed that key, or — if no later record changed
 // it — its current value. Every such record is indexed under the key's inode
-// in `log_ino`, so the state of one inode at S costs one index range scan over
+// in `log_by_ino`, so the state of one inode at S costs one index range scan over
 // the records that touched that inode since S, not a replay of the whole log.
 //
 // Data ranges are resolved the same way, byte range by byte range: the first

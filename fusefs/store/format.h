@@ -16,7 +16,12 @@
 //   extents    be64 ino ++ be64 file offset -> Extent  non-overlapping; holes absent
 //   blobs      be64 blob -> Blob
 //   oplog      be64 seq -> OpRecord (fusefs/oplog/record.h)
-//   log_ino    be64 ino ++ be64 seq -> ""
+//   log_by_ino be64 ino -> be64 seq, MDB_DUPSORT|MDB_DUPFIXED: one value per
+//              record that touched the inode, in seq order (format 2)
+//
+// Format 1 kept that index as `log_ino`, be64 ino ++ be64 seq -> "". A
+// writable open upgrades a format-1 store (store.cc); a read-only open reads
+// `log_ino` as it is.
 //
 // Counters are not stored: the next inode, blob and seq numbers are one past
 // the last key of `inodes`, `blobs` and `oplog` (so a commit writes no
@@ -36,7 +41,7 @@
 
 namespace roam {
 
-inline constexpr uint32_t kFormatVersion = 1;
+inline constexpr uint32_t kFormatVersion = 2;
 inline constexpr const char* kFormatFile = "FORMAT";
 inline constexpr const char* kFormatMagic = "roamdisk store";
 inline constexpr uint64_t kRootIno = 1;

@@ -74,9 +74,16 @@ void Txn::abort() {
 Result<MDB_dbi> Txn::open_dbi(const char* name, unsigned flags) {
   MDB_dbi dbi = 0;
   int rc = mdb_dbi_open(txn_, name, flags, &dbi);
-  if (rc == MDB_NOTFOUND) return Status::not_found(std::string("table ") + name + " does not exist");
-  if (rc) return status_from(rc, std::string("opening table ") + name);
+  const std::string what = name ? name : "(main)";
+  if (rc == MDB_NOTFOUND) return Status::not_found("table " + what + " does not exist");
+  if (rc) return status_from(rc, "opening table " + what);
   return dbi;
+}
+
+Result<unsigned> Txn::dbi_flags(MDB_dbi dbi) const {
+  unsigned flags = 0;
+  if (int rc = mdb_dbi_flags(txn_, dbi, &flags); rc) return status_from(rc, "mdb_dbi_flags");
+  return flags;
 }
 
 Result<std::optional<std::string_view>> Txn::get(MDB_dbi dbi, std::string_view key) const {
@@ -99,6 +106,16 @@ Result<bool> Txn::del(MDB_dbi dbi, std::string_view key) {
   if (rc) return status_from(rc, "mdb_del");
   return true;
 }
+
+Result<bool> Txn::del(MDB_dbi dbi, std::string_view key, std::string_view value) {
+  MDB_val k = to_val(key), v = to_val(value);
+  int rc = mdb_del(txn_, dbi, &k, &v);
+  if (rc == MDB_NOTFOUND) return false;
+  if (rc) return status_from(rc, "mdb_del");
+  return true;
+}
+
+Status Txn::drop(MDB_dbi dbi) { return status_from(mdb_drop(txn_, dbi, 1), "mdb_drop"); }
 
 Cursor::~Cursor() {
   if (cur_) mdb_cursor_close(cur_);
@@ -131,6 +148,22 @@ Result<std::optional<Cursor::Entry>> Cursor::seek_last() { return move({}, MDB_L
 Result<std::optional<Cursor::Entry>> Cursor::first() { return move({}, MDB_FIRST); }
 Result<std::optional<Cursor::Entry>> Cursor::next() { return move({}, MDB_NEXT); }
 Result<std::optional<Cursor::Entry>> Cursor::prev() { return move({}, MDB_PREV); }
+
+Result<std::optional<Cursor::Entry>> Cursor::move_and_read(std::string_view key, std::string_view value,
+                                                           MDB_cursor_op op) {
+  MDB_val k = to_val(key), v = to_val(value);
+  int rc = mdb_cursor_get(cur_, &k, &v, op);
+  if (rc == MDB_NOTFOUND) return std::optional<Entry>{};
+  if (rc) return status_from(rc, "mdb_cursor_get");
+  return move({}, MDB_GET_CURRENT);
+}
+
+Result<std::optional<Cursor::Entry>> Cursor::seek_key(std::string_view key) { return move_and_read(key, {}, MDB_SET); }
+Result<std::optional<Cursor::Entry>> Cursor::seek_value(std::string_view key, std::string_view value) {
+  return move_and_read(key, value, MDB_GET_BOTH_RANGE);
+}
+Result<std::optional<Cursor::Entry>> Cursor::next_value() { return move({}, MDB_NEXT_DUP); }
+Result<std::optional<Cursor::Entry>> Cursor::last_value() { return move_and_read({}, {}, MDB_LAST_DUP); }
 
 
 }  // namespace roam::lmdb

@@ -72,19 +72,31 @@ class Txn {
   bool active() const { return txn_ != nullptr; }
 
   // Opens a named database (MDB_CREATE in `flags` creates it in a write
-  // transaction); a missing one without MDB_CREATE is ENOENT.
+  // transaction); a missing one without MDB_CREATE is ENOENT. A null `name`
+  // is LMDB's main table, whose keys are the names of the others.
   Result<MDB_dbi> open_dbi(const char* name, unsigned flags);
+
+  // The persistent flags a table was created with (MDB_DUPSORT, ...).
+  Result<unsigned> dbi_flags(MDB_dbi dbi) const;
 
   Result<std::optional<std::string_view>> get(MDB_dbi dbi, std::string_view key) const;
   Status put(MDB_dbi dbi, std::string_view key, std::string_view value, unsigned flags = 0);
-  // Deletes `key`; returns false when it was not there.
+  // Deletes `key`; returns false when it was not there. In an MDB_DUPSORT
+  // table this deletes every value of the key.
   Result<bool> del(MDB_dbi dbi, std::string_view key);
+  // MDB_DUPSORT tables: deletes one value of `key`; false when the pair was
+  // not there.
+  Result<bool> del(MDB_dbi dbi, std::string_view key, std::string_view value);
+  // Deletes the table itself (its name and every entry) and closes `dbi`.
+  Status drop(MDB_dbi dbi);
 
  private:
   MDB_txn* txn_ = nullptr;
 };
 
 // A cursor over one database inside one transaction; closed in its destructor.
+// In a write transaction it must be destroyed before the transaction commits
+// or aborts: LMDB frees a write transaction's cursors when it ends.
 class Cursor {
  public:
   struct Entry {
@@ -102,14 +114,27 @@ class Cursor {
   static Result<Cursor> open(const Txn& txn, MDB_dbi dbi);
 
   // Positioning; each returns the entry landed on, or nullopt at the end/start.
+  // In an MDB_DUPSORT table an entry is one (key, value) pair: next() and
+  // prev() step through the values of a key before moving to the next key,
+  // and seek_last() lands on the last value of the last key.
   Result<std::optional<Entry>> seek(std::string_view key);        // first key >= key
   Result<std::optional<Entry>> seek_last();
   Result<std::optional<Entry>> first();
   Result<std::optional<Entry>> next();
   Result<std::optional<Entry>> prev();
 
+  // MDB_DUPSORT tables only. nullopt when the key is absent or has no such value.
+  Result<std::optional<Entry>> seek_key(std::string_view key);   // exactly `key`, its first value
+  // Exactly `key`, its first value >= `value` (MDB_GET_BOTH_RANGE).
+  Result<std::optional<Entry>> seek_value(std::string_view key, std::string_view value);
+  Result<std::optional<Entry>> next_value();  // the next value of the current key
+  Result<std::optional<Entry>> last_value();  // the last value of the current key
+
  private:
   Result<std::optional<Entry>> move(std::string_view key, MDB_cursor_op op);
+  // For operations that leave the key (or the value) as passed in: make the
+  // move, then read the entry back from the map (MDB_GET_CURRENT).
+  Result<std::optional<Entry>> move_and_read(std::string_view key, std::string_view value, MDB_cursor_op op);
   MDB_cursor* cur_ = nullptr;
 };
 

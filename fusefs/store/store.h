@@ -40,7 +40,13 @@
 namespace roam {
 
 struct Dbis {
-  MDB_dbi meta, inodes, dirents, links, xattrs, extents, blobs, oplog, log_ino;
+  MDB_dbi meta, inodes, dirents, links, xattrs, extents, blobs, oplog, log_by_ino;
+  // Only while a format-1 store is open read-only (a writable open upgrades
+  // it first): its index `log_ino`, read instead of log_by_ino, and LMDB's
+  // main table, which names the tables, so that a reader notices when a
+  // writer has upgraded the store since (oplog::InodeRecords).
+  std::optional<MDB_dbi> v1_log_ino;
+  MDB_dbi main = 0;
 };
 
 // Numbers the writer hands out, derived at open from the last keys of their
@@ -159,12 +165,18 @@ class Store {
     bool read_only = false;  // roamctl on an unmounted or mounted store
     size_t map_size = size_t{1} << 40;  // address space only; the file grows as used
     FileIo* io = nullptr;  // nullptr: the real OS
+    // Index entries copied per transaction when a writable open upgrades a
+    // format-1 store.
+    size_t upgrade_batch = size_t{1} << 20;
   };
 
   // Creates an empty store in `dir`, which must be absent or an empty directory.
   static Status create(const std::string& dir);
   // Opens an existing store. A writable open takes an exclusive lock on the
   // store: a second writer fails with EBUSY and a sentence saying who holds it.
+  // A writable open of an older format upgrades the store first (and
+  // resumes an upgrade that was interrupted); a read-only open reads it as
+  // it is.
   static Result<std::unique_ptr<Store>> open(const std::string& dir, Options options);
   ~Store();
 

@@ -3,11 +3,13 @@
 #pragma once
 
 #include <memory>
+#include <set>
 #include <string>
 
 #include "fusefs/engine/check.h"
 #include "fusefs/engine/fs.h"
 #include "fusefs/oplog/oplog.h"
+#include "tests/unit/format_v1.h"
 #include "tests/unit/helpers.h"
 
 namespace roam::testing {
@@ -37,11 +39,36 @@ struct EngineEnv {
     for (const auto& [id, size] : store->segments().sizes()) total += size;
     return total;
   }
-  // The whole-store check, data included, must find nothing.
+  // The whole-store check, data included, must find nothing; and the
+  // per-inode index holds exactly the (inode, seq) pairs of the records in
+  // the log, in order.
   void check() {
     CheckReport r = must(check_store(*store, true));
     INFO((r.problems.empty() ? "" : r.problems.front()));
     REQUIRE(r.ok());
+    check_log_index();
+  }
+  void check_log_index() {
+    ReadTxn txn = must(store->begin_read());
+    std::set<std::pair<uint64_t, uint64_t>> want;
+    REQUIRE_OK(oplog::scan(txn, {}, [&](const OpRecord& rec) {
+      for (uint64_t ino : oplog::indexed_inodes(rec)) want.emplace(ino, rec.seq);
+      return true;
+    }));
+    REQUIRE(read_log_by_ino(txn.raw()) == IndexEntries(want.begin(), want.end()));
+  }
+  // Closes the store and opens it again, read-only or writable; `as_v1`:
+  // rewritten as format 1 in between (format_v1.h), which a writable open
+  // upgrades.
+  void reopen(bool read_only, bool as_v1 = false) {
+    fs.reset();
+    store.reset();
+    if (as_v1) downgrade_to_v1(store_dir());
+    Store::Options o;
+    o.read_only = read_only;
+    o.upgrade_batch = 50;  // several transactions
+    store = must(Store::open(store_dir(), o));
+    fs = std::make_unique<Fs>(*store);
   }
 };
 

@@ -113,6 +113,48 @@ TEST_CASE("a restore inside retention stays exact after GC; older moments are re
   }
 }
 
+TEST_CASE("a removed file is kept while a retained record names it, freed once none does", "[gc]") {
+  Env e;
+  Inode f = make_file(e, "f", 1, 'a');
+  REQUIRE_OK(e.fs->unlink(kCaller, kRootIno, "f"));
+  // GC keeps the highest blob's number even when freed, and compaction then
+  // drops its data, which scrub reports as damage: keep the highest live.
+  make_file(e, "k", 1, 'k');
+  must(e.fs->mkdir(kCaller, kRootIno, "later", 0755));
+  {
+    ReadTxn txn = must(e.store->begin_read());
+    REQUIRE(must(oplog::has_records(txn, f.ino)));
+  }
+  GcReport kept = e.gc(wall_clock_ns());  // inside retention
+  CHECK(kept.inodes_freed == 0);
+  {
+    ReadTxn txn = must(e.store->begin_read());
+    CHECK(must(txn.get_inode(f.ino)).has_value());
+  }
+  e.check();
+  GcReport freed = e.gc(wall_clock_ns() + 31 * 24 * kHour);
+  CHECK(freed.inodes_freed == 1);
+  ReadTxn txn = must(e.store->begin_read());
+  CHECK_FALSE(must(oplog::has_records(txn, f.ino)));  // its records' index values went with them
+  CHECK_FALSE(must(txn.get_inode(f.ino)).has_value());
+  e.check();  // includes: the index holds exactly the retained records' values
+}
+
+TEST_CASE("GC on a store upgraded from format 1", "[gc][upgrade]") {
+  Env e;
+  make_file(e, "big", 3, 'x');
+  make_file(e, "keep", 1, 'k');
+  REQUIRE_OK(e.fs->unlink(kCaller, kRootIno, "big"));
+  must(e.fs->mkdir(kCaller, kRootIno, "later", 0755));
+  e.reopen(false, true);
+  e.check();
+  GcReport r = e.gc(wall_clock_ns() + 31 * 24 * kHour);
+  CHECK(r.records_dropped > 0);
+  CHECK(r.inodes_freed == 1);
+  CHECK(e.bounds()->first == e.bounds()->second);
+  e.check();
+}
+
 TEST_CASE("retention forms", "[gc]") {
   CHECK(must(parse_age("30d")) == 30 * 24 * kHour);
   CHECK(must(parse_age("90m")) == 90LL * 60 * 1000000000LL);

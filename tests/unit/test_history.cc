@@ -172,6 +172,16 @@ class Workload {
   std::mt19937_64 rng_;
 };
 
+using Checkpoints = std::vector<std::pair<uint64_t, Tree>>;  // (seq, the tree after it)
+
+// `rounds` rounds of 40 random operations, with the tree after each.
+void run_rounds(Env& e, Workload& w, int rounds, Checkpoints& out) {
+  for (int round = 0; round < rounds; ++round) {
+    for (int i = 0; i < 40; ++i) w.step();
+    out.emplace_back(e.last_seq(), dump(*e.fs));
+  }
+}
+
 }  // namespace
 
 TEST_CASE("restoring the whole disk brings back every checkpoint exactly, and restores undo", "[restore]") {
@@ -179,11 +189,8 @@ TEST_CASE("restoring the whole disk brings back every checkpoint exactly, and re
   INFO("seed " << seed);
   Env e;
   Workload w(e, seed);
-  std::vector<std::pair<uint64_t, Tree>> checkpoints{{0, dump(*e.fs)}};
-  for (int round = 0; round < 8; ++round) {
-    for (int i = 0; i < 40; ++i) w.step();
-    checkpoints.emplace_back(e.last_seq(), dump(*e.fs));
-  }
+  Checkpoints checkpoints{{0, dump(*e.fs)}};
+  run_rounds(e, w, 8, checkpoints);
   std::mt19937_64 rng(seed);
   std::shuffle(checkpoints.begin(), checkpoints.end(), rng);
   for (const auto& [seq, tree] : checkpoints) {
@@ -315,11 +322,8 @@ TEST_CASE("after GC drops old history, every retained checkpoint still restores 
   INFO("seed " << seed);
   Env e;
   Workload w(e, seed);
-  std::vector<std::pair<uint64_t, Tree>> checkpoints;
-  for (int round = 0; round < 6; ++round) {
-    for (int i = 0; i < 40; ++i) w.step();
-    checkpoints.emplace_back(e.last_seq(), dump(*e.fs));
-  }
+  Checkpoints checkpoints;
+  run_rounds(e, w, 6, checkpoints);
   // Retention keeps 1 hour; "now" is chosen so that checkpoint 3 is the oldest kept.
   const auto& [kept_seq, kept_tree] = checkpoints[3];
   int64_t kept_ts = 0;
@@ -349,6 +353,38 @@ TEST_CASE("after GC drops old history, every retained checkpoint still restores 
     }
     const uint64_t at = must(moment_before_op(txn, seq + 1)).seq;
     e.restore("/", at);
+    REQUIRE(dump(*e.fs) == tree);
+  }
+  e.check();
+}
+
+TEST_CASE("a format-1 store: past views read-only, then restores after the upgrade, are exact", "[restore][upgrade]") {
+  const uint64_t seed = roam::testing::env_seed("ROAMDISK_SEED");
+  INFO("seed " << seed);
+  Env e;
+  Workload w(e, seed);
+  Checkpoints checkpoints;
+  run_rounds(e, w, 5, checkpoints);
+  const Tree now = dump(*e.fs);
+  auto past_views_exact = [&] {
+    for (const auto& [seq, tree] : checkpoints) {
+      INFO("after op " << seq);
+      Fs past(*e.store, seq);
+      REQUIRE(dump(past) == tree);
+    }
+    REQUIRE(dump(*e.fs) == now);
+  };
+  e.reopen(true, true);  // format 1, read-only: read through log_ino
+  REQUIRE(e.store->dbis().v1_log_ino.has_value());
+  past_views_exact();
+  e.reopen(false);  // upgraded
+  REQUIRE_FALSE(e.store->dbis().v1_log_ino.has_value());
+  e.check();
+  past_views_exact();
+  for (size_t k = checkpoints.size(); k-- > 0;) {
+    const auto& [seq, tree] = checkpoints[k];
+    INFO("restore to after op " << seq);
+    e.restore("/", seq);
     REQUIRE(dump(*e.fs) == tree);
   }
   e.check();

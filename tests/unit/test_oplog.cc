@@ -9,9 +9,12 @@
 #include <map>
 
 #include "fusefs/engine/fs.h"
+#include "fusefs/store/codec.h"
+#include "tests/unit/format_v1.h"
 #include "tests/unit/helpers.h"
 
 using namespace roam;
+using roam::testing::IndexEntries;
 using roam::testing::must;
 using roam::testing::TempDir;
 
@@ -58,6 +61,14 @@ struct History {
     return out;
   }
 };
+
+Seqs records_of(const Store& store, uint64_t ino, uint64_t from = 0) {
+  ReadTxn txn = must(store.begin_read());
+  auto seqs = must(oplog::InodeRecords::open(txn, ino, from));
+  Seqs out;
+  while (auto seq = must(seqs.next())) out.push_back(*seq);
+  return out;
+}
 
 oplog::Filter by_path(const std::string& p) {
   oplog::Filter f;
@@ -272,7 +283,12 @@ TEST_CASE("append: seq counts up, time never repeats or goes back", "[oplog]") {
   CHECK(by_ino(7) == Seqs{1001});  // ino2 is indexed
   CHECK(by_ino(8) == Seqs{1001});  // and every inode in the undo payload
   CHECK(by_ino(0).empty());        // "no inode" is not indexed
-  CHECK(by_ino(5).size() == 1000);
+  CHECK(by_ino(5).size() == 1000);  // more than a sub-page holds: a tree of its own
+  Seqs from_500;
+  for (uint64_t seq = 500; seq <= 1000; ++seq) from_500.push_back(seq);
+  CHECK(records_of(*store, 5, 500) == from_500);
+  CHECK(records_of(*store, 5, 1001).empty());
+  CHECK(records_of(*store, 8, 1001) == Seqs{1001});
   oplog::Filter f;
   f.since_ns = future;
   Seqs late;
@@ -281,6 +297,98 @@ TEST_CASE("append: seq counts up, time never repeats or goes back", "[oplog]") {
     return true;
   }));
   CHECK(late == Seqs{1001, 1002});
+}
+
+TEST_CASE("the per-inode index: records from a seq on, and has_records", "[oplog]") {
+  History h;
+  CHECK(records_of(*h.store, h.a) == Seqs{1, 3, 6, 7});
+  CHECK(records_of(*h.store, h.a, 2) == Seqs{3, 6, 7});
+  CHECK(records_of(*h.store, h.a, 6) == Seqs{6, 7});
+  CHECK(records_of(*h.store, h.a, 8).empty());
+  CHECK(records_of(*h.store, h.c, 5) == Seqs{6});
+  CHECK(records_of(*h.store, 9999).empty());
+  ReadTxn txn = must(h.store->begin_read());
+  CHECK(must(oplog::has_records(txn, h.c)));
+  CHECK(must(oplog::has_records(txn, kRootIno)));
+  CHECK_FALSE(must(oplog::has_records(txn, 9999)));
+  CHECK_FALSE(must(oplog::has_records(txn, 0)));
+}
+
+TEST_CASE("drop removes the record's own index values and no others", "[oplog]") {
+  History h;
+  {
+    WriteTxn w = must(h.store->begin_write());
+    for (uint64_t seq = 1; seq <= 3; ++seq) REQUIRE_OK(oplog::drop(w, *must(oplog::get(w, seq))));
+    REQUIRE_OK(w.commit());
+  }
+  CHECK(records_of(*h.store, kRootIno).empty());     // 1 and 2 were its only records
+  CHECK(records_of(*h.store, h.a) == Seqs{6, 7});    // 1 and 3 gone
+  CHECK(records_of(*h.store, h.ab) == Seqs{4, 6, 8});
+  CHECK(records_of(*h.store, h.b) == Seqs{5, 7});
+  CHECK(records_of(*h.store, h.c) == Seqs{4, 6});
+  ReadTxn txn = must(h.store->begin_read());
+  CHECK_FALSE(must(oplog::has_records(txn, kRootIno)));
+  const IndexEntries want{{h.a, 6}, {h.a, 7}, {h.ab, 4}, {h.ab, 6}, {h.ab, 8}, {h.b, 5}, {h.b, 7}, {h.c, 4}, {h.c, 6}};
+  CHECK(roam::testing::read_log_by_ino(txn.raw()) == want);
+}
+
+TEST_CASE("append keeps an inode's seqs in order even when the index holds a later one", "[oplog]") {
+  TempDir t;
+  REQUIRE_OK(Store::create(t.sub("s")));
+  auto store = must(Store::open(t.sub("s"), {}));
+  WriteTxn w = must(store->begin_write());
+  // a damaged index: a value for a record that does not exist (yet)
+  REQUIRE_OK(w.raw().put(w.dbis().log_by_ino, codec::be64(5), codec::be64(3)));
+  for (int i = 0; i < 4; ++i) {
+    OpRecord r;
+    r.kind = OpKind::kSetattr;
+    r.ino = 5;
+    REQUIRE_OK(oplog::append(w, r));
+  }
+  REQUIRE_OK(w.commit());
+  CHECK(records_of(*store, 5) == Seqs{1, 2, 3, 4});  // 3 once: the pair was already there
+}
+
+TEST_CASE("a format-1 store's log reads the same read-only, and after the upgrade", "[oplog][upgrade]") {
+  History h;
+  const std::string dir = h.tmp.sub("s");
+  const std::vector<uint64_t> inos{kRootIno, h.a, h.ab, h.b, h.c};
+  auto by_ino = [&](uint64_t ino) {
+    oplog::Filter f;
+    f.ino = ino;
+    return h.scan(f);
+  };
+  std::map<uint64_t, Seqs> want;
+  for (uint64_t ino : inos) want[ino] = by_ino(ino);
+  h.store.reset();
+  roam::testing::downgrade_to_v1(dir);
+  auto same = [&] {
+    for (uint64_t ino : inos) {
+      INFO("inode " << ino);
+      CHECK(by_ino(ino) == want[ino]);
+      CHECK(records_of(*h.store, ino, 4) == h.scan([&] {
+        oplog::Filter f;
+        f.ino = ino;
+        f.since_ns = h.ts(4);
+        return f;
+      }()));
+    }
+    CHECK(h.scan({}) == Seqs{1, 2, 3, 4, 5, 6, 7, 8});
+  };
+  Store::Options ro;
+  ro.read_only = true;
+  h.store = must(Store::open(dir, ro));
+  REQUIRE(h.store->dbis().v1_log_ino.has_value());
+  same();
+  h.store.reset();
+  h.store = must(Store::open(dir, {}));  // upgrades
+  REQUIRE_FALSE(h.store->dbis().v1_log_ino.has_value());
+  same();
+  // and the log goes on
+  Fs fs(*h.store);
+  must(fs.mkdir(kCaller, h.a, "later", 0755));
+  want[h.a].push_back(9);
+  CHECK(by_ino(h.a) == want[h.a]);
 }
 
 TEST_CASE("path_within", "[oplog]") {

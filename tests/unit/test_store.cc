@@ -10,13 +10,17 @@
 #include <chrono>
 #include <map>
 #include <random>
+#include <set>
 #include <thread>
 #include <vector>
 
+#include "fusefs/oplog/oplog.h"
 #include "fusefs/store/codec.h"
+#include "tests/unit/format_v1.h"
 #include "tests/unit/helpers.h"
 
 using namespace roam;
+using roam::testing::IndexEntries;
 using roam::testing::must;
 using roam::testing::read_file;
 using roam::testing::TempDir;
@@ -89,6 +93,65 @@ void check_refcounts(Store& store, const std::vector<Extent>& replaced_so_far) {
   CHECK(expected.empty());  // no reference to a blob that does not exist
 }
 
+
+// A per-inode log index of every shape LMDB stores: inodes with one seq (a
+// plain node), a few (a sub-page) and hundreds (a tree of their own), seqs
+// interleaved between inodes as records interleave. In table order.
+IndexEntries sample_index() {
+  std::mt19937_64 rng(7);
+  IndexEntries out;
+  for (uint64_t seq = 1; seq <= 3000; ++seq) {
+    out.emplace_back(rng() % 3 == 0 ? 2 : 3 + rng() % 60, seq);  // inode 2: a busy directory
+    if (rng() % 2) out.emplace_back(100 + rng() % 400, seq);      // a second inode, mostly once or twice
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+std::vector<uint64_t> seqs_in(const IndexEntries& index, uint64_t ino, uint64_t from = 0) {
+  std::vector<uint64_t> out;
+  for (const auto& [i, seq] : index)
+    if (i == ino && seq >= from) out.push_back(seq);
+  return out;
+}
+
+std::vector<uint64_t> seqs_of(const Store& store, uint64_t ino, uint64_t from = 0) {
+  ReadTxn txn = must(store.begin_read());
+  auto seqs = must(oplog::InodeRecords::open(txn, ino, from));
+  std::vector<uint64_t> out;
+  while (auto seq = must(seqs.next())) out.push_back(*seq);
+  return out;
+}
+
+// The index read through the store (either format) agrees with `index`, for
+// every inode in it and a few that are not, from several starting seqs.
+void require_index(const Store& store, const IndexEntries& index) {
+  std::set<uint64_t> inos{1, 99, 100000};
+  for (const auto& [ino, seq] : index) inos.insert(ino);
+  for (uint64_t ino : inos) {
+    INFO("inode " << ino);
+    REQUIRE(seqs_of(store, ino) == seqs_in(index, ino));
+    for (uint64_t from : {uint64_t{2}, uint64_t{1500}, uint64_t{2999}, uint64_t{5000}})
+      REQUIRE(seqs_of(store, ino, from) == seqs_in(index, ino, from));
+    ReadTxn txn = must(store.begin_read());
+    CHECK(must(oplog::has_records(txn, ino)) == !seqs_in(index, ino).empty());
+  }
+}
+
+// A new store and a sample index to write into it.
+struct SampleStore {
+  TempDir t;
+  const std::string dir = t.sub("s");
+  const IndexEntries index = sample_index();
+  SampleStore() { REQUIRE_OK(Store::create(dir)); }
+};
+
+bool exists(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------- create / open
@@ -101,7 +164,9 @@ TEST_CASE("create makes an openable store with a root directory", "[store]") {
     REQUIRE_OK(Store::create(t.sub("new")));
   }
   const std::string dir = t.sub("new");
-  CHECK(read_file(dir + "/FORMAT") == "roamdisk store\nversion 1\n");
+  CHECK(read_file(dir + "/FORMAT") == "roamdisk store\nversion 2\n");
+  CHECK(roam::testing::has_table(dir, "log_by_ino"));
+  CHECK_FALSE(roam::testing::has_table(dir, "log_ino"));
   struct stat st {};
   CHECK(::stat((dir + "/segments").c_str(), &st) == 0);
   CHECK(S_ISDIR(st.st_mode));
@@ -164,7 +229,7 @@ TEST_CASE("open explains what is wrong with a directory that is not a store", "[
   SECTION("FORMAT from a newer roamdisk") {
     REQUIRE_OK(Store::create(t.sub("s")));
     REQUIRE(::unlink(t.sub("s/FORMAT").c_str()) == 0);
-    write_file(t.sub("s/FORMAT"), "roamdisk store\nversion 2\n");
+    write_file(t.sub("s/FORMAT"), "roamdisk store\nversion 3\n");
     auto r = Store::open(t.sub("s"), {});
     REQUIRE_FALSE(r.is_ok());
     require_message_has(r.status(), "newer");
@@ -292,6 +357,174 @@ TEST_CASE("a read-only open works while a writer has the store", "[store]") {
   WriteTxn w = must(writer->begin_write());
   REQUIRE_OK(w.put_inode(file_inode(3, 1, "later")));
   REQUIRE_OK(w.commit());
+}
+
+// ---------------------------------------------------------------- format 1
+
+TEST_CASE("a writable open upgrades a format-1 store: same index, new table, FORMAT 2", "[store][upgrade]") {
+  SampleStore sample;
+  const std::string& dir = sample.dir;
+  const IndexEntries& index = sample.index;
+  REQUIRE(seqs_in(index, 2).size() > 600);  // more than a sub-page holds
+  roam::testing::downgrade_to_v1(dir, index);
+  REQUIRE(read_file(dir + "/FORMAT") == "roamdisk store\nversion 1\n");
+  const size_t batch = GENERATE(as<size_t>{}, 1, 7, 1000, size_t{1} << 20);
+  INFO("batch " << batch);
+  Store::Options o;
+  o.upgrade_batch = batch;
+  {
+    auto store = must(Store::open(dir, o));
+    CHECK(read_file(dir + "/FORMAT") == "roamdisk store\nversion 2\n");
+    CHECK_FALSE(exists(dir + "/FORMAT.tmp"));
+    require_index(*store, index);
+  }
+  CHECK(roam::testing::read_log_by_ino(dir) == index);
+  CHECK_FALSE(roam::testing::has_table(dir, "log_ino"));
+  // Upgraded once: the next open finds nothing to do.
+  auto store = must(Store::open(dir, {}));
+  require_index(*store, index);
+}
+
+namespace {
+
+// A store left between the steps of an upgrade: a read-only open reads it
+// as it is, the next writable open finishes the upgrade.
+void require_upgrade_finishes(const std::string& dir, const IndexEntries& index) {
+  REQUIRE(read_file(dir + "/FORMAT") == "roamdisk store\nversion 1\n");
+  {
+    Store::Options ro;
+    ro.read_only = true;
+    auto store = must(Store::open(dir, ro));  // reads whichever table is complete
+    require_index(*store, index);
+  }
+  Store::Options o;
+  o.upgrade_batch = 100;
+  auto store = must(Store::open(dir, o));
+  CHECK(read_file(dir + "/FORMAT") == "roamdisk store\nversion 2\n");
+  require_index(*store, index);
+  store.reset();
+  CHECK(roam::testing::read_log_by_ino(dir) == index);
+  CHECK_FALSE(roam::testing::has_table(dir, "log_ino"));
+}
+
+}  // namespace
+
+TEST_CASE("an upgrade stopped after some batches is finished by the next writable open", "[store][upgrade]") {
+  SampleStore sample;
+  const std::string& dir = sample.dir;
+  const IndexEntries& index = sample.index;
+  // Both tables; log_by_ino has the first `copied` entries. 1234 ends inside
+  // inode 2's values (a tree of their own by then), 400 inside a sub-page.
+  const size_t copied = GENERATE_COPY(as<size_t>{}, 1, 400, 1234, index.size() - 1, index.size());
+  INFO("copied " << copied);
+  roam::testing::downgrade_to_v1(dir, index, copied);
+  REQUIRE(roam::testing::has_table(dir, "log_ino"));
+  require_upgrade_finishes(dir, index);
+}
+
+TEST_CASE("an upgrade stopped before FORMAT was replaced is finished by the next writable open", "[store][upgrade]") {
+  SampleStore sample;
+  const std::string& dir = sample.dir;
+  const IndexEntries& index = sample.index;
+  roam::testing::downgrade_to_v1(dir, index, index.size());
+  {
+    lmdb::Env env = roam::testing::open_raw_env(dir);
+    lmdb::Txn txn = must(lmdb::Txn::begin(env, false));
+    REQUIRE_OK(txn.drop(must(txn.open_dbi("log_ino", 0))));
+    REQUIRE_OK(txn.commit());
+  }
+  REQUIRE_FALSE(roam::testing::has_table(dir, "log_ino"));
+  require_upgrade_finishes(dir, index);
+}
+
+TEST_CASE("a read-only open reads a format-1 store as it is and changes nothing", "[store][upgrade]") {
+  SampleStore sample;
+  const std::string& dir = sample.dir;
+  const IndexEntries& index = sample.index;
+  roam::testing::downgrade_to_v1(dir, index);
+  const std::string mdb_before = read_file(dir + "/data.mdb");
+  {
+    Store::Options ro;
+    ro.read_only = true;
+    auto store = must(Store::open(dir, ro));
+    CHECK(store->dbis().v1_log_ino.has_value());
+    require_index(*store, index);
+    CHECK_ERR(store->begin_write(), EROFS);
+  }
+  CHECK(read_file(dir + "/FORMAT") == "roamdisk store\nversion 1\n");
+  CHECK(roam::testing::has_table(dir, "log_ino"));
+  CHECK_FALSE(roam::testing::has_table(dir, "log_by_ino"));
+  CHECK(read_file(dir + "/data.mdb") == mdb_before);
+}
+
+TEST_CASE("a read-only reader of a format-1 store is told when a writer upgrades it meanwhile", "[store][upgrade]") {
+  SampleStore sample;
+  const std::string& dir = sample.dir;
+  const IndexEntries& index = sample.index;
+  roam::testing::downgrade_to_v1(dir, index);
+  int to_parent[2], to_child[2];
+  REQUIRE(::pipe(to_parent) == 0);
+  REQUIRE(::pipe(to_child) == 0);
+  // LMDB must not be opened twice in one process: the reader is a child.
+  // Exit codes say which check failed.
+  pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    char c = 0;
+    Store::Options ro;
+    ro.read_only = true;
+    auto r = Store::open(dir, ro);
+    if (!r.is_ok()) ::_exit(10);
+    auto seqs_now = [&]() -> Result<std::vector<uint64_t>> {
+      ROAM_ASSIGN(ReadTxn txn, (*r)->begin_read());
+      ROAM_ASSIGN(auto seqs, oplog::InodeRecords::open(txn, 2));
+      std::vector<uint64_t> out;
+      for (;;) {
+        ROAM_ASSIGN(auto seq, seqs.next());
+        if (!seq) return out;
+        out.push_back(*seq);
+      }
+    };
+    auto before = seqs_now();
+    if (!before.is_ok() || *before != seqs_in(index, 2)) ::_exit(11);
+    if (::write(to_parent[1], "r", 1) != 1 || ::read(to_child[0], &c, 1) != 1) ::_exit(12);
+    auto after = seqs_now();  // the table it read is gone: not "no records"
+    if (after.is_ok() || after.status().err() != ESTALE) ::_exit(13);
+    if (after.status().message().find("open it again") == std::string::npos) ::_exit(14);
+    ::_exit(0);
+  }
+  char c = 0;
+  REQUIRE(::read(to_parent[0], &c, 1) == 1);
+  must(Store::open(dir, {})).reset();  // upgrades
+  REQUIRE(::write(to_child[1], "w", 1) == 1);
+  int wstatus = 0;
+  REQUIRE(::waitpid(pid, &wstatus, 0) == pid);
+  REQUIRE(WIFEXITED(wstatus));
+  CHECK(WEXITSTATUS(wstatus) == 0);
+  for (int fd : {to_parent[0], to_parent[1], to_child[0], to_child[1]}) ::close(fd);
+  CHECK(read_file(dir + "/FORMAT") == "roamdisk store\nversion 2\n");
+}
+
+TEST_CASE("a format-2 store whose index is not a sorted-duplicates table is corrupt", "[store][upgrade]") {
+  TempDir t;
+  const std::string dir = t.sub("s");
+  REQUIRE_OK(Store::create(dir));
+  {
+    lmdb::Env env = roam::testing::open_raw_env(dir);
+    lmdb::Txn txn = must(lmdb::Txn::begin(env, false));
+    REQUIRE_OK(txn.drop(must(txn.open_dbi("log_by_ino", 0))));
+    MDB_dbi plain = must(txn.open_dbi("log_by_ino", MDB_CREATE));
+    REQUIRE_OK(txn.put(plain, codec::be64(2), codec::be64(1)));
+    REQUIRE_OK(txn.commit());
+  }
+  for (bool ro : {true, false}) {
+    Store::Options o;
+    o.read_only = ro;
+    auto r = Store::open(dir, o);
+    INFO("read_only " << ro);
+    REQUIRE_ERR(r, EIO);
+    require_message_has(r.status(), "log_by_ino");
+  }
 }
 
 // ---------------------------------------------------------------- transactions
