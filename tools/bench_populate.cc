@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "fusefs/engine/fs.h"
+#include "fusefs/oplog/oplog.h"
 
 namespace {
 
@@ -89,6 +90,18 @@ uint64_t index_pages(const StoreTxn& txn) {
   return info.me_last_pgno + 1 - free - others;
 }
 
+// The sum of the op log's record values: what the encoding costs before
+// LMDB's per-node and per-page overhead.
+uint64_t record_value_bytes(const StoreTxn& txn) {
+  uint64_t sum = 0;
+  MDB_cursor* cur = nullptr;
+  if (mdb_cursor_open(txn.raw().get(), txn.dbis().oplog, &cur) != 0) return 0;
+  MDB_val k, v;
+  while (mdb_cursor_get(cur, &k, &v, MDB_NEXT) == 0) sum += v.mv_size;
+  mdb_cursor_close(cur);
+  return sum;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -114,13 +127,17 @@ int main(int argc, char** argv) {
   if (Status s = (*store)->sync(); !s) return std::fprintf(stderr, "roam-bench-populate: %s\n", s.message().c_str()), 1;
   auto txn = (*store)->begin_read();
   if (!txn) return 1;
-  uint64_t records = 0;
+  auto bounds = oplog::seq_bounds(*txn);
+  if (!bounds) return std::fprintf(stderr, "roam-bench-populate: %s\n", bounds.status().message().c_str()), 1;
+  const uint64_t records = *bounds ? (*bounds)->second - (*bounds)->first + 1 : 0;
   MDB_stat env{};
   mdb_env_stat(mdb_txn_env(txn->raw().get()), &env);
-  const uint64_t log = table_pages(*txn, txn->dbis().oplog, &records) * env.ms_psize;
+  const uint64_t log = table_pages(*txn, txn->dbis().oplog) * env.ms_psize;
   const uint64_t index = index_pages(*txn) * env.ms_psize;
-  std::printf("records %llu log_bytes %llu index_bytes %llu bytes_per_op %.1f\n",
+  const uint64_t values = record_value_bytes(*txn);
+  std::printf("records %llu log_bytes %llu index_bytes %llu value_bytes %llu bytes_per_op %.1f\n",
               static_cast<unsigned long long>(records), static_cast<unsigned long long>(log),
-              static_cast<unsigned long long>(index), records ? static_cast<double>(log + index) / records : 0.0);
+              static_cast<unsigned long long>(index), static_cast<unsigned long long>(values),
+              records ? static_cast<double>(log + index) / records : 0.0);
   return 0;
 }

@@ -36,7 +36,7 @@ Inode Mutation::new_inode(uint32_t mode, const Caller& caller, Timespec now) {
 Status Mutation::remember_inode(uint64_t ino) {
   if (!inodes_seen_.insert(ino).second) return Status::ok();
   ROAM_ASSIGN(auto before, txn_.get_inode(ino));
-  rec_.inodes_before.emplace_back(ino, std::move(before));
+  rec_.inodes_before.push_back({ino, std::move(before), kAllInodeFields});
   return Status::ok();
 }
 
@@ -111,6 +111,10 @@ Status Mutation::fill_new_file(uint64_t ino, const std::vector<Extent>& extents)
 }
 
 Result<OpRecord> Mutation::commit() {
+  for (InodeBefore& b : rec_.inodes_before) {  // the log keeps only what changed
+    ROAM_ASSIGN(auto after, txn_.get_inode(b.ino));
+    b.narrow_to(after);
+  }
   ROAM_TRY(oplog::append(txn_, rec_));
   ROAM_TRY(txn_.commit());
   return std::move(rec_);

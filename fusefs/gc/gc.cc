@@ -38,7 +38,8 @@ Result<std::vector<uint64_t>> live_blobs(const StoreTxn& txn) {
   return out;
 }
 
-// Step 1: drop records, oldest first, while retention says so.
+// Step 1: drop records, oldest first, while retention says so (a chunk of
+// the log, fusefs/oplog/chunk.h, at a time).
 Status expire_records(Store& store, const Retention& retention, const GcOptions& options, GcReport& report) {
   const int64_t cutoff = retention.max_age_ns > 0 ? options.now_ns - retention.max_age_ns : INT64_MIN;
   const std::optional<uint64_t> pinned = oldest_pin(store.dir());  // a past view reads what follows
@@ -47,26 +48,26 @@ Status expire_records(Store& store, const Retention& retention, const GcOptions&
     ROAM_ASSIGN(WriteTxn txn, store.begin_write());
     size_t work = 0;
     while (work < options.batch) {
-      ROAM_ASSIGN(auto bounds, oplog::seq_bounds(txn));
-      if (!bounds || bounds->first >= bounds->second) {
-        done = true;
-        break;
-      }
-      ROAM_ASSIGN(auto rec, oplog::get(txn, bounds->first));
-      if (!rec) return Status::corrupt("op log has no record " + std::to_string(bounds->first));
-      const bool too_old = rec->ts_ns < cutoff;
+      ROAM_ASSIGN(auto records, oplog::oldest_droppable(txn));
       const bool over_cap = retention.max_history_bytes > 0 && history > retention.max_history_bytes;
-      if ((!too_old && !over_cap) || (pinned && rec->seq > *pinned)) {
+      size_t due = 0;
+      while (records && due < records->size()) {
+        const OpRecord& r = (*records)[due];
+        if ((r.ts_ns >= cutoff && !over_cap) || (pinned && r.seq > *pinned)) break;
+        ++due;
+      }
+      if (due == 0) {
         done = true;
         break;
       }
-      ROAM_TRY(oplog::drop(txn, *rec));
+      records->resize(due);
+      ROAM_TRY(oplog::drop_oldest(txn, *records));
       ROAM_ASSIGN(auto unreferenced, txn.apply_refs_now());
       const uint64_t freed_before = report.bytes_freed;
       ROAM_TRY(gc_detail::free_blobs(txn, unreferenced, report));
       history -= std::min(history, report.bytes_freed - freed_before);
-      ++report.records_dropped;
-      work += 1 + unreferenced.size();  // a record that held many blocks weighs more
+      report.records_dropped += records->size();
+      work += records->size() + unreferenced.size();  // records that held many blocks weigh more
     }
     ROAM_TRY(txn.commit());
   }

@@ -89,8 +89,10 @@ Result<std::vector<Version>> versions_of(const StoreTxn& txn, const std::string&
     ROAM_ASSIGN(std::optional<Inode> after, txn.get_inode(ino));
     for (auto it = mine.rbegin(); it != mine.rend(); ++it) {
       it->after = after;
-      for (const auto& [i, before] : it->record.inodes_before)
-        if (i == ino) after = before;
+      for (const InodeBefore& b : it->record.inodes_before)
+        if (b.ino == ino) {
+          ROAM_ASSIGN(after, b.before(after));
+        }
     }
     out.insert(out.end(), std::make_move_iterator(mine.begin()), std::make_move_iterator(mine.end()));
   }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <ctime>
 
+#include "fusefs/oplog/chunk.h"
 #include "fusefs/store/codec.h"
 
 namespace roam::oplog {
@@ -13,6 +14,27 @@ int64_t now_ns() {
   timespec ts{};
   clock_gettime(CLOCK_REALTIME, &ts);
   return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+// The chunk holding `seq`; nullopt when none does. Leaves `cur` on it.
+Result<std::optional<Chunk>> chunk_holding(lmdb::Cursor& cur, uint64_t seq) {
+  using Found = std::optional<Chunk>;
+  ROAM_ASSIGN(auto e, cur.seek(codec::be64(seq)));
+  if (!e || codec::get_be64(e->key) != seq) {
+    ROAM_ASSIGN(e, e ? cur.prev() : cur.seek_last());
+  }
+  if (!e) return Found{};
+  ROAM_ASSIGN(Chunk c, Chunk::parse(codec::get_be64(e->key), e->value));
+  if (!c.holds(seq)) return Found{};
+  return Found{std::move(c)};
+}
+
+Result<std::optional<Chunk>> newest_chunk(lmdb::Cursor& cur) {
+  using Found = std::optional<Chunk>;
+  ROAM_ASSIGN(auto e, cur.seek_last());
+  if (!e) return Found{};
+  ROAM_ASSIGN(Chunk c, Chunk::parse(codec::get_be64(e->key), e->value));
+  return Found{std::move(c)};
 }
 
 bool matches(const Filter& f, const OpRecord& r) {
@@ -54,7 +76,7 @@ std::vector<uint64_t> indexed_inodes(const OpRecord& rec) {
   std::vector<uint64_t> inos{rec.ino, rec.ino2};
   // Every inode whose state the record holds a before-image of, so that the
   // state of any key at a past seq is found through its inode's index.
-  for (const auto& [ino, before] : rec.inodes_before) inos.push_back(ino);
+  for (const InodeBefore& b : rec.inodes_before) inos.push_back(b.ino);
   for (const auto& d : rec.dirents_before) inos.push_back(d.parent);
   for (const auto& x : rec.xattrs_before) inos.push_back(x.ino);
   for (const auto& d : rec.data_before) inos.push_back(d.ino);
@@ -101,29 +123,71 @@ Result<bool> has_records(const StoreTxn& txn, uint64_t ino) {
   return first.has_value();
 }
 
-Status drop(WriteTxn& txn, const OpRecord& rec) {
+Result<std::optional<std::vector<OpRecord>>> oldest_droppable(const StoreTxn& txn) {
+  using Found = std::optional<std::vector<OpRecord>>;
+  ROAM_ASSIGN(auto cur, lmdb::Cursor::open(txn.raw(), txn.dbis().oplog));
+  ROAM_ASSIGN(auto e, cur.first());
+  if (!e) return Found{};
+  ROAM_ASSIGN(Chunk c, Chunk::parse(codec::get_be64(e->key), e->value));
+  ROAM_ASSIGN(auto after, cur.next());
+  const uint64_t last = after ? c.last() : c.last() - 1;  // the newest chunk keeps the newest record
+  std::vector<OpRecord> records;
+  for (uint64_t seq = c.first(); seq <= last; ++seq) {
+    ROAM_ASSIGN(OpRecord r, c.record(seq));
+    records.push_back(std::move(r));
+  }
+  if (records.empty()) return Found{};
+  return Found{std::move(records)};
+}
+
+Status drop_oldest(WriteTxn& txn, const std::vector<OpRecord>& records) {
   const Dbis& d = txn.dbis();
-  if (rec.seq + 1 >= txn.counters().next_seq) return Status::invalid("the newest op log record is never dropped");
-  const std::string seq = codec::be64(rec.seq);
-  for (uint64_t ino : indexed_inodes(rec)) ROAM_TRY(txn.raw().del(d.log_by_ino, codec::be64(ino), seq));
-  ROAM_ASSIGN(bool found, txn.raw().del(d.oplog, codec::be64(rec.seq)));
-  if (!found) return Status::corrupt("op log record " + std::to_string(rec.seq) + " vanished while being dropped");
-  for (const DataBefore& r : rec.data_before)
-    for (const Extent& e : r.extents) txn.ref_blob(e.blob, -1);
+  if (records.empty()) return Status::invalid("no records to drop");
+  ROAM_ASSIGN(auto cur, lmdb::Cursor::open(txn.raw(), d.oplog));
+  ROAM_ASSIGN(auto oldest, cur.first());
+  const uint64_t first = records.front().seq, last = records.back().seq;
+  if (!oldest || codec::get_be64(oldest->key) != first) {
+    return Status::invalid("only the oldest records of the op log are dropped");
+  }
+  ROAM_ASSIGN(Chunk c, Chunk::parse(first, oldest->value));
+  if (!c.holds(last) || records.size() != last - first + 1) {
+    return Status::invalid("the records dropped are the first ones of the oldest chunk, in order");
+  }
+  std::vector<OpRecord> kept;  // the chunk's records after `last`, written back
+  for (uint64_t seq = last + 1; seq <= c.last(); ++seq) {
+    ROAM_ASSIGN(OpRecord r, c.record(seq));
+    kept.push_back(std::move(r));
+  }
+  if (kept.empty()) {
+    ROAM_ASSIGN(auto after, cur.next());
+    if (!after) return Status::invalid("the newest op log record is never dropped");
+  }
+  for (const OpRecord& rec : records) {
+    const std::string seq = codec::be64(rec.seq);
+    for (uint64_t ino : indexed_inodes(rec)) ROAM_TRY(txn.raw().del(d.log_by_ino, codec::be64(ino), seq));
+    for (const DataBefore& r : rec.data_before)
+      for (const Extent& e : r.extents) txn.ref_blob(e.blob, -1);
+  }
+  ROAM_ASSIGN(bool found, txn.raw().del(d.oplog, codec::be64(first)));
+  if (!found) return Status::corrupt("op log chunk " + std::to_string(first) + " vanished while being dropped");
+  if (!kept.empty()) ROAM_TRY(txn.raw().put(d.oplog, codec::be64(last + 1), Chunk::encode(kept)));
   return Status::ok();
 }
 
 Status append(WriteTxn& txn, OpRecord& rec) {
-  Counters& c = txn.counters();
-  if (c.last_ts == 0 && c.next_seq > 1) {  // first append since open: learn the newest time
-    ROAM_ASSIGN(auto newest, get(txn, c.next_seq - 1));
-    if (newest) c.last_ts = newest->ts_ns;
-  }
-  rec.seq = c.next_seq++;
-  rec.ts_ns = std::max(now_ns(), c.last_ts + 1);
-  c.last_ts = rec.ts_ns;
   const Dbis& d = txn.dbis();
-  ROAM_TRY(txn.raw().put(d.oplog, codec::be64(rec.seq), encode(rec), MDB_APPEND));
+  {
+    ROAM_ASSIGN(auto log, lmdb::Cursor::open(txn.raw(), d.oplog));
+    ROAM_ASSIGN(auto newest, newest_chunk(log));
+    rec.seq = newest ? newest->last() + 1 : 1;
+    rec.ts_ns = newest ? std::max(now_ns(), newest->last_ts() + 1) : now_ns();
+    std::optional<std::string> grown = newest ? newest->appended(rec) : std::nullopt;
+    if (grown) {
+      ROAM_TRY(txn.raw().put(d.oplog, codec::be64(newest->first()), *grown));
+    } else {
+      ROAM_TRY(txn.raw().put(d.oplog, codec::be64(rec.seq), Chunk::encode({rec}), MDB_APPEND));
+    }
+  }
   const std::string seq = codec::be64(rec.seq);
   ROAM_ASSIGN(auto cur, lmdb::Cursor::open(txn.raw(), d.log_by_ino));
   for (uint64_t ino : indexed_inodes(rec)) {
@@ -143,54 +207,62 @@ Status append(WriteTxn& txn, OpRecord& rec) {
 }
 
 Result<std::optional<OpRecord>> get(const StoreTxn& txn, uint64_t seq) {
-  ROAM_ASSIGN(auto v, txn.raw().get(txn.dbis().oplog, codec::be64(seq)));
-  if (!v) return std::optional<OpRecord>{};
-  ROAM_ASSIGN(OpRecord rec, decode_op(seq, *v));
+  ROAM_ASSIGN(auto cur, lmdb::Cursor::open(txn.raw(), txn.dbis().oplog));
+  ROAM_ASSIGN(auto chunk, chunk_holding(cur, seq));
+  if (!chunk) return std::optional<OpRecord>{};
+  ROAM_ASSIGN(OpRecord rec, chunk->record(seq));
   return std::optional<OpRecord>{std::move(rec)};
 }
 
 Result<std::optional<std::pair<uint64_t, uint64_t>>> seq_bounds(const StoreTxn& txn) {
+  using Bounds = std::optional<std::pair<uint64_t, uint64_t>>;
   ROAM_ASSIGN(auto cur, lmdb::Cursor::open(txn.raw(), txn.dbis().oplog));
   ROAM_ASSIGN(auto first, cur.first());
-  if (!first) return std::optional<std::pair<uint64_t, uint64_t>>{};
+  if (!first) return Bounds{};
   const uint64_t oldest = codec::get_be64(first->key);
-  ROAM_ASSIGN(auto last, cur.seek_last());
-  if (!last) return Status::corrupt("op log has a first record but no last");
-  return std::optional<std::pair<uint64_t, uint64_t>>{{oldest, codec::get_be64(last->key)}};
+  ROAM_ASSIGN(auto newest, newest_chunk(cur));
+  if (!newest) return Status::corrupt("op log has a first record but no last");
+  return Bounds{{oldest, newest->last()}};
 }
 
 Result<uint64_t> first_seq_at(const StoreTxn& txn, int64_t since_ns) {
+  ROAM_ASSIGN(auto bounds, seq_bounds(txn));
+  if (!bounds) return uint64_t{1};
   ROAM_ASSIGN(auto cur, lmdb::Cursor::open(txn.raw(), txn.dbis().oplog));
-  ROAM_ASSIGN(auto first, cur.first());
-  ROAM_ASSIGN(auto last, cur.seek_last());
-  if (!first || !last) return uint64_t{1};
-  uint64_t lo = codec::get_be64(first->key), hi = codec::get_be64(last->key) + 1;
+  uint64_t lo = bounds->first, hi = bounds->second + 1;
   while (lo < hi) {
-    uint64_t mid = lo + (hi - lo) / 2;
-    ROAM_ASSIGN(auto at, cur.seek(codec::be64(mid)));
-    if (!at) return Status::corrupt("op log ends before its last record");
-    ROAM_ASSIGN(OpRecord r, decode_op(codec::get_be64(at->key), at->value));
-    if (r.ts_ns < since_ns) lo = r.seq + 1;
+    const uint64_t mid = lo + (hi - lo) / 2;
+    ROAM_ASSIGN(auto chunk, chunk_holding(cur, mid));
+    if (!chunk) return Status::corrupt("op log has no record " + std::to_string(mid) + " between its first and last");
+    if (chunk->ts_of(mid) < since_ns) lo = mid + 1;
     else hi = mid;
   }
   return lo;
 }
 
 Status scan(const StoreTxn& txn, const Filter& filter, const std::function<bool(const OpRecord&)>& visit) {
-  const Dbis& d = txn.dbis();
   if (filter.ino) return scan_inode(txn, filter, visit);
   uint64_t seq = 1;
   if (filter.since_ns) {
     ROAM_ASSIGN(seq, first_seq_at(txn, *filter.since_ns));
   }
-  ROAM_ASSIGN(auto cur, lmdb::Cursor::open(txn.raw(), d.oplog));
-  ROAM_ASSIGN(auto e, cur.seek(codec::be64(seq)));
+  ROAM_ASSIGN(auto bounds, seq_bounds(txn));
+  if (!bounds) return Status::ok();
+  seq = std::max(seq, bounds->first);
+  ROAM_ASSIGN(auto cur, lmdb::Cursor::open(txn.raw(), txn.dbis().oplog));
+  ROAM_ASSIGN(auto chunk, chunk_holding(cur, seq));
   size_t seen = 0;
-  while (e) {
-    ROAM_ASSIGN(OpRecord r, decode_op(codec::get_be64(e->key), e->value));
-    if (filter.until_ns && r.ts_ns > *filter.until_ns) break;
-    if (matches(filter, r) && (!visit(r) || ++seen >= filter.limit)) break;
-    ROAM_ASSIGN(e, cur.next());
+  while (chunk) {
+    for (; seq <= chunk->last(); ++seq) {
+      ROAM_ASSIGN(OpRecord r, chunk->record(seq));
+      if (filter.until_ns && r.ts_ns > *filter.until_ns) return Status::ok();
+      if (matches(filter, r) && (!visit(r) || ++seen >= filter.limit)) return Status::ok();
+    }
+    ROAM_ASSIGN(auto e, cur.next());
+    if (!e) break;
+    ROAM_ASSIGN(Chunk next, Chunk::parse(codec::get_be64(e->key), e->value));
+    if (next.first() != seq) return Status::corrupt("op log skips from record " + std::to_string(seq - 1) + " to " + std::to_string(next.first()));
+    chunk = std::move(next);
   }
   return Status::ok();
 }

@@ -1,8 +1,9 @@
 // Writing and reading the operation log (tables oplog and log_by_ino).
 //
-// There is no time index: timestamps increase with seq, so a time bound is
-// found by binary search over seq (records are only ever dropped from the
-// oldest end, so the seqs that remain are contiguous).
+// Records are stored in chunks of consecutive seqs (chunk.h). There is no
+// time index: timestamps increase with seq, so a time bound is found by
+// binary search over seq (records are only ever dropped from the oldest end,
+// so the seqs that remain are contiguous).
 //
 // append() runs inside the write transaction of the operation it records, so an
 // operation and its log record commit together or not at all.
@@ -24,10 +25,16 @@ namespace roam::oplog {
 // stores the record and indexes it by every inode it touched and by time.
 Status append(WriteTxn& txn, OpRecord& rec);
 
-// Removes a record (retention): its index entries, the record, and the blob
-// references its undo payload held. Only ever the oldest record, and never
-// the newest one (the next seq is derived from it; format.h).
-Status drop(WriteTxn& txn, const OpRecord& rec);
+// Retention drops records oldest first, a chunk (chunk.h) at a time.
+// The records of the oldest chunk, except the newest record of the log, which
+// is never dropped (the next seq derives from it; format.h); nullopt when
+// there is nothing else.
+Result<std::optional<std::vector<OpRecord>>> oldest_droppable(const StoreTxn& txn);
+// Removes the first records of the oldest chunk — `records` are some of what
+// oldest_droppable returned, from the first on — in the same transaction:
+// their index values, the blob references their undo payloads held, and
+// their part of the chunk (the rest is written back as a chunk of its own).
+Status drop_oldest(WriteTxn& txn, const std::vector<OpRecord>& records);
 
 // The inodes a record is indexed under in log_by_ino (sorted, no zeros).
 std::vector<uint64_t> indexed_inodes(const OpRecord& rec);

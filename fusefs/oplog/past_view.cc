@@ -72,22 +72,30 @@ Result<const PastView::Overrides*> PastView::overrides(uint64_t ino) {
   auto ov = std::make_unique<Overrides>();
   if (seq_ == kNow) return cache_.emplace(ino, std::move(ov)).first->second.get();
   ROAM_ASSIGN(oplog::InodeRecords seqs, oplog::InodeRecords::open(txn_, ino, seq_ + 1));
+  std::vector<InodeBefore> later_images;  // ino's before-images in the records after seq_, in order
   for (;;) {
     ROAM_ASSIGN(auto seq, seqs.next());
     if (!seq) break;
     ROAM_ASSIGN(auto rec, oplog::get(txn_, *seq));
     if (!rec) return Status::corrupt("log index names missing record " + std::to_string(*seq));
-    for (auto& [i, before] : rec->inodes_before) {
-      if (i != ino || ov->inode_changed) continue;
-      ov->inode_changed = true;
-      ov->inode = std::move(before);
-    }
+    for (auto& b : rec->inodes_before)
+      if (b.ino == ino) later_images.push_back(std::move(b));
     for (auto& d : rec->dirents_before)
       if (d.parent == ino) ov->dirents.try_emplace(d.name, d.entry);
     for (auto& x : rec->xattrs_before)
       if (x.ino == ino) ov->xattrs.try_emplace(x.name, std::move(x.value));
     for (auto& d : rec->data_before)
       if (d.ino == ino) ov->data.push_back(std::move(d));
+  }
+  if (!later_images.empty()) {
+    // Each image holds what its operation changed; undo them newest first,
+    // starting from the inode as it is now.
+    ROAM_ASSIGN(std::optional<Inode> state, txn_.get_inode(ino));
+    for (auto it = later_images.rbegin(); it != later_images.rend(); ++it) {
+      ROAM_ASSIGN(state, it->before(state));
+    }
+    ov->inode_changed = true;
+    ov->inode = std::move(state);
   }
   return cache_.emplace(ino, std::move(ov)).first->second.get();
 }

@@ -12,57 +12,170 @@ using codec::put_varint;
 
 namespace {
 
-constexpr uint8_t kRecordV1 = 1;
-
-// Field tags. Every field is `tag, length, payload`, so a reader skips tags it
-// does not know and newer writers can add fields.
-enum Tag : uint8_t {
-  kTagIno = 1,
-  kTagIno2 = 2,
-  kTagPath = 3,
-  kTagPath2 = 4,
-  kTagMode = 5,
-  kTagFlags = 6,
-  kTagOffset = 7,
-  kTagLength = 8,
-  kTagSize = 9,
-  kTagUid = 10,
-  kTagGid = 11,
-  kTagAtime = 12,
-  kTagMtime = 13,
-  kTagRdev = 14,
-  kTagName = 15,
-  kTagInodeBefore = 16,
-  kTagDirentBefore = 17,
-  kTagXattrBefore = 18,
-  kTagDataBefore = 21,  // (19 and 20 held a single range in early stores: read, never written)
-  kTagExtentBeforeOld = 19,
-  kTagDataRangeOld = 20,
-};
-
 constexpr std::array<std::string_view, 15> kKindNames = {
     "?",     "create", "mknod", "mkdir",     "symlink",  "link",         "unlink", "rmdir",
     "rename", "write", "setattr", "fallocate", "setxattr", "removexattr", "restore"};
 
-void field(std::string& out, Tag tag, std::string_view payload) {
+// Which arguments a record holds: bits 1.. of its head varint, in this order
+// (bit 0 says the caller is the previous record's).
+enum Arg : uint32_t {
+  kArgIno = 1 << 0,
+  kArgIno2 = 1 << 1,
+  kArgPath = 1 << 2,
+  kArgPath2 = 1 << 3,
+  kArgMode = 1 << 4,
+  kArgFlags = 1 << 5,
+  kArgOffset = 1 << 6,
+  kArgLength = 1 << 7,
+  kArgSize = 1 << 8,
+  kArgUid = 1 << 9,
+  kArgGid = 1 << 10,
+  kArgAtime = 1 << 11,
+  kArgMtime = 1 << 12,
+  kArgRdev = 1 << 13,
+  kArgName = 1 << 14,
+};
+constexpr uint64_t kHeadSameCaller = 1;
+
+// Undo entries: byte tag, bytes payload. A reader skips tags it does not know.
+enum Undo : uint8_t {
+  kUndoInode = 1,
+  kUndoDirent = 2,
+  kUndoXattr = 3,
+  kUndoData = 4,
+  kUndoDataOfArgs = 5,  // the range named by the record's ino, offset and length
+};
+constexpr uint32_t kInodeWhole = 1u << 12;  // in an inode image's head: absent fields are zero
+
+// A time relative to the record's: even varint = zigzag ns before it; odd =
+// absolute seconds and ns, for times more than 68 years away from it (set by
+// utimensat), whose difference in ns could overflow.
+constexpr int64_t kRelativeSeconds = int64_t{1} << 31;
+
+void put_time(std::string& out, const Timespec& t, int64_t base_ns) {
+  const int64_t base_sec = base_ns / 1000000000;
+  if (t.sec > base_sec - kRelativeSeconds && t.sec < base_sec + kRelativeSeconds) {
+    const int64_t d = base_ns - (t.sec * 1000000000 + t.nsec);
+    put_varint(out, ((static_cast<uint64_t>(d) << 1) ^ static_cast<uint64_t>(d >> 63)) << 1);
+    return;
+  }
+  put_varint(out, 1);
+  put_svarint(out, t.sec);
+  put_varint(out, t.nsec);
+}
+
+Timespec get_time(codec::Reader& r, int64_t base_ns) {
+  const uint64_t v = r.varint();
+  if (v & 1) {
+    Timespec t;
+    t.sec = r.svarint();
+    t.nsec = static_cast<uint32_t>(r.varint());
+    return t;
+  }
+  const uint64_t z = v >> 1;
+  const uint64_t d = (z >> 1) ^ (~(z & 1) + 1);  // unsigned: garbage wraps instead of overflowing
+  return Timespec::from_ns(static_cast<int64_t>(static_cast<uint64_t>(base_ns) - d));
+}
+
+std::string_view basename_of(std::string_view path) {
+  const size_t slash = path.find_last_of('/');
+  return slash == std::string_view::npos ? path : path.substr(slash + 1);
+}
+
+// A name in an undo entry: 0 = the last component of the record's path, 1 =
+// of path2, n >= 2 = n - 2 bytes follow.
+void put_name(std::string& out, std::string_view name, const OpRecord& r) {
+  if (!r.path.empty() && basename_of(r.path) == name) return put_varint(out, 0);
+  if (!r.path2.empty() && basename_of(r.path2) == name) return put_varint(out, 1);
+  put_varint(out, name.size() + 2);
+  out.append(name);
+}
+
+std::string get_name(codec::Reader& r, const OpRecord& op) {
+  const uint64_t n = r.varint();
+  if (n == 0) return std::string(basename_of(op.path));
+  if (n == 1) return std::string(basename_of(op.path2));
+  std::string s;
+  for (uint64_t i = 2; i < n && r.ok(); ++i) s.push_back(static_cast<char>(r.byte()));
+  return s;
+}
+
+void put_ino(std::string& out, uint64_t ino, const OpRecord& r) { put_varint(out, ino == r.ino ? 0 : ino); }
+uint64_t get_ino(codec::Reader& r, const OpRecord& op) {
+  const uint64_t v = r.varint();
+  return v == 0 ? op.ino : v;
+}
+
+void put_inode_image(std::string& out, const InodeBefore& b, int64_t ts) {
+  const Inode& i = *b.image;
+  uint32_t fields = b.fields;
+  if (fields == kAllInodeFields) {  // whole: write only the fields that are not zero
+    fields = kInodeWhole;
+    const Inode zero;
+    fields |= inode_fields_differing(i, zero);
+  }
+  put_varint(out, fields);
+  if (fields & kFieldMode) put_varint(out, i.mode);
+  if (fields & kFieldUid) put_varint(out, i.uid);
+  if (fields & kFieldGid) put_varint(out, i.gid);
+  if (fields & kFieldNlink) put_varint(out, i.nlink);
+  if (fields & kFieldSize) put_varint(out, i.size);
+  if (fields & kFieldRdev) put_varint(out, i.rdev);
+  if (fields & kFieldAtime) put_time(out, i.atime, ts);
+  if (fields & kFieldMtime) put_time(out, i.mtime, ts);
+  if (fields & kFieldCtime) put_time(out, i.ctime, ts);
+  if (fields & kFieldParent) put_varint(out, i.parent);
+  if (fields & kFieldName) put_bytes(out, i.name);
+  if (fields & kFieldSymlink) put_bytes(out, i.symlink_target);
+}
+
+InodeBefore get_inode_image(codec::Reader& r, uint64_t ino, int64_t ts) {
+  InodeBefore b;
+  b.ino = ino;
+  if (r.at_end()) {
+    b.image = std::nullopt;
+    return b;
+  }
+  const auto head = static_cast<uint32_t>(r.varint());
+  Inode i;
+  i.ino = ino;
+  if (head & kFieldMode) i.mode = static_cast<uint32_t>(r.varint());
+  if (head & kFieldUid) i.uid = static_cast<uint32_t>(r.varint());
+  if (head & kFieldGid) i.gid = static_cast<uint32_t>(r.varint());
+  if (head & kFieldNlink) i.nlink = static_cast<uint32_t>(r.varint());
+  if (head & kFieldSize) i.size = r.varint();
+  if (head & kFieldRdev) i.rdev = r.varint();
+  if (head & kFieldAtime) i.atime = get_time(r, ts);
+  if (head & kFieldMtime) i.mtime = get_time(r, ts);
+  if (head & kFieldCtime) i.ctime = get_time(r, ts);
+  if (head & kFieldParent) i.parent = r.varint();
+  if (head & kFieldName) i.name = std::string(r.bytes());
+  if (head & kFieldSymlink) i.symlink_target = std::string(r.bytes());
+  b.image = std::move(i);
+  b.fields = (head & kInodeWhole) ? kAllInodeFields : (head & kAllInodeFields);
+  return b;
+}
+
+void put_extents(std::string& out, const std::vector<Extent>& extents, uint64_t base) {
+  for (const Extent& e : extents) {
+    put_varint(out, e.file_offset - base);
+    put_bytes(out, encode_extent_value(e));
+  }
+}
+
+Status get_extents(codec::Reader& r, DataBefore& d) {
+  while (r.ok() && !r.at_end()) {
+    const uint64_t file_offset = d.offset + r.varint();
+    auto e = decode_extent(file_offset, r.bytes());
+    if (!e) return e.status();
+    d.extents.push_back(*e);
+  }
+  return Status::ok();
+}
+
+void undo_entry(std::string& out, Undo tag, const std::string& payload) {
   out.push_back(static_cast<char>(tag));
   put_bytes(out, payload);
-}
-void field_u64(std::string& out, Tag tag, uint64_t v) {
-  if (v == 0) return;
-  std::string p;
-  put_varint(p, v);
-  field(out, tag, p);
-}
-void field_str(std::string& out, Tag tag, std::string_view v) {
-  if (!v.empty()) field(out, tag, v);
-}
-void field_time(std::string& out, Tag tag, const Timespec& t) {
-  if (t.sec == 0 && t.nsec == 0) return;
-  std::string p;
-  put_svarint(p, t.sec);
-  put_varint(p, t.nsec);
-  field(out, tag, p);
 }
 
 }  // namespace
@@ -78,131 +191,232 @@ std::optional<OpKind> op_kind_from_name(std::string_view name) {
   return std::nullopt;
 }
 
-std::string encode(const OpRecord& r) {
-  std::string out;
-  out.reserve(128);
-  out.push_back(static_cast<char>(kRecordV1));
+uint32_t inode_fields_differing(const Inode& a, const Inode& b) {
+  uint32_t f = 0;
+  if (a.mode != b.mode) f |= kFieldMode;
+  if (a.uid != b.uid) f |= kFieldUid;
+  if (a.gid != b.gid) f |= kFieldGid;
+  if (a.nlink != b.nlink) f |= kFieldNlink;
+  if (a.size != b.size) f |= kFieldSize;
+  if (a.rdev != b.rdev) f |= kFieldRdev;
+  if (!(a.atime == b.atime)) f |= kFieldAtime;
+  if (!(a.mtime == b.mtime)) f |= kFieldMtime;
+  if (!(a.ctime == b.ctime)) f |= kFieldCtime;
+  if (a.parent != b.parent) f |= kFieldParent;
+  if (a.name != b.name) f |= kFieldName;
+  if (a.symlink_target != b.symlink_target) f |= kFieldSymlink;
+  return f;
+}
+
+Result<std::optional<Inode>> InodeBefore::before(const std::optional<Inode>& after) const {
+  if (!image || fields == kAllInodeFields) return image;
+  if (!after) {
+    return Status::corrupt("op log: a partial before-image of inode " + std::to_string(ino) +
+                           " has no later state to complete it");
+  }
+  Inode i = *after;
+  const Inode& b = *image;
+  if (fields & kFieldMode) i.mode = b.mode;
+  if (fields & kFieldUid) i.uid = b.uid;
+  if (fields & kFieldGid) i.gid = b.gid;
+  if (fields & kFieldNlink) i.nlink = b.nlink;
+  if (fields & kFieldSize) i.size = b.size;
+  if (fields & kFieldRdev) i.rdev = b.rdev;
+  if (fields & kFieldAtime) i.atime = b.atime;
+  if (fields & kFieldMtime) i.mtime = b.mtime;
+  if (fields & kFieldCtime) i.ctime = b.ctime;
+  if (fields & kFieldParent) i.parent = b.parent;
+  if (fields & kFieldName) i.name = b.name;
+  if (fields & kFieldSymlink) i.symlink_target = b.symlink_target;
+  return std::optional<Inode>{std::move(i)};
+}
+
+void InodeBefore::narrow_to(const std::optional<Inode>& after) {
+  fields = image && after ? inode_fields_differing(*image, *after) : kAllInodeFields;
+}
+
+void encode_record(std::string& out, const OpRecord& r, const RecordContext* prev) {
+  const bool same_caller = prev && prev->caller.uid == r.caller.uid && prev->caller.gid == r.caller.gid &&
+                           prev->caller.pid == r.caller.pid && prev->caller.comm == r.caller.comm;
+  uint64_t args = 0;
+  if (r.ino) args |= kArgIno;
+  if (r.ino2) args |= kArgIno2;
+  if (!r.path.empty()) args |= kArgPath;
+  if (!r.path2.empty()) args |= kArgPath2;
+  if (r.mode) args |= kArgMode;
+  if (r.flags) args |= kArgFlags;
+  if (r.offset) args |= kArgOffset;
+  if (r.length) args |= kArgLength;
+  if (r.size) args |= kArgSize;
+  if (r.uid) args |= kArgUid;
+  if (r.gid) args |= kArgGid;
+  if (!(r.atime == Timespec{})) args |= kArgAtime;
+  if (!(r.mtime == Timespec{})) args |= kArgMtime;
+  if (r.rdev) args |= kArgRdev;
+  if (!r.name.empty()) args |= kArgName;
+
   out.push_back(static_cast<char>(r.kind));
-  put_svarint(out, r.ts_ns);
-  put_varint(out, r.caller.uid);
-  put_varint(out, r.caller.gid);
-  put_varint(out, r.caller.pid);
-  put_bytes(out, r.caller.comm);
-  field_u64(out, kTagIno, r.ino);
-  field_u64(out, kTagIno2, r.ino2);
-  field_str(out, kTagPath, r.path);
-  field_str(out, kTagPath2, r.path2);
-  field_u64(out, kTagMode, r.mode);
-  field_u64(out, kTagFlags, r.flags);
-  field_u64(out, kTagOffset, r.offset);
-  field_u64(out, kTagLength, r.length);
-  field_u64(out, kTagSize, r.size);
-  field_u64(out, kTagUid, r.uid);
-  field_u64(out, kTagGid, r.gid);
-  field_time(out, kTagAtime, r.atime);
-  field_time(out, kTagMtime, r.mtime);
-  field_u64(out, kTagRdev, r.rdev);
-  field_str(out, kTagName, r.name);
-  for (const auto& [ino, inode] : r.inodes_before) {
-    std::string p;
-    put_varint(p, ino);
-    if (inode) p.append(encode(*inode));
-    field(out, kTagInodeBefore, p);
+  put_varint(out, (args << 1) | (same_caller ? kHeadSameCaller : 0));
+  put_svarint(out, prev ? r.ts_ns - prev->ts_ns : r.ts_ns);
+  if (!same_caller) {
+    put_varint(out, r.caller.uid);
+    put_varint(out, r.caller.gid);
+    put_varint(out, r.caller.pid);
+    put_bytes(out, r.caller.comm);
   }
-  for (const auto& d : r.dirents_before) {
-    std::string p;
+  if (args & kArgIno) put_varint(out, r.ino);
+  if (args & kArgIno2) put_varint(out, r.ino2);
+  if (args & kArgPath) put_bytes(out, r.path);
+  if (args & kArgPath2) put_bytes(out, r.path2);
+  if (args & kArgMode) put_varint(out, r.mode);
+  if (args & kArgFlags) put_varint(out, r.flags);
+  if (args & kArgOffset) put_varint(out, r.offset);
+  if (args & kArgLength) put_varint(out, r.length);
+  if (args & kArgSize) put_varint(out, r.size);
+  if (args & kArgUid) put_varint(out, r.uid);
+  if (args & kArgGid) put_varint(out, r.gid);
+  if (args & kArgAtime) put_time(out, r.atime, r.ts_ns);
+  if (args & kArgMtime) put_time(out, r.mtime, r.ts_ns);
+  if (args & kArgRdev) put_varint(out, r.rdev);
+  if (args & kArgName) put_bytes(out, r.name);
+
+  std::string p;
+  for (const InodeBefore& b : r.inodes_before) {
+    p.clear();
+    put_ino(p, b.ino, r);
+    if (b.image) put_inode_image(p, b, r.ts_ns);
+    undo_entry(out, kUndoInode, p);
+  }
+  for (const DirentBefore& d : r.dirents_before) {
+    p.clear();
     put_varint(p, d.parent);
-    put_bytes(p, d.name);
-    if (d.entry) p.append(encode(*d.entry));
-    field(out, kTagDirentBefore, p);
+    put_name(p, d.name, r);
+    if (d.entry) {
+      put_varint(p, d.entry->ino);
+      put_varint(p, d.entry->type >> 12);
+    }
+    undo_entry(out, kUndoDirent, p);
   }
-  for (const auto& x : r.xattrs_before) {
-    std::string p;
-    put_varint(p, x.ino);
+  for (const XattrBefore& x : r.xattrs_before) {
+    p.clear();
+    put_ino(p, x.ino, r);
     put_bytes(p, x.name);
     if (x.value) {
       p.push_back(1);
       p.append(*x.value);
     }
-    field(out, kTagXattrBefore, p);
+    undo_entry(out, kUndoXattr, p);
   }
-  for (const auto& d : r.data_before) {
-    std::string p;
-    put_varint(p, d.ino);
-    put_varint(p, d.offset);
-    put_varint(p, d.length);
-    for (const auto& e : d.extents) {
-      put_varint(p, e.file_offset);
-      put_bytes(p, encode_extent_value(e));
+  for (const DataBefore& d : r.data_before) {
+    p.clear();
+    const bool of_args = d.ino == r.ino && d.offset == r.offset && d.length == r.length;
+    if (!of_args) {
+      put_ino(p, d.ino, r);
+      put_varint(p, d.offset);
+      put_varint(p, d.length);
     }
-    field(out, kTagDataBefore, p);
+    put_extents(p, d.extents, d.offset);
+    undo_entry(out, of_args ? kUndoDataOfArgs : kUndoData, p);
   }
-  return out;
 }
 
-Result<OpRecord> decode_op(uint64_t seq, std::string_view value) {
+namespace {
+
+// The record's kind, head and context: the part decode_context reads.
+struct Header {
+  OpKind kind = OpKind::kCreate;
+  uint64_t args = 0;
+  RecordContext context;
+};
+
+Result<Header> read_header(codec::Reader& r, uint64_t seq, const RecordContext* prev) {
   auto corrupt = [seq](const std::string& what) {
     return Status::corrupt("op log record " + std::to_string(seq) + ": " + what);
   };
-  codec::Reader r(value);
-  if (r.byte() != kRecordV1) return corrupt("unknown record version");
+  Header h;
+  const uint8_t kind = r.byte();
+  if (kind == 0 || kind > static_cast<uint8_t>(kLastOpKind)) return corrupt("unknown operation kind");
+  h.kind = static_cast<OpKind>(kind);
+  const uint64_t head = r.varint();
+  h.args = head >> 1;
+  const int64_t ts = r.svarint();
+  if (head & kHeadSameCaller) {
+    if (!prev) return corrupt("names the caller of a record before it, but is first in its chunk");
+    h.context.caller = prev->caller;
+  } else {
+    h.context.caller.uid = static_cast<uint32_t>(r.varint());
+    h.context.caller.gid = static_cast<uint32_t>(r.varint());
+    h.context.caller.pid = static_cast<uint32_t>(r.varint());
+    h.context.caller.comm = std::string(r.bytes());
+  }
+  h.context.ts_ns =
+      prev ? static_cast<int64_t>(static_cast<uint64_t>(prev->ts_ns) + static_cast<uint64_t>(ts)) : ts;
+  if (!r.ok()) return corrupt("truncated");
+  return h;
+}
+
+}  // namespace
+
+Result<RecordContext> decode_context(uint64_t seq, std::string_view bytes, const RecordContext* prev) {
+  codec::Reader r(bytes);
+  ROAM_ASSIGN(Header h, read_header(r, seq, prev));
+  return std::move(h.context);
+}
+
+Result<OpRecord> decode_record(uint64_t seq, std::string_view bytes, const RecordContext* prev) {
+  auto corrupt = [seq](const std::string& what) {
+    return Status::corrupt("op log record " + std::to_string(seq) + ": " + what);
+  };
+  codec::Reader r(bytes);
+  ROAM_ASSIGN(Header h, read_header(r, seq, prev));
   OpRecord op;
   op.seq = seq;
-  std::vector<Extent> old_extents;  // the early single-range form
-  bool old_range = false;
-  uint8_t kind = r.byte();
-  if (kind == 0 || kind > static_cast<uint8_t>(kLastOpKind)) return corrupt("unknown operation kind");
-  op.kind = static_cast<OpKind>(kind);
-  op.ts_ns = r.svarint();
-  op.caller.uid = static_cast<uint32_t>(r.varint());
-  op.caller.gid = static_cast<uint32_t>(r.varint());
-  op.caller.pid = static_cast<uint32_t>(r.varint());
-  op.caller.comm = std::string(r.bytes());
+  op.kind = h.kind;
+  op.ts_ns = h.context.ts_ns;
+  op.caller = std::move(h.context.caller);
+  const uint64_t args = h.args;
+  if (args & kArgIno) op.ino = r.varint();
+  if (args & kArgIno2) op.ino2 = r.varint();
+  if (args & kArgPath) op.path = std::string(r.bytes());
+  if (args & kArgPath2) op.path2 = std::string(r.bytes());
+  if (args & kArgMode) op.mode = static_cast<uint32_t>(r.varint());
+  if (args & kArgFlags) op.flags = static_cast<uint32_t>(r.varint());
+  if (args & kArgOffset) op.offset = r.varint();
+  if (args & kArgLength) op.length = r.varint();
+  if (args & kArgSize) op.size = r.varint();
+  if (args & kArgUid) op.uid = static_cast<uint32_t>(r.varint());
+  if (args & kArgGid) op.gid = static_cast<uint32_t>(r.varint());
+  if (args & kArgAtime) op.atime = get_time(r, op.ts_ns);
+  if (args & kArgMtime) op.mtime = get_time(r, op.ts_ns);
+  if (args & kArgRdev) op.rdev = r.varint();
+  if (args & kArgName) op.name = std::string(r.bytes());
+  if (!r.ok()) return corrupt("truncated");
+
   while (r.ok() && !r.at_end()) {
-    uint8_t tag = r.byte();
+    const uint8_t tag = r.byte();
     codec::Reader f(r.bytes());
     switch (tag) {
-      case kTagIno: op.ino = f.varint(); break;
-      case kTagIno2: op.ino2 = f.varint(); break;
-      case kTagPath: op.path = std::string(f.rest()); break;
-      case kTagPath2: op.path2 = std::string(f.rest()); break;
-      case kTagMode: op.mode = static_cast<uint32_t>(f.varint()); break;
-      case kTagFlags: op.flags = static_cast<uint32_t>(f.varint()); break;
-      case kTagOffset: op.offset = f.varint(); break;
-      case kTagLength: op.length = f.varint(); break;
-      case kTagSize: op.size = f.varint(); break;
-      case kTagUid: op.uid = static_cast<uint32_t>(f.varint()); break;
-      case kTagGid: op.gid = static_cast<uint32_t>(f.varint()); break;
-      case kTagAtime: op.atime.sec = f.svarint(), op.atime.nsec = static_cast<uint32_t>(f.varint()); break;
-      case kTagMtime: op.mtime.sec = f.svarint(), op.mtime.nsec = static_cast<uint32_t>(f.varint()); break;
-      case kTagRdev: op.rdev = f.varint(); break;
-      case kTagName: op.name = std::string(f.rest()); break;
-      case kTagInodeBefore: {
-        uint64_t ino = f.varint();
-        std::optional<Inode> before;
-        if (!f.at_end()) {
-          auto i = decode_inode(ino, f.rest());
-          if (!i) return corrupt("undo payload: " + i.status().message());
-          before = std::move(*i);
-        }
-        op.inodes_before.emplace_back(ino, std::move(before));
+      case kUndoInode: {
+        const uint64_t ino = get_ino(f, op);
+        op.inodes_before.push_back(get_inode_image(f, ino, op.ts_ns));
         break;
       }
-      case kTagDirentBefore: {
+      case kUndoDirent: {
         DirentBefore d;
         d.parent = f.varint();
-        d.name = std::string(f.bytes());
+        d.name = get_name(f, op);
         if (!f.at_end()) {
-          auto e = decode_dirent(f.rest());
-          if (!e) return corrupt("undo payload: " + e.status().message());
-          d.entry = *e;
+          Dirent e;
+          e.ino = f.varint();
+          e.type = static_cast<uint32_t>(f.varint() << 12);
+          d.entry = e;
         }
         op.dirents_before.push_back(std::move(d));
         break;
       }
-      case kTagXattrBefore: {
+      case kUndoXattr: {
         XattrBefore x;
-        x.ino = f.varint();
+        x.ino = get_ino(f, op);
         x.name = std::string(f.bytes());
         if (!f.at_end()) {
           f.byte();
@@ -211,34 +425,24 @@ Result<OpRecord> decode_op(uint64_t seq, std::string_view value) {
         op.xattrs_before.push_back(std::move(x));
         break;
       }
-      case kTagDataBefore: {
-        DataBefore d;
-        d.ino = f.varint();
-        d.offset = f.varint();
-        d.length = f.varint();
-        while (f.ok() && !f.at_end()) {
-          uint64_t file_offset = f.varint();
-          auto e = decode_extent(file_offset, f.bytes());
-          if (!e) return corrupt("undo payload: " + e.status().message());
-          d.extents.push_back(*e);
+      case kUndoData:
+      case kUndoDataOfArgs: {
+        DataBefore d{op.ino, op.offset, op.length, {}};
+        if (tag == kUndoData) {
+          d.ino = get_ino(f, op);
+          d.offset = f.varint();
+          d.length = f.varint();
         }
+        if (Status s = get_extents(f, d); !s) return corrupt("undo payload: " + s.message());
         op.data_before.push_back(std::move(d));
         break;
       }
-      case kTagExtentBeforeOld: {
-        uint64_t file_offset = f.varint();
-        auto e = decode_extent(file_offset, f.rest());
-        if (!e) return corrupt("undo payload: " + e.status().message());
-        old_extents.push_back(*e);
-        break;
-      }
-      case kTagDataRangeOld: old_range = true; break;
-      default: break;  // a field from a newer writer: skip it
+      default: continue;  // an entry from a newer writer: skip it
     }
-    if (!f.ok()) return corrupt("malformed field");
+    if (!f.ok()) return corrupt("malformed undo entry");
+    if (!f.at_end()) return corrupt("undo entry longer than its fields");
   }
   if (!r.ok()) return corrupt("truncated");
-  if (old_range) op.data_before.push_back({op.ino, op.offset, op.length, std::move(old_extents)});
   return op;
 }
 

@@ -8,6 +8,11 @@
 // `data_before`, remove the extents in the range and put back its extents.
 // Data is held by reference: each extent in `data_before` owns one blob
 // reference until retention drops the record.
+//
+// An inode's before-image holds only the fields the operation changed; the
+// rest are as after the operation — that is, as in the next record's
+// before-image of the inode, or as the inode is now. Readers therefore walk
+// an inode's records from the newest back (PastView, versions_of).
 #pragma once
 
 #include <cstdint>
@@ -61,6 +66,42 @@ struct Caller {
   std::string comm;  // the process name at the time (from /proc/PID/comm)
 };
 
+// The fields of an inode record, as bits: which ones a before-image holds.
+enum InodeField : uint32_t {
+  kFieldMode = 1 << 0,
+  kFieldUid = 1 << 1,
+  kFieldGid = 1 << 2,
+  kFieldNlink = 1 << 3,
+  kFieldSize = 1 << 4,
+  kFieldRdev = 1 << 5,
+  kFieldAtime = 1 << 6,
+  kFieldMtime = 1 << 7,
+  kFieldCtime = 1 << 8,
+  kFieldParent = 1 << 9,
+  kFieldName = 1 << 10,
+  kFieldSymlink = 1 << 11,
+};
+inline constexpr uint32_t kAllInodeFields = (1u << 12) - 1;
+
+// The fields in which two inode records differ.
+uint32_t inode_fields_differing(const Inode& a, const Inode& b);
+
+// An inode record as it was before the operation.
+struct InodeBefore {
+  uint64_t ino = 0;
+  std::optional<Inode> image;         // nullopt: the inode did not exist
+  uint32_t fields = kAllInodeFields;  // the fields of `image` that hold the before-state
+
+  // The inode before the operation, given the inode after it: `image` where
+  // `fields` says so, `after` elsewhere. Fails (corrupt) when a partial image
+  // has no inode after it to complete it.
+  Result<std::optional<Inode>> before(const std::optional<Inode>& after) const;
+  // Keeps only the fields that differ from `after` (all of them when the
+  // operation deleted the inode). Writers call it once the operation is done.
+  void narrow_to(const std::optional<Inode>& after);
+  bool operator==(const InodeBefore&) const = default;
+};
+
 struct DirentBefore {
   uint64_t parent = 0;
   std::string name;
@@ -108,13 +149,34 @@ struct OpRecord {
   std::string name;        // xattr name; symlink target for symlink; restore: source spec
 
   // Undo payload.
-  std::vector<std::pair<uint64_t, std::optional<Inode>>> inodes_before;
+  std::vector<InodeBefore> inodes_before;
   std::vector<DirentBefore> dirents_before;
   std::vector<XattrBefore> xattrs_before;
   std::vector<DataBefore> data_before;  // one range for write/truncate/fallocate; many for restore
 };
 
-std::string encode(const OpRecord& r);
-Result<OpRecord> decode_op(uint64_t seq, std::string_view value);
+// What a record inside a chunk (fusefs/oplog/chunk.h) is encoded against:
+// the time and caller of the record before it in the same chunk.
+struct RecordContext {
+  int64_t ts_ns = 0;
+  Caller caller;
+};
+
+// The encoding of one record inside a chunk. `prev` is nullptr for a chunk's
+// first record. Appends to `out`.
+void encode_record(std::string& out, const OpRecord& r, const RecordContext* prev);
+// Decodes what encode_record wrote, with the same `prev`. Malformed bytes are a
+// corrupt Status naming `seq`, never a crash.
+Result<OpRecord> decode_record(uint64_t seq, std::string_view bytes, const RecordContext* prev);
+// Decodes only the time and caller: the context of the record after it.
+Result<RecordContext> decode_context(uint64_t seq, std::string_view bytes, const RecordContext* prev);
+
+// Format 1 stored each record as its own value, starting with byte 1, and
+// every inode before-image whole. Stores written then are still read.
+inline constexpr uint8_t kRecordV1 = 1;
+Result<OpRecord> decode_record_v1(uint64_t seq, std::string_view value);
+// Writes the format-1 value (tests build format-1 stores with it). Every
+// inode image must be whole.
+std::string encode_record_v1(const OpRecord& r);
 
 }  // namespace roam

@@ -15,7 +15,8 @@
 //   xattrs     be64 ino ++ name -> raw value
 //   extents    be64 ino ++ be64 file offset -> Extent  non-overlapping; holes absent
 //   blobs      be64 blob -> Blob
-//   oplog      be64 seq -> OpRecord (fusefs/oplog/record.h)
+//   oplog      be64 seq -> a chunk of records from that seq on (fusefs/oplog/chunk.h;
+//              format 1: one record per value)
 //   log_by_ino be64 ino -> be64 seq, MDB_DUPSORT|MDB_DUPFIXED: one value per
 //              record that touched the inode, in seq order (format 2)
 //
@@ -23,8 +24,9 @@
 // writable open upgrades a format-1 store (store.cc); a read-only open reads
 // `log_ino` as it is.
 //
-// Counters are not stored: the next inode, blob and seq numbers are one past
-// the last key of `inodes`, `blobs` and `oplog` (so a commit writes no
+// Counters are not stored: the next inode and blob numbers are one past the
+// last key of `inodes` and `blobs`, the next seq one past the last record of
+// the last chunk of `oplog` (so a commit writes no
 // counter). Whatever deletes records (GC) must therefore never delete the
 // highest-numbered inode or blob, nor the newest op log record, lest a number
 // be handed out twice.

@@ -586,9 +586,7 @@ Status Store::load_counters() {
   };
   ROAM_ASSIGN(uint64_t next_ino, next_after_last(dbis_.inodes));
   ROAM_ASSIGN(counters_.next_blob, next_after_last(dbis_.blobs));
-  ROAM_ASSIGN(counters_.next_seq, next_after_last(dbis_.oplog));
   counters_.next_ino = std::max(next_ino, kRootIno + 1);
-  counters_.last_ts = 0;
   ROAM_ASSIGN(auto root, txn.get_inode(kRootIno));
   if (!root || !S_ISDIR(root->mode)) return Status::corrupt("the root directory is missing");
   return Status::ok();

@@ -53,9 +53,7 @@ struct Dbis {
 // tables (format.h) and advanced in memory.
 struct Counters {
   uint64_t next_ino = kRootIno + 1;
-  uint64_t next_seq = 1;
   uint64_t next_blob = 1;
-  int64_t last_ts = 0;  // 0 until the op log reads its newest record
   bool operator==(const Counters&) const = default;
 };
 

@@ -90,14 +90,14 @@ struct FsEnv {
 };
 
 bool has_inode_before(const OpRecord& r, uint64_t ino, bool existed) {
-  for (const auto& [i, before] : r.inodes_before)
-    if (i == ino) return before.has_value() == existed;
+  for (const InodeBefore& b : r.inodes_before)
+    if (b.ino == ino) return b.image.has_value() == existed;
   return false;
 }
 
 const Inode* inode_before(const OpRecord& r, uint64_t ino) {
-  for (const auto& [i, before] : r.inodes_before)
-    if (i == ino && before) return &*before;
+  for (const InodeBefore& b : r.inodes_before)
+    if (b.ino == ino && b.image) return &*b.image;
   return nullptr;
 }
 

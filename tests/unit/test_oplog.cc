@@ -9,6 +9,7 @@
 #include <map>
 
 #include "fusefs/engine/fs.h"
+#include "fusefs/oplog/chunk.h"
 #include "fusefs/store/codec.h"
 #include "tests/unit/format_v1.h"
 #include "tests/unit/helpers.h"
@@ -234,7 +235,7 @@ TEST_CASE("append: seq counts up, time never repeats or goes back", "[oplog]") {
   const int64_t future = 4102444800LL * 1000000000LL;  // 2100-01-01, far ahead of the clock
   {
     WriteTxn w = must(store->begin_write());
-    int64_t prev = w.counters().last_ts;
+    int64_t prev = 0;
     for (int i = 0; i < 1000; ++i) {  // faster than the clock ticks
       OpRecord r;
       r.kind = OpKind::kSetattr;
@@ -244,19 +245,23 @@ TEST_CASE("append: seq counts up, time never repeats or goes back", "[oplog]") {
       REQUIRE(r.ts_ns > prev);
       prev = r.ts_ns;
     }
-    // a clock that went backwards (or a last_ts from the future) cannot reorder the log
-    w.counters().last_ts = future;
+    // a clock that went backwards (a newest record from the future) cannot reorder the log
+    OpRecord ahead;
+    ahead.kind = OpKind::kMkdir;
+    ahead.seq = 1001;
+    ahead.ts_ns = future;
+    REQUIRE_OK(w.raw().put(w.dbis().oplog, codec::be64(1001), oplog::Chunk::encode({ahead}), MDB_APPEND));
     OpRecord r;
     r.kind = OpKind::kWrite;
     r.ino = 6;
     r.ino2 = 7;
-    r.inodes_before.emplace_back(8, std::nullopt);
+    r.inodes_before.push_back({8, std::nullopt});
     REQUIRE_OK(oplog::append(w, r));
     CHECK(r.ts_ns == future + 1);
-    CHECK(r.seq == 1001);
+    CHECK(r.seq == 1002);
     REQUIRE_OK(w.commit());
   }
-  // counters persist: the next record continues after a reopen
+  // nothing is stored but the log: the next record continues after a reopen
   store.reset();
   store = must(Store::open(t.sub("s"), {}));
   {
@@ -264,7 +269,7 @@ TEST_CASE("append: seq counts up, time never repeats or goes back", "[oplog]") {
     OpRecord r;
     r.kind = OpKind::kMkdir;
     REQUIRE_OK(oplog::append(w, r));
-    CHECK(r.seq == 1002);
+    CHECK(r.seq == 1003);
     CHECK(r.ts_ns == future + 2);
     REQUIRE_OK(w.commit());
   }
@@ -279,16 +284,16 @@ TEST_CASE("append: seq counts up, time never repeats or goes back", "[oplog]") {
     }));
     return out;
   };
-  CHECK(by_ino(6) == Seqs{1001});
-  CHECK(by_ino(7) == Seqs{1001});  // ino2 is indexed
-  CHECK(by_ino(8) == Seqs{1001});  // and every inode in the undo payload
+  CHECK(by_ino(6) == Seqs{1002});
+  CHECK(by_ino(7) == Seqs{1002});  // ino2 is indexed
+  CHECK(by_ino(8) == Seqs{1002});  // and every inode in the undo payload
   CHECK(by_ino(0).empty());        // "no inode" is not indexed
   CHECK(by_ino(5).size() == 1000);  // more than a sub-page holds: a tree of its own
   Seqs from_500;
   for (uint64_t seq = 500; seq <= 1000; ++seq) from_500.push_back(seq);
   CHECK(records_of(*store, 5, 500) == from_500);
   CHECK(records_of(*store, 5, 1001).empty());
-  CHECK(records_of(*store, 8, 1001) == Seqs{1001});
+  CHECK(records_of(*store, 8, 1001) == Seqs{1002});
   oplog::Filter f;
   f.since_ns = future;
   Seqs late;
@@ -296,7 +301,7 @@ TEST_CASE("append: seq counts up, time never repeats or goes back", "[oplog]") {
     late.push_back(r.seq);
     return true;
   }));
-  CHECK(late == Seqs{1001, 1002});
+  CHECK(late == Seqs{1001, 1002, 1003});
 }
 
 TEST_CASE("the per-inode index: records from a seq on, and has_records", "[oplog]") {
@@ -314,22 +319,67 @@ TEST_CASE("the per-inode index: records from a seq on, and has_records", "[oplog
   CHECK_FALSE(must(oplog::has_records(txn, 0)));
 }
 
-TEST_CASE("drop removes the record's own index values and no others", "[oplog]") {
-  History h;
-  {
-    WriteTxn w = must(h.store->begin_write());
-    for (uint64_t seq = 1; seq <= 3; ++seq) REQUIRE_OK(oplog::drop(w, *must(oplog::get(w, seq))));
+TEST_CASE("drop_oldest removes the first records of the oldest chunk and their index values", "[oplog]") {
+  TempDir t;
+  REQUIRE_OK(Store::create(t.sub("s")));
+  auto store = must(Store::open(t.sub("s"), {}));
+  auto append = [&](uint64_t ino2, size_t name_bytes) {
+    WriteTxn w = must(store->begin_write());
+    OpRecord r;
+    r.kind = OpKind::kSetxattr;
+    r.ino = 5;
+    r.ino2 = ino2;
+    r.name = std::string(name_bytes, static_cast<char>('a' + ino2 % 26));
+    REQUIRE_OK(oplog::append(w, r));
     REQUIRE_OK(w.commit());
+  };
+  for (uint64_t i = 1; i <= 5; ++i) append(10 + i, 1500);  // two such records fill a chunk
+  auto drop = [&](size_t how_many) -> Seqs {
+    WriteTxn w = must(store->begin_write());
+    auto records = must(oplog::oldest_droppable(w));
+    if (!records) return {};
+    records->resize(std::min(how_many, records->size()));
+    REQUIRE_OK(oplog::drop_oldest(w, *records));
+    REQUIRE_OK(w.commit());
+    Seqs seqs;
+    for (const OpRecord& r : *records) seqs.push_back(r.seq);
+    return seqs;
+  };
+  CHECK(drop(99) == Seqs{1, 2});  // a whole chunk
+  {
+    ReadTxn txn = must(store->begin_read());
+    CHECK_FALSE(must(oplog::get(txn, 2)).has_value());
+    CHECK(must(oplog::get(txn, 3))->name == std::string(1500, 'n'));
+    CHECK(must(oplog::seq_bounds(txn)) == std::pair<uint64_t, uint64_t>{3, 5});
+    CHECK_FALSE(must(oplog::has_records(txn, 12)));
+    CHECK(must(oplog::has_records(txn, 13)));
   }
-  CHECK(records_of(*h.store, kRootIno).empty());     // 1 and 2 were its only records
-  CHECK(records_of(*h.store, h.a) == Seqs{6, 7});    // 1 and 3 gone
-  CHECK(records_of(*h.store, h.ab) == Seqs{4, 6, 8});
-  CHECK(records_of(*h.store, h.b) == Seqs{5, 7});
-  CHECK(records_of(*h.store, h.c) == Seqs{4, 6});
-  ReadTxn txn = must(h.store->begin_read());
-  CHECK_FALSE(must(oplog::has_records(txn, kRootIno)));
-  const IndexEntries want{{h.a, 6}, {h.a, 7}, {h.ab, 4}, {h.ab, 6}, {h.ab, 8}, {h.b, 5}, {h.b, 7}, {h.c, 4}, {h.c, 6}};
-  CHECK(roam::testing::read_log_by_ino(txn.raw()) == want);
+  CHECK(records_of(*store, 5) == Seqs{3, 4, 5});
+  CHECK(drop(1) == Seqs{3});  // part of one: 4 is written back as a chunk of its own
+  CHECK(records_of(*store, 5) == Seqs{4, 5});
+  CHECK(must(oplog::get(must(store->begin_read()), 4))->name == std::string(1500, 'o'));
+  CHECK(drop(99) == Seqs{4});
+  CHECK(drop(99).empty());  // 5 is the newest record: never dropped
+  for (uint64_t i = 6; i <= 8; ++i) append(10 + i, 10);  // 6..8 join 5's chunk
+  CHECK(drop(99) == Seqs{5, 6, 7});  // all but the newest of the newest chunk
+  {
+    ReadTxn txn = must(store->begin_read());
+    CHECK(must(oplog::seq_bounds(txn)) == std::pair<uint64_t, uint64_t>{8, 8});
+    CHECK(must(oplog::get(txn, 8))->ino2 == 18);
+  }
+  append(19, 10);
+  CHECK(records_of(*store, 5) == Seqs{8, 9});
+  {
+    // records that are not the first of the oldest chunk, or not in order, are refused
+    WriteTxn w = must(store->begin_write());
+    auto records = must(oplog::oldest_droppable(w));
+    REQUIRE(records);
+    REQUIRE(records->size() == 1);
+    std::vector<OpRecord> newest{*must(oplog::get(w, 9))};
+    CHECK(oplog::drop_oldest(w, newest).err() == EINVAL);
+    std::vector<OpRecord> gap{*must(oplog::get(w, 8)), *must(oplog::get(w, 8))};
+    CHECK(oplog::drop_oldest(w, gap).err() == EINVAL);
+  }
 }
 
 TEST_CASE("append keeps an inode's seqs in order even when the index holds a later one", "[oplog]") {

@@ -543,7 +543,7 @@ TEST_CASE("a WriteTxn that is not committed leaves nothing behind", "[store]") {
     std::vector<Extent> replaced;
     REQUIRE_OK(w.remap(50, 0, 10, Extent{0, blob, 0, 10}, replaced));
     w.counters().next_ino += 5;
-    w.counters().next_seq += 5;
+    w.counters().next_blob += 5;
     // visible inside the transaction itself
     CHECK(must(w.get_inode(50)).has_value());
   }  // destroyed: aborted
@@ -573,10 +573,9 @@ TEST_CASE("committed changes survive reopening and counters resume after the las
   }
   auto store = must(Store::open(dir, {}));
   WriteTxn w = must(store->begin_write());
-  // Counters are not stored: they are one past the last inode, blob and seq.
+  // Counters are not stored: they are one past the last inode and blob.
   CHECK(w.counters().next_ino == 8);
   CHECK(w.counters().next_blob == 3);
-  CHECK(w.counters().next_seq == 1);
   CHECK(must(w.get_dirent(1, "f"))->ino == 7);
 }
 
