@@ -5,31 +5,42 @@
 namespace roam::oplog {
 
 Result<Chunk> Chunk::parse(uint64_t first_seq, std::string_view value) {
+  auto corrupt = [first_seq](const std::string& what) {
+    return Status::corrupt("op log chunk " + std::to_string(first_seq) + ": " + what);
+  };
   Chunk c;
   c.first_ = first_seq;
   c.value_ = value;
   if (!value.empty() && static_cast<uint8_t>(value[0]) == kRecordV1) {
     ROAM_ASSIGN(OpRecord r, decode_record_v1(first_seq, value));
     c.v1_ = true;
-    c.entries_.push_back({value, {r.ts_ns, std::move(r.caller)}});
+    c.entries_.push_back({value, r.ts_ns, 0});
     return c;
   }
   codec::Reader in(value);
-  if (in.byte() != kChunkV2) {
-    return Status::corrupt("op log chunk " + std::to_string(first_seq) + ": unknown version");
-  }
+  if (in.byte() != kChunkV2) return corrupt("unknown version");
   while (in.ok() && !in.at_end()) {
-    const uint64_t seq = first_seq + c.entries_.size();
+    const size_t i = c.entries_.size();
     const std::string_view bytes = in.bytes();
     if (!in.ok()) break;
-    const RecordContext* prev = c.entries_.empty() ? nullptr : &c.entries_.back().context;
-    ROAM_ASSIGN(RecordContext context, decode_context(seq, bytes, prev));
-    c.entries_.push_back({bytes, std::move(context)});
+    ROAM_ASSIGN(RecordHead head, decode_head(first_seq + i, bytes));
+    if (i == 0 && head.same_caller) return corrupt("its first record borrows a caller");
+    Entry e{bytes, head.ts, i};
+    if (i > 0) {
+      // Times step from the record before; unsigned, so garbage wraps instead of overflowing.
+      e.ts_ns = static_cast<int64_t>(static_cast<uint64_t>(c.entries_.back().ts_ns) + static_cast<uint64_t>(head.ts));
+      if (head.same_caller) e.caller_at = c.entries_.back().caller_at;
+    }
+    c.entries_.push_back(e);
   }
-  if (!in.ok() || c.entries_.empty()) {
-    return Status::corrupt("op log chunk " + std::to_string(first_seq) + ": truncated");
-  }
+  if (!in.ok() || c.entries_.empty()) return corrupt("truncated");
   return c;
+}
+
+Result<RecordContext> Chunk::context_of(size_t i) const {
+  const size_t at = entries_[i].caller_at;
+  ROAM_ASSIGN(Caller caller, decode_caller(first_ + at, entries_[at].bytes));
+  return RecordContext{entries_[i].ts_ns, std::move(caller)};
 }
 
 std::string Chunk::encode(const std::vector<OpRecord>& records) {
@@ -48,17 +59,21 @@ std::string Chunk::encode(const std::vector<OpRecord>& records) {
 Result<OpRecord> Chunk::record(uint64_t seq) const {
   const size_t i = seq - first_;
   if (v1_) return decode_record_v1(seq, entries_[i].bytes);
-  return decode_record(seq, entries_[i].bytes, i == 0 ? nullptr : &entries_[i - 1].context);
+  if (i == 0) return decode_record(seq, entries_[i].bytes, nullptr);
+  ROAM_ASSIGN(RecordContext prev, context_of(i - 1));
+  return decode_record(seq, entries_[i].bytes, &prev);
 }
 
-std::optional<std::string> Chunk::appended(const OpRecord& r) const {
-  if (v1_) return std::nullopt;
+Result<std::optional<std::string>> Chunk::appended(const OpRecord& r) const {
+  using Grown = std::optional<std::string>;
+  if (v1_) return Grown{};
+  ROAM_ASSIGN(RecordContext prev, context_of(entries_.size() - 1));
   std::string rec;
-  encode_record(rec, r, &entries_.back().context);
+  encode_record(rec, r, &prev);
   std::string value(value_);
   codec::put_bytes(value, rec);
-  if (value.size() > kChunkBytes) return std::nullopt;
-  return value;
+  if (value.size() > kChunkBytes) return Grown{};
+  return Grown{std::move(value)};
 }
 
 }  // namespace roam::oplog

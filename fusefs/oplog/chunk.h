@@ -34,30 +34,34 @@ inline constexpr size_t kChunkBytes = 4096 - 16;
 // is open and has not written to the table.
 class Chunk {
  public:
-  // Splits the value into records and reads each one's time and caller.
+  // Splits the value into records and reads each one's time (a few varints
+  // per record: cheap enough for every lookup of one record).
   // Malformed bytes are a corrupt Status.
   static Result<Chunk> parse(uint64_t first_seq, std::string_view value);
-  // The value of a new chunk holding `records` (consecutive seqs, at least one).
   static std::string encode(const std::vector<OpRecord>& records);
 
   uint64_t first() const { return first_; }
   uint64_t last() const { return first_ + entries_.size() - 1; }
   bool holds(uint64_t seq) const { return seq >= first_ && seq <= last(); }
   // The time of record `seq`; holds(seq) must be true.
-  int64_t ts_of(uint64_t seq) const { return entries_[seq - first_].context.ts_ns; }
-  int64_t last_ts() const { return entries_.back().context.ts_ns; }
+  int64_t ts_of(uint64_t seq) const { return entries_[seq - first_].ts_ns; }
+  int64_t last_ts() const { return entries_.back().ts_ns; }
 
   // Decodes record `seq`; holds(seq) must be true.
   Result<OpRecord> record(uint64_t seq) const;
   // The value with `r` (whose seq is last() + 1) appended; nullopt when the
   // chunk is full or is a format-1 value.
-  std::optional<std::string> appended(const OpRecord& r) const;
+  Result<std::optional<std::string>> appended(const OpRecord& r) const;
 
  private:
   struct Entry {
     std::string_view bytes;
-    RecordContext context;  // this record's time and caller
+    int64_t ts_ns = 0;
+    size_t caller_at = 0;  // the entry that names this record's caller
   };
+  // The time and caller of entry `i`, which the record after it is encoded against.
+  Result<RecordContext> context_of(size_t i) const;
+
   uint64_t first_ = 0;
   std::string_view value_;
   bool v1_ = false;

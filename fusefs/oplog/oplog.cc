@@ -181,7 +181,10 @@ Status append(WriteTxn& txn, OpRecord& rec) {
     ROAM_ASSIGN(auto newest, newest_chunk(log));
     rec.seq = newest ? newest->last() + 1 : 1;
     rec.ts_ns = newest ? std::max(now_ns(), newest->last_ts() + 1) : now_ns();
-    std::optional<std::string> grown = newest ? newest->appended(rec) : std::nullopt;
+    std::optional<std::string> grown;
+    if (newest) {
+      ROAM_ASSIGN(grown, newest->appended(rec));
+    }
     if (grown) {
       ROAM_TRY(txn.raw().put(d.oplog, codec::be64(newest->first()), *grown));
     } else {

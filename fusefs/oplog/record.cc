@@ -322,45 +322,55 @@ void encode_record(std::string& out, const OpRecord& r, const RecordContext* pre
 
 namespace {
 
-// The record's kind, head and context: the part decode_context reads.
+// The record's kind and head varint, then its time and caller.
 struct Header {
   OpKind kind = OpKind::kCreate;
   uint64_t args = 0;
-  RecordContext context;
+  RecordHead head;
 };
 
-Result<Header> read_header(codec::Reader& r, uint64_t seq, const RecordContext* prev) {
-  auto corrupt = [seq](const std::string& what) {
-    return Status::corrupt("op log record " + std::to_string(seq) + ": " + what);
-  };
+Status corrupt_record(uint64_t seq, const std::string& what) {
+  return Status::corrupt("op log record " + std::to_string(seq) + ": " + what);
+}
+
+// Reads up to the caller (which follows unless head.same_caller).
+Result<Header> read_header(codec::Reader& r, uint64_t seq) {
   Header h;
   const uint8_t kind = r.byte();
-  if (kind == 0 || kind > static_cast<uint8_t>(kLastOpKind)) return corrupt("unknown operation kind");
+  if (kind == 0 || kind > static_cast<uint8_t>(kLastOpKind)) return corrupt_record(seq, "unknown operation kind");
   h.kind = static_cast<OpKind>(kind);
   const uint64_t head = r.varint();
   h.args = head >> 1;
-  const int64_t ts = r.svarint();
-  if (head & kHeadSameCaller) {
-    if (!prev) return corrupt("names the caller of a record before it, but is first in its chunk");
-    h.context.caller = prev->caller;
-  } else {
-    h.context.caller.uid = static_cast<uint32_t>(r.varint());
-    h.context.caller.gid = static_cast<uint32_t>(r.varint());
-    h.context.caller.pid = static_cast<uint32_t>(r.varint());
-    h.context.caller.comm = std::string(r.bytes());
-  }
-  h.context.ts_ns =
-      prev ? static_cast<int64_t>(static_cast<uint64_t>(prev->ts_ns) + static_cast<uint64_t>(ts)) : ts;
-  if (!r.ok()) return corrupt("truncated");
+  h.head.same_caller = head & kHeadSameCaller;
+  h.head.ts = r.svarint();
+  if (!r.ok()) return corrupt_record(seq, "truncated");
   return h;
+}
+
+Caller read_caller(codec::Reader& r) {
+  Caller c;
+  c.uid = static_cast<uint32_t>(r.varint());
+  c.gid = static_cast<uint32_t>(r.varint());
+  c.pid = static_cast<uint32_t>(r.varint());
+  c.comm = std::string(r.bytes());
+  return c;
 }
 
 }  // namespace
 
-Result<RecordContext> decode_context(uint64_t seq, std::string_view bytes, const RecordContext* prev) {
+Result<RecordHead> decode_head(uint64_t seq, std::string_view bytes) {
   codec::Reader r(bytes);
-  ROAM_ASSIGN(Header h, read_header(r, seq, prev));
-  return std::move(h.context);
+  ROAM_ASSIGN(Header h, read_header(r, seq));
+  return h.head;
+}
+
+Result<Caller> decode_caller(uint64_t seq, std::string_view bytes) {
+  codec::Reader r(bytes);
+  ROAM_ASSIGN(Header h, read_header(r, seq));
+  if (h.head.same_caller) return corrupt_record(seq, "borrows a caller where one was expected");
+  Caller c = read_caller(r);
+  if (!r.ok()) return corrupt_record(seq, "truncated");
+  return c;
 }
 
 Result<OpRecord> decode_record(uint64_t seq, std::string_view bytes, const RecordContext* prev) {
@@ -368,12 +378,18 @@ Result<OpRecord> decode_record(uint64_t seq, std::string_view bytes, const Recor
     return Status::corrupt("op log record " + std::to_string(seq) + ": " + what);
   };
   codec::Reader r(bytes);
-  ROAM_ASSIGN(Header h, read_header(r, seq, prev));
+  ROAM_ASSIGN(Header h, read_header(r, seq));
   OpRecord op;
   op.seq = seq;
   op.kind = h.kind;
-  op.ts_ns = h.context.ts_ns;
-  op.caller = std::move(h.context.caller);
+  if (h.head.same_caller) {
+    if (!prev) return corrupt("borrows the caller of a record before it, but is first in its chunk");
+    op.caller = prev->caller;
+  } else {
+    op.caller = read_caller(r);
+  }
+  op.ts_ns = prev ? static_cast<int64_t>(static_cast<uint64_t>(prev->ts_ns) + static_cast<uint64_t>(h.head.ts))
+                  : h.head.ts;
   const uint64_t args = h.args;
   if (args & kArgIno) op.ino = r.varint();
   if (args & kArgIno2) op.ino2 = r.varint();

@@ -168,8 +168,16 @@ void encode_record(std::string& out, const OpRecord& r, const RecordContext* pre
 // Decodes what encode_record wrote, with the same `prev`. Malformed bytes are a
 // corrupt Status naming `seq`, never a crash.
 Result<OpRecord> decode_record(uint64_t seq, std::string_view bytes, const RecordContext* prev);
-// Decodes only the time and caller: the context of the record after it.
-Result<RecordContext> decode_context(uint64_t seq, std::string_view bytes, const RecordContext* prev);
+// What a chunk reads to step over a record, without decoding the rest: its
+// time (absolute for a chunk's first record, else the step from the one
+// before) and whether it borrows the previous record's caller.
+struct RecordHead {
+  int64_t ts = 0;
+  bool same_caller = false;
+};
+Result<RecordHead> decode_head(uint64_t seq, std::string_view bytes);
+// The caller a record names itself (decode_head said !same_caller).
+Result<Caller> decode_caller(uint64_t seq, std::string_view bytes);
 
 // Format 1 stored each record as its own value, starting with byte 1, and
 // every inode before-image whole. Stores written then are still read.

@@ -53,7 +53,7 @@ TEST_CASE("appending grows a chunk up to its size limit", "[oplog][chunk]") {
   size_t held = 1;
   for (; held < records.size(); ++held) {
     Chunk c = must(Chunk::parse(1, value));
-    auto grown = c.appended(records[held]);
+    auto grown = must(c.appended(records[held]));
     if (!grown) break;
     CHECK(grown->size() > value.size());
     value = *grown;
@@ -78,7 +78,7 @@ TEST_CASE("a format-1 value reads as a chunk of one that never grows", "[oplog][
   check_same(r, must(c.record(r.seq)));
   OpRecord next = r;
   next.seq = r.seq + 1;
-  CHECK_FALSE(c.appended(next).has_value());
+  CHECK_FALSE(must(c.appended(next)).has_value());
 }
 
 TEST_CASE("a malformed chunk is corrupt, never a crash", "[oplog][chunk]") {
