@@ -90,8 +90,8 @@ uint64_t index_pages(const StoreTxn& txn) {
   return info.me_last_pgno + 1 - free - others;
 }
 
-// The sum of the op log's record values: what the encoding costs before
-// LMDB's per-node and per-page overhead.
+// The sum of the op log's values (its chunks of records): what the encoding
+// costs before LMDB's per-page overhead.
 uint64_t record_value_bytes(const StoreTxn& txn) {
   uint64_t sum = 0;
   MDB_cursor* cur = nullptr;

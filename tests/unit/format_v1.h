@@ -1,14 +1,18 @@
 // Store format 1, written directly, for the upgrade tests: format 1 kept the
 // per-inode op log index as `log_ino`, key be64 ino ++ be64 seq, empty value,
-// where format 2 has the MDB_DUPSORT table `log_by_ino` (docs/store-format.md).
+// where format 2 has the MDB_DUPSORT table `log_by_ino`, and one op record
+// per value of `oplog`, every inode before-image whole, where format 2 has
+// chunks of records (docs/store-format.md, docs/oplog-format.md).
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "fusefs/oplog/chunk.h"
 #include "fusefs/store/codec.h"
 #include "fusefs/store/lmdb.h"
 #include "tests/unit/helpers.h"
@@ -57,6 +61,36 @@ inline bool has_table(const std::string& dir, const char* name) {
   return r.is_ok();
 }
 
+// Rewrites the op log as format 1 kept it: one value per record, each inode
+// image made whole by undoing the records newest first from the live inodes.
+inline void rewrite_log_as_v1(lmdb::Txn& txn) {
+  MDB_dbi log = must(txn.open_dbi("oplog", 0));
+  MDB_dbi inodes = must(txn.open_dbi("inodes", 0));
+  std::vector<OpRecord> records;
+  {
+    lmdb::Cursor cur = must(lmdb::Cursor::open(txn, log));
+    for (auto e = must(cur.first()); e; e = must(cur.next())) {
+      oplog::Chunk c = must(oplog::Chunk::parse(codec::get_be64(e->key), e->value));
+      for (uint64_t seq = c.first(); seq <= c.last(); ++seq) records.push_back(must(c.record(seq)));
+    }
+  }
+  std::map<uint64_t, std::optional<Inode>> after;  // an inode as it was after the record being undone
+  for (auto it = records.rbegin(); it != records.rend(); ++it) {
+    for (InodeBefore& b : it->inodes_before) {
+      if (!after.contains(b.ino)) {
+        auto v = must(txn.get(inodes, codec::be64(b.ino)));
+        after[b.ino] = v ? std::optional<Inode>(must(decode_inode(b.ino, *v))) : std::nullopt;
+      }
+      b.image = must(b.before(after[b.ino]));
+      b.fields = kAllInodeFields;
+      after[b.ino] = b.image;
+    }
+  }
+  REQUIRE_OK(txn.drop(log));
+  log = must(txn.open_dbi("oplog", MDB_CREATE));
+  for (const OpRecord& r : records) REQUIRE_OK(txn.put(log, codec::be64(r.seq), encode_record_v1(r)));
+}
+
 // Rewrites a closed format-2 store as format 1: `log_ino` holds `entries`
 // (default: those of log_by_ino), `log_by_ino` is dropped unless
 // `keep_first` > 0, in which case it keeps only its first `keep_first`
@@ -69,6 +103,7 @@ inline void downgrade_to_v1(const std::string& dir, std::optional<IndexEntries> 
     const IndexEntries all = entries ? *entries : read_log_by_ino(txn);
     MDB_dbi by_ino = must(txn.open_dbi("log_by_ino", 0));
     REQUIRE_OK(txn.drop(by_ino));
+    rewrite_log_as_v1(txn);
     MDB_dbi old = must(txn.open_dbi("log_ino", MDB_CREATE));
     for (const auto& [ino, seq] : all) REQUIRE_OK(txn.put(old, codec::be64_pair(ino, seq), {}));
     if (keep_first > 0) {

@@ -10,6 +10,7 @@
 
 #include "fusefs/engine/fs.h"
 #include "fusefs/oplog/chunk.h"
+#include "fusefs/oplog/past_view.h"
 #include "fusefs/store/codec.h"
 #include "tests/unit/format_v1.h"
 #include "tests/unit/helpers.h"
@@ -410,6 +411,17 @@ TEST_CASE("a format-1 store's log reads the same read-only, and after the upgrad
   };
   std::map<uint64_t, Seqs> want;
   for (uint64_t ino : inos) want[ino] = by_ino(ino);
+  // Every inode after every record, read back through the partial images.
+  auto past_inodes = [&] {
+    std::vector<std::optional<Inode>> out;
+    ReadTxn txn = must(h.store->begin_read());
+    for (uint64_t seq = 0; seq <= 8; ++seq) {
+      PastView past(txn, seq);
+      for (uint64_t ino : inos) out.push_back(must(past.inode(ino)));
+    }
+    return out;
+  };
+  const auto past_want = past_inodes();
   h.store.reset();
   roam::testing::downgrade_to_v1(dir);
   auto same = [&] {
@@ -424,6 +436,7 @@ TEST_CASE("a format-1 store's log reads the same read-only, and after the upgrad
       }()));
     }
     CHECK(h.scan({}) == Seqs{1, 2, 3, 4, 5, 6, 7, 8});
+    CHECK(past_inodes() == past_want);
   };
   Store::Options ro;
   ro.read_only = true;
@@ -439,6 +452,7 @@ TEST_CASE("a format-1 store's log reads the same read-only, and after the upgrad
   must(fs.mkdir(kCaller, h.a, "later", 0755));
   want[h.a].push_back(9);
   CHECK(by_ino(h.a) == want[h.a]);
+  CHECK(past_inodes() == past_want);  // format-1 records before a chunk of format-2 ones
 }
 
 TEST_CASE("path_within", "[oplog]") {
