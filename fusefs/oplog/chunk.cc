@@ -70,9 +70,14 @@ Result<std::optional<std::string>> Chunk::appended(const OpRecord& r) const {
   ROAM_ASSIGN(RecordContext prev, context_of(entries_.size() - 1));
   std::string rec;
   encode_record(rec, r, &prev);
-  std::string value(value_);
+  size_t length_bytes = 1;  // of the varint length before the record
+  for (size_t n = rec.size(); n >= 0x80; n >>= 7) ++length_bytes;
+  const size_t size = value_.size() + length_bytes + rec.size();
+  if (size > kChunkBytes) return Grown{};  // checked first: the newest chunk may be a restore's megabytes
+  std::string value;
+  value.reserve(size);
+  value.append(value_);
   codec::put_bytes(value, rec);
-  if (value.size() > kChunkBytes) return Grown{};
   return Grown{std::move(value)};
 }
 
