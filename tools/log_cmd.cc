@@ -28,6 +28,11 @@ std::string octal(uint32_t mode) {
   return buf;
 }
 
+// A write, truncate or chown that took away setuid/setgid or capabilities.
+std::string killed(const OpRecord& r) {
+  return (r.flags & kKilledPrivileges) ? " privileges dropped (mode " + octal(r.mode) + ")" : "";
+}
+
 // The arguments of a record, for people.
 std::string details(const OpRecord& r) {
   switch (r.kind) {
@@ -40,7 +45,7 @@ std::string details(const OpRecord& r) {
       return "-> " + r.name;
     case OpKind::kWrite:
       return "offset " + std::to_string(r.offset) + " length " + std::to_string(r.length) + " size " +
-             std::to_string(r.size);
+             std::to_string(r.size) + killed(r);
     case OpKind::kFallocate:
       return "mode " + std::to_string(r.flags) + " offset " + std::to_string(r.offset) + " length " +
              std::to_string(r.length);
@@ -52,6 +57,7 @@ std::string details(const OpRecord& r) {
       if (r.flags & kSetSize) d += " size " + std::to_string(r.size);
       if (r.flags & kSetAtime) d += " atime";
       if (r.flags & kSetMtime) d += " mtime";
+      d += killed(r);
       return d.empty() ? "ctime" : d.substr(1);
     }
     case OpKind::kSetxattr:

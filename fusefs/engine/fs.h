@@ -34,6 +34,9 @@ struct SetattrArgs {
   uint64_t size = 0;
   Timespec atime, mtime, ctime;
   bool atime_now = false, mtime_now = false;
+  // The kernel asks the filesystem to take away privileges (chown, or a
+  // truncate by a caller without CAP_FSETID): see Fs::kill_privileges.
+  bool kill_privs = false;
 };
 
 // Called with each logged record after it commits (roamfs uses it to log
@@ -81,7 +84,11 @@ class Fs {
   // Reads up to `size` bytes at `offset` (fewer at end of file) into `buf`.
   // Every byte comes from a blob whose checksum was verified; a mismatch is EIO.
   Result<size_t> read(uint64_t ino, uint64_t offset, size_t size, char* buf);
-  Result<Inode> write(const Caller& c, uint64_t ino, uint64_t offset, std::string_view data);
+  // `kill_privs`: the writer lacks CAP_FSETID, so the write also takes away
+  // privileges (see kill_privileges), in the same logged operation; then
+  // `*mode_changed` (if given) says whether that changed the mode.
+  Result<Inode> write(const Caller& c, uint64_t ino, uint64_t offset, std::string_view data,
+                      bool kill_privs = false, bool* mode_changed = nullptr);
   Status fallocate(const Caller& c, uint64_t ino, int mode, uint64_t offset, uint64_t length);
   // Makes every change so far durable (fsync, fsyncdir).
   Status sync() { return store_.sync(); }
@@ -98,6 +105,14 @@ class Fs {
   Result<Inode> make_node(const Caller& c, uint64_t parent, std::string_view name, uint32_t mode, uint64_t rdev,
                           std::string_view target, OpKind kind);
   Result<OpRecord> finish(class Mutation& m);
+  // What Linux does to a regular file (any non-directory) that is written or
+  // truncated by a process without CAP_FSETID, or chowned: setuid goes;
+  // setgid goes when group execute is set (without it the bit marks
+  // mandatory locking, and stays); the file capabilities (the
+  // security.capability xattr) go. With FUSE_HANDLE_KILLPRIV_V2 the kernel
+  // leaves this to roamfs. Changes `inode` (not stored: the caller puts it)
+  // and notes the new mode in the record; returns whether anything changed.
+  Result<bool> kill_privileges(class Mutation& m, Inode& inode);
   Result<size_t> read_once(uint64_t ino, uint64_t offset, size_t size, char* buf);
   // What read methods see through `txn`: the current state, or the past one.
   PastView view(const StoreTxn& txn) const { return PastView(txn, at_seq_.value_or(PastView::kNow)); }

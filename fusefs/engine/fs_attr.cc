@@ -18,7 +18,8 @@ Result<Inode> Fs::setattr(const Caller& c, uint64_t ino, const SetattrArgs& a) {
   rec.flags = a.mask;
   ROAM_ASSIGN(rec.path, m.txn().path_of(ino));
   const Timespec now = now_timespec();
-  if (a.mask & kSetMode) {
+  if (a.kill_privs) ROAM_TRY(kill_privileges(m, inode).take_status());
+  if (a.mask & kSetMode) {  // after the kill: an explicit mode wins (the kernel never sends both)
     inode.mode = (inode.mode & S_IFMT) | (a.mode & 07777);
     rec.mode = inode.mode;
   }
@@ -37,6 +38,25 @@ Result<Inode> Fs::setattr(const Caller& c, uint64_t ino, const SetattrArgs& a) {
   ROAM_TRY(m.put_inode(inode));
   ROAM_TRY(finish(m).take_status());
   return inode;
+}
+
+Result<bool> Fs::kill_privileges(Mutation& m, Inode& inode) {
+  if (S_ISDIR(inode.mode)) return false;
+  uint32_t mode = inode.mode & ~static_cast<uint32_t>(S_ISUID);
+  if ((mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP)) mode &= ~static_cast<uint32_t>(S_ISGID);
+  bool changed = mode != inode.mode;
+  inode.mode = mode;
+  constexpr std::string_view kCaps = "security.capability";
+  ROAM_ASSIGN(auto caps, m.txn().get_xattr(inode.ino, kCaps));
+  if (caps) {
+    ROAM_TRY(m.del_xattr(inode.ino, kCaps));  // its before-image goes into the record
+    changed = true;
+  }
+  if (changed) {
+    m.record().flags |= kKilledPrivileges;
+    m.record().mode = inode.mode;
+  }
+  return changed;
 }
 
 Status Fs::setxattr(const Caller& c, uint64_t ino, std::string_view name, std::string_view value, int flags) {

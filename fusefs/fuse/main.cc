@@ -58,6 +58,7 @@ struct Args {
   std::string store, mountpoint, options;
   std::string at;  // --at TIME: a read-only view of the past
   bool foreground = false, debug = false, single_thread = false;
+  bool no_killpriv = false;
 };
 
 // Reports startup success or failure to the parent when daemonized.
@@ -135,6 +136,7 @@ int serve(const Args& args, StartupPipe& startup) {
   roam::Fs fs(*store, disk->at_seq);
   roam::FuseContext context{fs, {}, {}};
   context.options.read_only = past;
+  context.options.handle_killpriv_v2 = !past && !args.no_killpriv;
 
   // The absolute path, so that roamctl can find the store from the mount table.
   char real_store[PATH_MAX];
@@ -159,6 +161,13 @@ int serve(const Args& args, StartupPipe& startup) {
     fuse_remove_signal_handlers(se);
     fuse_session_destroy(se);
     return fail(Status::io("cannot mount on " + args.mountpoint + " (is /dev/fuse available?)"));
+  }
+  context.session = se;
+  if (int rc = context.device_io.install(se, context.options.handle_killpriv_v2); rc != 0) {
+    fuse_session_unmount(se);
+    fuse_remove_signal_handlers(se);
+    fuse_session_destroy(se);
+    return fail(Status::error(-rc, std::string("cannot hook the FUSE device: ") + std::strerror(-rc)));
   }
   // A past view changes nothing: no control socket (restores go to the live
   // disk), no sync, no GC.
@@ -245,6 +254,9 @@ int main(int argc, char** argv) {
   app.add_flag("-d,--debug", args.debug, "print every FUSE request (implies -f)");
   app.add_flag("-s,--single-thread", args.single_thread, "serve requests on one thread");
   app.add_option("-o", args.options, "mount options, comma-separated (passed to FUSE)");
+  app.add_flag("--no-killpriv", args.no_killpriv,
+               "leave setuid/setgid clearing to the kernel (no FUSE_HANDLE_KILLPRIV_V2): it then reads "
+               "security.capability before each write");
   app.add_option("--at", args.at,
                  "mount a read-only view of the disk as it was at TIME (ISO 8601, @EPOCH, -2h, ...)");
   CLI11_PARSE(app, argc, argv);

@@ -133,8 +133,39 @@ void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
 
 void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) { reply_attr(req, ctx(req).fs.getattr(ino)); }
 
+// Whether a file of this mode loses anything to Fs::kill_privileges.
+bool has_killable_mode(uint32_t mode) {
+  return !S_ISDIR(mode) && ((mode & S_ISUID) || (mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP));
+}
+
+// The kernel caches a file's mode: after roamfs took away setuid/setgid in a
+// request whose reply carries no attributes (WRITE, OPEN), it must forget it,
+// before the reply (or exec would still see the bits). Only the attributes:
+// cached pages stay.
+void forget_cached_mode(fuse_req_t req, fuse_ino_t ino) {
+  fuse_session* se = ctx(req).session;
+  if (!se) return;
+  int rc = fuse_lowlevel_notify_inval_inode(se, ino, -1, 0);
+  if (rc != 0 && rc != -ENOENT)
+    syslog(LOG_WARNING, "roamfs: inode %llu: cached mode not invalidated: %s", static_cast<unsigned long long>(ino),
+           std::strerror(-rc));
+}
+
+// libfuse keeps the kernel's FATTR_KILL_SUIDGID (chown, and truncate by a
+// caller without CAP_FSETID) under this name.
+static_assert(FUSE_SET_ATTR_KILL_SUID == (1 << 11), "FATTR_KILL_SUIDGID");
+
 void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info*) {
   SetattrArgs a;
+  // With FUSE_HANDLE_KILLPRIV_V2, two more requests mean "take away
+  // privileges", because the kernel drops its own kill bits before sending
+  // them: a SETATTR setting nothing at all comes from the kernel's
+  // file_remove_privs (fallocate, copy_file_range, a write it sends through
+  // the page cache), and one setting only ctime from chown(f, -1, -1) (on a
+  // regular file; elsewhere it sets nothing either). Linux clears setuid in
+  // both cases.
+  const bool v2 = ctx(req).device_io.killpriv_v2();
+  a.kill_privs = v2 && ((to_set & FUSE_SET_ATTR_KILL_SUID) || (to_set & ~FUSE_SET_ATTR_CTIME) == 0);
   if (to_set & FUSE_SET_ATTR_MODE) a.mask |= kSetMode, a.mode = attr->st_mode;
   if (to_set & FUSE_SET_ATTR_UID) a.mask |= kSetUid, a.uid = attr->st_uid;
   if (to_set & FUSE_SET_ATTR_GID) a.mask |= kSetGid, a.gid = attr->st_gid;
@@ -198,13 +229,18 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   if ((fi->flags & O_TRUNC) && ctx(req).options.read_only) return static_cast<void>(fuse_reply_err(req, EROFS));
   Caller caller = caller_of(req);
   // libfuse asks for FUSE_CAP_ATOMIC_O_TRUNC by default, so the kernel sends
-  // no SETATTR for open(O_TRUNC): the truncation is ours to do (and log).
-  if ((fi->flags & O_TRUNC) && S_ISREG(r->mode) && r->size > 0) {
+  // no SETATTR for open(O_TRUNC): the truncation is ours to do (and log), and
+  // so is taking away privileges when the kernel says so (the opener lacks
+  // CAP_FSETID; FUSE_HANDLE_KILLPRIV_V2).
+  const bool kill = (fi->flags & O_TRUNC) && DeviceIo::open_kills(ino);
+  if ((fi->flags & O_TRUNC) && S_ISREG(r->mode) && (r->size > 0 || (kill && has_killable_mode(r->mode)))) {
     SetattrArgs a;
     a.mask = kSetSize;
     a.size = 0;
+    a.kill_privs = kill;
     auto t = ctx(req).fs.setattr(caller, ino, a);
     if (!t) return reply_status(req, t.status());
+    if (t->mode != r->mode) forget_cached_mode(req, ino);
   }
   fi->fh = reinterpret_cast<uint64_t>(new FileHandle(std::move(caller), ino, ctx(req).open_files));
   fi->keep_cache = 1;  // only roamfs changes the data, so cached pages stay valid
@@ -232,8 +268,13 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_
   // Attributed to the opener (see FileHandle); a write without a handle
   // (never sent by current kernels) falls back to the request's context.
   Caller who = fi && fi->fh ? file_of(fi)->opener : caller_of(req);
-  auto r = ctx(req).fs.write(who, ino, static_cast<uint64_t>(off), std::string_view(buf, size));
+  // A write the kernel sends itself (not through the page cache) by a process
+  // without CAP_FSETID takes away privileges (FUSE_HANDLE_KILLPRIV_V2).
+  const bool kill = DeviceIo::write_kills(ino);
+  bool mode_changed = false;
+  auto r = ctx(req).fs.write(who, ino, static_cast<uint64_t>(off), std::string_view(buf, size), kill, &mode_changed);
   if (!r) return reply_status(req, r.status());
+  if (mode_changed) forget_cached_mode(req, ino);
   fuse_reply_write(req, size);
 }
 

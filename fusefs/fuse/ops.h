@@ -14,6 +14,7 @@
 #include <unordered_map>
 
 #include "fusefs/engine/fs.h"
+#include "fusefs/fuse/device_io.h"
 
 namespace roam {
 
@@ -26,6 +27,11 @@ struct MountOptions {
   double negative_timeout = 86400;
   bool writeback_cache = true;
   bool read_only = false;
+  // Negotiate FUSE_HANDLE_KILLPRIV_V2 (fuse/device_io.h): roamfs, not the
+  // kernel, takes away setuid/setgid and capabilities on write, truncate
+  // and chown, and the kernel stops asking for security.capability before
+  // every write.
+  bool handle_killpriv_v2 = true;
 };
 
 // Process names by pid, read from /proc/PID/comm and kept for a second, so a
@@ -72,6 +78,8 @@ struct FuseContext {
   MountOptions options;
   CommCache comms;
   OpenFiles open_files;
+  DeviceIo device_io;
+  fuse_session* session = nullptr;  // for notifications to the kernel; set before the loop
 };
 
 // The callback table. Operations left out on purpose: flush (the kernel writes

@@ -48,7 +48,7 @@ inline constexpr OpKind kLastOpKind = OpKind::kRestore;
 std::string_view op_kind_name(OpKind kind);
 std::optional<OpKind> op_kind_from_name(std::string_view name);
 
-// Setattr argument bits (which attributes the call set).
+// Setattr argument bits (which attributes the call set), and kKilledPrivileges.
 enum SetattrMask : uint32_t {
   kSetMode = 1 << 0,
   kSetUid = 1 << 1,
@@ -57,6 +57,10 @@ enum SetattrMask : uint32_t {
   kSetAtime = 1 << 4,
   kSetMtime = 1 << 5,
   kSetCtime = 1 << 6,
+  // setattr and write: the call also took away privileges, as Linux does for
+  // a write, truncate or chown (see Fs::kill_privileges); `mode` is the mode
+  // after. Set only when something changed.
+  kKilledPrivileges = 1 << 7,
 };
 
 struct Caller {

@@ -50,6 +50,14 @@ std::string make_temp_dir(const std::string& tag);
 // rm -rf that never crosses into another filesystem (a mount left behind by a
 // failed test is skipped, not emptied through FUSE).
 void remove_tree(const std::string& path);
+// A make_temp_dir directory, removed with remove_tree when it goes out of scope.
+struct TempTree {
+  explicit TempTree(const std::string& tag) : path(make_temp_dir(tag)) {}
+  ~TempTree() { remove_tree(path); }
+  TempTree(const TempTree&) = delete;
+  TempTree& operator=(const TempTree&) = delete;
+  const std::string path;
+};
 // Whether something is mounted exactly at `path`; `fstype` gets its type.
 bool is_mounted(const std::string& path, std::string* fstype = nullptr);
 std::string read_file(const std::string& path);  // whole file; throws on error

@@ -28,11 +28,8 @@ TEST_CASE("random operations give the same results on roamfs and on a plain dire
 
   ScopedUmask umask0(0);
   MountFixture fx;
-  const std::string ref = make_temp_dir("diffref");
-  struct RemoveRef {
-    std::string p;
-    ~RemoveRef() { remove_tree(p); }
-  } remove_ref{ref};
+  const TempTree ref_tree("diffref");
+  const std::string& ref = ref_tree.path;
   ::chmod(ref.c_str(), 0755);  // the same root mode as the mount's
 
   Lockstep run(seed, fx.mnt(), ref);

@@ -127,11 +127,8 @@ TEST_CASE("a power loss on ext4 data=journal loses nothing fsync'd and needs no 
   INFO("reproduce with ROAM_SEED=" << seed << " ROAM_POWERLOSS_ROUNDS=" << rounds);
   std::mt19937_64 rng(seed);
 
-  const std::string work = make_temp_dir("powerloss");
-  struct Cleanup {
-    std::string dir;
-    ~Cleanup() { remove_tree(dir); }
-  } cleanup{work};
+  const TempTree work_tree("powerloss");  // removed after `ext4` below is unmounted
+  const std::string& work = work_tree.path;
   const char* mode = std::getenv("ROAM_POWERLOSS_DATA_MODE");
   LoopExt4 ext4(work, mode ? mode : "journal");
   if (std::string why; !ext4.mount(&why)) {

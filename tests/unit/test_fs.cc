@@ -701,6 +701,87 @@ TEST_CASE("setattr changes mode, owner and times", "[fs]") {
   CHECK_ERR(e.fs->setattr(kCaller, kRootIno, t), EISDIR);
 }
 
+TEST_CASE("write, truncate and chown can take away setuid, setgid and capabilities in the same record", "[fs]") {
+  FsEnv e;
+  auto chmod = [&](uint64_t ino, uint32_t mode) {
+    SetattrArgs a;
+    a.mask = kSetMode;
+    a.mode = mode;
+    must(e.fs->setattr(kCaller, ino, a));
+  };
+  const std::string caps("\x01\x00\x00\x02 fake capability", 21);
+
+  // A write: setuid goes, setgid with group execute goes, the capability goes.
+  Inode f = e.create(kRootIno, "f");
+  chmod(f.ino, 06775);
+  REQUIRE_OK(e.fs->setxattr(kCaller, f.ino, "security.capability", caps, 0));
+  bool mode_changed = false;
+  Inode after = must(e.fs->write(kCaller, f.ino, 0, "data", true, &mode_changed));
+  CHECK(mode_changed);
+  CHECK((after.mode & 07777) == 0775);
+  CHECK(must(e.fs->getattr(f.ino)).mode == after.mode);
+  CHECK_ERR(e.fs->getxattr(f.ino, "security.capability"), ENODATA);
+  const OpRecord& w = e.last();
+  CHECK(w.kind == OpKind::kWrite);
+  CHECK((w.flags & kKilledPrivileges) != 0);
+  CHECK((w.mode & 07777) == 0775);
+  REQUIRE(inode_before(w, f.ino) != nullptr);
+  CHECK((inode_before(w, f.ino)->mode & 07777) == 06775);
+  REQUIRE(w.xattrs_before.size() == 1);
+  CHECK(w.xattrs_before[0].value == caps);  // undo brings it back
+  // Nothing left to take: the record says nothing about it.
+  must(e.fs->write(kCaller, f.ino, 0, "more", true, &mode_changed));
+  CHECK_FALSE(mode_changed);
+  CHECK((e.last().flags & kKilledPrivileges) == 0);
+  // Without the request, nothing is taken.
+  chmod(f.ino, 04755);
+  must(e.fs->write(kCaller, f.ino, 0, "x"));
+  CHECK((must(e.fs->getattr(f.ino)).mode & 07777) == 04755);
+
+  // setgid without group execute marks mandatory locking and stays.
+  chmod(f.ino, 02745);
+  after = must(e.fs->write(kCaller, f.ino, 0, "y", true, &mode_changed));
+  CHECK_FALSE(mode_changed);
+  CHECK((after.mode & 07777) == 02745);
+
+  // A truncate or a chown (setattr) takes them in its record.
+  chmod(f.ino, 06755);
+  SetattrArgs t;
+  t.mask = kSetSize;
+  t.size = 1;
+  t.kill_privs = true;
+  after = must(e.fs->setattr(kCaller, f.ino, t));
+  CHECK((after.mode & 07777) == 0755);
+  CHECK(after.size == 1);
+  CHECK(e.last().flags == (kSetSize | kKilledPrivileges));
+  chmod(f.ino, 06711);
+  SetattrArgs c;
+  c.mask = kSetUid | kSetGid;
+  c.uid = 5;
+  c.gid = 6;
+  c.kill_privs = true;
+  after = must(e.fs->setattr(kCaller, f.ino, c));
+  CHECK((after.mode & 07777) == 0711);
+  CHECK(after.uid == 5);
+  CHECK((e.last().mode & 07777) == 0711);
+  // An explicit mode in the same call wins (the kernel never sends both).
+  SetattrArgs m;
+  m.mask = kSetMode;
+  m.mode = 04755;
+  m.kill_privs = true;
+  CHECK((must(e.fs->setattr(kCaller, f.ino, m)).mode & 07777) == 04755);
+
+  // Directories keep their setgid (and setuid).
+  Inode d = e.mkdir(kRootIno, "d", 0755);
+  chmod(d.ino, 06775);
+  SetattrArgs dc;
+  dc.mask = kSetUid;
+  dc.uid = 9;
+  dc.kill_privs = true;
+  CHECK((must(e.fs->setattr(kCaller, d.ino, dc)).mode & 07777) == 06775);
+  e.require_healthy();
+}
+
 // ============================================================ xattrs
 
 TEST_CASE("extended attributes", "[fs]") {
