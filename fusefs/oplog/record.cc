@@ -51,10 +51,12 @@ constexpr uint32_t kInodeWhole = 1u << 12;  // in an inode image's head: absent 
 // absolute seconds and ns, for times more than 68 years away from it (set by
 // utimensat), whose difference in ns could overflow.
 constexpr int64_t kRelativeSeconds = int64_t{1} << 31;
+constexpr int64_t kNsRangeSeconds = 9'000'000'000;
 
 void put_time(std::string& out, const Timespec& t, int64_t base_ns) {
   const int64_t base_sec = base_ns / 1000000000;
-  if (t.sec > base_sec - kRelativeSeconds && t.sec < base_sec + kRelativeSeconds) {
+  const bool in_ns_range = t.sec > -kNsRangeSeconds && t.sec < kNsRangeSeconds;  // t in ns fits int64
+  if (in_ns_range && t.sec > base_sec - kRelativeSeconds && t.sec < base_sec + kRelativeSeconds) {
     const int64_t d = base_ns - (t.sec * 1000000000 + t.nsec);
     put_varint(out, ((static_cast<uint64_t>(d) << 1) ^ static_cast<uint64_t>(d >> 63)) << 1);
     return;
@@ -257,7 +259,9 @@ void encode_record(std::string& out, const OpRecord& r, const RecordContext* pre
 
   out.push_back(static_cast<char>(r.kind));
   put_varint(out, (args << 1) | (same_caller ? kHeadSameCaller : 0));
-  put_svarint(out, prev ? r.ts_ns - prev->ts_ns : r.ts_ns);
+  // Unsigned: the step between two times never overflows (decode wraps back).
+  put_svarint(out, prev ? static_cast<int64_t>(static_cast<uint64_t>(r.ts_ns) - static_cast<uint64_t>(prev->ts_ns))
+                        : r.ts_ns);
   if (!same_caller) {
     put_varint(out, r.caller.uid);
     put_varint(out, r.caller.gid);
