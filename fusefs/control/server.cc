@@ -76,7 +76,8 @@ void Server::serve(int conn) {
   ::setsockopt(conn, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   ucred cred{};
   socklen_t len = sizeof cred;
-  Reply reply;
+  Handled handled;
+  Reply& reply = handled.reply;
   if (::getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
     reply = error_reply(EACCES, "cannot tell who is calling");
   } else if (cred.uid != 0 && cred.uid != ::geteuid()) {
@@ -90,10 +91,11 @@ void Server::serve(int conn) {
   } else if (auto req = decode_request(*bytes); !req) {
     reply = error_reply(EINVAL, req.status().message());
   } else {
-    reply = handler_(*req, cred);
+    handled = handler_(*req, cred);
   }
   if (Status s = send_frame(conn, encode(reply)); !s)
     syslog(LOG_WARNING, "roamfs: control server: reply not sent: %s", s.message().c_str());
+  if (handled.after_reply) handled.after_reply();
 }
 
 }  // namespace roam::control

@@ -19,7 +19,13 @@
 
 namespace roam::control {
 
-using Handler = std::function<Reply(const Request&, const ucred& caller)>;
+// What a handler returns: the reply, and what to do once it has been sent
+// (or could not be), on the server's thread; `after_reply` may be empty.
+struct Handled {
+  Reply reply;
+  std::function<void()> after_reply;
+};
+using Handler = std::function<Handled(const Request&, const ucred& caller)>;
 
 class Server {
  public:

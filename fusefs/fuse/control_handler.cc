@@ -1,12 +1,18 @@
 #include "fusefs/fuse/control_handler.h"
 
+#include <fcntl.h>
 #include <syslog.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
 
 #include "fusefs/control/execute.h"
+#include "fusefs/oplog/past_view.h"
 
 namespace roam {
 
@@ -34,15 +40,57 @@ void invalidate(fuse_session* se, const RestoreResult& result) {
   for (uint64_t ino : result.changed_inodes) inval(ino, -1, 0);
 }
 
+// Descriptors (O_PATH) of the entries a restore replaced, as the kernel
+// still has them cached; closed in the destructor. Holding them keeps the
+// replaced inodes, and their cached pages, alive past the invalidation.
+class HeldEntries {
+ public:
+  HeldEntries() = default;
+  HeldEntries(const HeldEntries&) = delete;
+  HeldEntries& operator=(const HeldEntries&) = delete;
+  ~HeldEntries() {
+    for (int fd : fds_) ::close(fd);
+  }
+  void hold(const std::string& path) {
+    int fd = ::open(path.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (fd >= 0) fds_.push_back(fd);  // a failure only means the pages are freed now
+  }
+
+ private:
+  std::vector<int> fds_;
+};
+
+// Enough for any restore of a few large files; a restore of thousands of
+// small ones frees little page cache per file.
+constexpr size_t kMaxHeldEntries = 256;
+
+std::shared_ptr<HeldEntries> hold_replaced(Store& store, const std::string& mountpoint, const RestoreResult& result) {
+  auto held = std::make_shared<HeldEntries>();
+  auto txn = store.begin_read();
+  if (!txn) return held;
+  size_t n = 0;
+  for (const auto& [parent, name] : result.changed_entries) {
+    if (n++ == kMaxHeldEntries) break;
+    auto dir = txn->path_of(parent);
+    if (dir) held->hold(mountpoint + join_path(*dir, name));
+  }
+  return held;
+}
+
 }  // namespace
 
-control::Reply handle_control(Store& store, fuse_session* se, const OpenFiles& open_files,
-                              const control::Request& req, const ucred& caller) {
+control::Handled handle_control(Store& store, fuse_session* se, const std::string& mountpoint,
+                                const OpenFiles& open_files, const control::Request& req, const ucred& caller) {
   const Caller who = control::process_caller(caller.uid, caller.gid, static_cast<uint32_t>(caller.pid));
   control::Context context{who, [&open_files](uint64_t ino) { return open_files.is_open(ino); }};
   control::Executed done = control::execute(store, context, req);
-  if (done.reply.err == 0 && done.reply.seq != 0) invalidate(se, done.result);  // a restore changed the tree
-  return std::move(done.reply);
+  control::Handled handled{std::move(done.reply), {}};
+  if (handled.reply.err == 0 && handled.reply.seq != 0) {  // a restore changed the tree
+    auto held = hold_replaced(store, mountpoint, done.result);
+    invalidate(se, done.result);
+    handled.after_reply = [held = std::move(held)]() mutable { held.reset(); };
+  }
+  return handled;
 }
 
 }  // namespace roam

@@ -80,6 +80,7 @@ class StartupPipe {
 
 // The control socket (restore on a mounted disk), served until unmount.
 roam::Result<std::unique_ptr<roam::control::Server>> start_control(roam::Store& store, fuse_session* se,
+                                                                   const std::string& mountpoint,
                                                                    const roam::OpenFiles& open_files) {
   std::string name;
   {
@@ -87,8 +88,8 @@ roam::Result<std::unique_ptr<roam::control::Server>> start_control(roam::Store& 
     ROAM_ASSIGN(name, roam::control::socket_name(txn));
   }
   return roam::control::Server::start(
-      name, [&store, se, &open_files](const roam::control::Request& req, const ucred& caller) {
-        return roam::handle_control(store, se, open_files, req, caller);
+      name, [&store, se, mountpoint, &open_files](const roam::control::Request& req, const ucred& caller) {
+        return roam::handle_control(store, se, mountpoint, open_files, req, caller);
       });
 }
 
@@ -139,6 +140,9 @@ int serve(const Args& args, StartupPipe& startup) {
   context.options.handle_killpriv_v2 = !past && !args.no_killpriv;
 
   // The absolute path, so that roamctl can find the store from the mount table.
+  char real_mountpoint[PATH_MAX];  // the control handler opens restored paths through it
+  if (!::realpath(args.mountpoint.c_str(), real_mountpoint))
+    return fail(Status::error(errno, "mount point " + args.mountpoint + ": " + std::strerror(errno)));
   char real_store[PATH_MAX];
   if (!::realpath(args.store.c_str(), real_store)) return fail(Status::error(errno, "store " + args.store + ": " + std::strerror(errno)));
   std::string opts = "fsname=roamfs:" + std::string(real_store) + ",subtype=roamfs,default_permissions";
@@ -174,7 +178,7 @@ int serve(const Args& args, StartupPipe& startup) {
   std::unique_ptr<roam::control::Server> control;
   std::optional<roam::Housekeeper> housekeeper;
   if (!past) {
-    auto started = start_control(*store, se, context.open_files);
+    auto started = start_control(*store, se, real_mountpoint, context.open_files);
     if (!started) {
       fuse_session_unmount(se);
       fuse_remove_signal_handlers(se);

@@ -41,6 +41,8 @@
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
+#include <filesystem>
+#include <random>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -592,6 +594,45 @@ TEST_CASE("a file restored on a mounted disk shows its restored size and mtime a
   CHECK(read_file(f) == "0123456789");
   CHECK(st.st_size == 10);
   CHECK((st.st_mtim.tv_sec == old_st.st_mtim.tv_sec && st.st_mtim.tv_nsec == old_st.st_mtim.tv_nsec));
+}
+
+// The number of descriptors process `pid` has open.
+size_t open_fds(pid_t pid) {
+  size_t n = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd")) ++n;
+  return n;
+}
+
+TEST_CASE("a replaced file: new opens read the restored one, an open one the old one, and roamfs lets go of it",
+          "[restore]") {
+  MountFixture fx;
+  const std::string f = fx.path("big");
+  std::mt19937_64 rng(7);
+  const std::string old_data = random_bytes(rng, 2 << 20);
+  write_file(f, old_data);
+  sync_mount(fx.mnt());
+  const Mark m = mark(fx);
+  const std::string new_data = random_bytes(rng, 2 << 20);
+  write_file(f, new_data);
+  sync_mount(fx.mnt());
+  CHECK(read_file(f) == new_data);  // the version being replaced is in the page cache
+  struct Closing {
+    int fd;
+    ~Closing() {
+      if (fd >= 0) ::close(fd);
+    }
+  } reader{::open(f.c_str(), O_RDONLY)};
+  REQUIRE(reader.fd >= 0);
+  const size_t fds_before = open_fds(fx.pid());
+
+  restore_ok({"restore", fx.mnt(), "/big", "--at", epoch_arg(m.time_ns)});
+  CHECK(read_file(f) == old_data);
+  std::string seen(new_data.size(), '\0');
+  REQUIRE(::pread(reader.fd, seen.data(), seen.size(), 0) == static_cast<ssize_t>(seen.size()));
+  CHECK(seen == new_data);  // the replaced inode lives on while it is open
+  // roamfs holds the replaced entry only until its reply is sent.
+  for (int i = 0; i < 100 && open_fds(fx.pid()) > fds_before; ++i) pause_ms(10);
+  CHECK(open_fds(fx.pid()) == fds_before);
 }
 
 TEST_CASE("a refused restore says why in one sentence and changes nothing", "[restore]") {
