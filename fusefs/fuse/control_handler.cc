@@ -12,7 +12,6 @@
 #include <vector>
 
 #include "fusefs/control/execute.h"
-#include "fusefs/oplog/past_view.h"
 
 namespace roam {
 
@@ -64,16 +63,10 @@ class HeldEntries {
 // small ones frees little page cache per file.
 constexpr size_t kMaxHeldEntries = 256;
 
-std::shared_ptr<HeldEntries> hold_replaced(Store& store, const std::string& mountpoint, const RestoreResult& result) {
+std::shared_ptr<HeldEntries> hold_retired(const std::string& mountpoint, const RestoreResult& result) {
   auto held = std::make_shared<HeldEntries>();
-  auto txn = store.begin_read();
-  if (!txn) return held;
-  size_t n = 0;
-  for (const auto& [parent, name] : result.changed_entries) {
-    if (n++ == kMaxHeldEntries) break;
-    auto dir = txn->path_of(parent);
-    if (dir) held->hold(mountpoint + join_path(*dir, name));
-  }
+  for (size_t i = 0; i < result.retired_files.size() && i < kMaxHeldEntries; ++i)
+    held->hold(mountpoint + result.retired_files[i]);
   return held;
 }
 
@@ -86,7 +79,7 @@ control::Handled handle_control(Store& store, fuse_session* se, const std::strin
   control::Executed done = control::execute(store, context, req);
   control::Handled handled{std::move(done.reply), {}};
   if (handled.reply.err == 0 && handled.reply.seq != 0) {  // a restore changed the tree
-    auto held = hold_replaced(store, mountpoint, done.result);
+    auto held = hold_retired(mountpoint, done.result);
     invalidate(se, done.result);
     handled.after_reply = [held = std::move(held)]() mutable { held.reset(); };
   }

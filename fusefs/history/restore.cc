@@ -67,6 +67,7 @@ class Restorer {
         inode.mtime = now_;
       } else {
         for (const auto& [parent, name] : live.names) ROAM_TRY(drop_name(m_, inode, parent, name));
+        if (S_ISREG(inode.mode) && inode.size > 0) result_.retired_files.push_back(disk_path(live.rel));
       }
       inode.ctime = now_;
       ROAM_TRY(m_.put_inode(inode));

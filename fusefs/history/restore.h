@@ -53,6 +53,9 @@ struct RestoreResult {
   std::vector<uint64_t> changed_inodes;
   std::vector<std::tuple<uint64_t, uint64_t, uint64_t>> changed_data;
   std::vector<std::pair<uint64_t, std::string>> changed_entries;
+  // Disk paths, before the restore, of the files with data that lost their
+  // names (replaced by new inodes, or gone): the kernel may cache their pages.
+  std::vector<std::string> retired_files;
 };
 
 // A path that did not exist at that moment but exists now is removed (its
