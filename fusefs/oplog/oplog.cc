@@ -132,7 +132,7 @@ Result<std::optional<std::vector<OpRecord>>> oldest_droppable(const StoreTxn& tx
   ROAM_ASSIGN(auto after, cur.next());
   const uint64_t last = after ? c.last() : c.last() - 1;  // the newest chunk keeps the newest record
   std::vector<OpRecord> records;
-  for (uint64_t seq = c.first(); seq <= last; ++seq) {
+  for (uint64_t seq = c.first(); seq <= last && c.holds(seq); ++seq) {  // holds: a chunk keyed 0 is damage
     ROAM_ASSIGN(OpRecord r, c.record(seq));
     records.push_back(std::move(r));
   }
