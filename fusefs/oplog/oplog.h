@@ -22,7 +22,8 @@ namespace roam::oplog {
 
 // Assigns rec.seq and rec.ts_ns (wall-clock time, forced to be strictly greater
 // than the previous record's so that "the state at time T" is unambiguous),
-// stores the record and indexes it by every inode it touched and by time.
+// appends the record to the newest chunk (or starts a chunk) and indexes it
+// by every inode it touched.
 Status append(WriteTxn& txn, OpRecord& rec);
 
 // Retention drops records oldest first, a chunk (chunk.h) at a time.
