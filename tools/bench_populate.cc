@@ -92,7 +92,7 @@ uint64_t index_pages(const StoreTxn& txn) {
 
 // The sum of the op log's values (its chunks of records): what the encoding
 // costs before LMDB's per-page overhead.
-uint64_t record_value_bytes(const StoreTxn& txn) {
+uint64_t log_value_bytes(const StoreTxn& txn) {
   uint64_t sum = 0;
   MDB_cursor* cur = nullptr;
   if (mdb_cursor_open(txn.raw().get(), txn.dbis().oplog, &cur) != 0) return 0;
@@ -134,7 +134,7 @@ int main(int argc, char** argv) {
   mdb_env_stat(mdb_txn_env(txn->raw().get()), &env);
   const uint64_t log = table_pages(*txn, txn->dbis().oplog) * env.ms_psize;
   const uint64_t index = index_pages(*txn) * env.ms_psize;
-  const uint64_t values = record_value_bytes(*txn);
+  const uint64_t values = log_value_bytes(*txn);
   std::printf("records %llu log_bytes %llu index_bytes %llu value_bytes %llu bytes_per_op %.1f\n",
               static_cast<unsigned long long>(records), static_cast<unsigned long long>(log),
               static_cast<unsigned long long>(index), static_cast<unsigned long long>(values),
