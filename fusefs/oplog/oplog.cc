@@ -52,11 +52,12 @@ Status scan_inode(const StoreTxn& txn, const Filter& filter, const std::function
     ROAM_ASSIGN(from, first_seq_at(txn, *filter.since_ns));
   }
   ROAM_ASSIGN(InodeRecords seqs, InodeRecords::open(txn, *filter.ino, from));
+  RecordReader records(txn);
   size_t seen = 0;
   for (;;) {
     ROAM_ASSIGN(auto seq, seqs.next());
     if (!seq) break;
-    ROAM_ASSIGN(auto rec, get(txn, *seq));
+    ROAM_ASSIGN(auto rec, records.get(*seq));
     if (!rec) return Status::corrupt("log index names missing record " + std::to_string(*seq));
     if (filter.until_ns && rec->ts_ns > *filter.until_ns) break;
     if (matches(filter, *rec) && (!visit(*rec) || ++seen >= filter.limit)) break;
@@ -209,11 +210,18 @@ Status append(WriteTxn& txn, OpRecord& rec) {
   return Status::ok();
 }
 
-Result<std::optional<OpRecord>> get(const StoreTxn& txn, uint64_t seq) {
-  ROAM_ASSIGN(auto cur, lmdb::Cursor::open(txn.raw(), txn.dbis().oplog));
-  ROAM_ASSIGN(auto chunk, chunk_holding(cur, seq));
-  if (!chunk) return std::optional<OpRecord>{};
-  ROAM_ASSIGN(OpRecord rec, chunk->record(seq));
+Result<std::optional<OpRecord>> get(const StoreTxn& txn, uint64_t seq) { return RecordReader(txn).get(seq); }
+
+Result<std::optional<OpRecord>> RecordReader::get(uint64_t seq) {
+  if (!chunk_ || !chunk_->holds(seq)) {
+    if (!cur_) {
+      ROAM_ASSIGN(lmdb::Cursor cur, lmdb::Cursor::open(txn_.raw(), txn_.dbis().oplog));
+      cur_.emplace(std::move(cur));
+    }
+    ROAM_ASSIGN(chunk_, chunk_holding(*cur_, seq));
+    if (!chunk_) return std::optional<OpRecord>{};
+  }
+  ROAM_ASSIGN(OpRecord rec, chunk_->record(seq));
   return std::optional<OpRecord>{std::move(rec)};
 }
 

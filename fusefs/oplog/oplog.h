@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "fusefs/oplog/chunk.h"
 #include "fusefs/oplog/record.h"
 #include "fusefs/store/store.h"
 
@@ -76,7 +77,26 @@ struct Filter {
 // returns false.
 Status scan(const StoreTxn& txn, const Filter& filter, const std::function<bool(const OpRecord&)>& visit);
 
+// Record `seq`; nullopt when the log does not hold it. For one record: to
+// read many, use a RecordReader.
 Result<std::optional<OpRecord>> get(const StoreTxn& txn, uint64_t seq);
+
+// Reads records by seq through one cursor and keeps the chunk it parsed
+// last, so that reading records that share a chunk (the records of one
+// inode, of one restore, of one `rm -rf`) parses it once.
+// Borrows `txn` as Chunk borrows a value: valid while the transaction is
+// open and has not written to the op log. One thread at a time.
+class RecordReader {
+ public:
+  explicit RecordReader(const StoreTxn& txn) : txn_(txn) {}
+  // Like oplog::get.
+  Result<std::optional<OpRecord>> get(uint64_t seq);
+
+ private:
+  const StoreTxn& txn_;
+  std::optional<lmdb::Cursor> cur_;
+  std::optional<Chunk> chunk_;  // the chunk parsed last
+};
 
 // The first seq whose record is at or after `ts_ns` (one past the newest when
 // none is; 1 for an empty log). A binary search over seq.

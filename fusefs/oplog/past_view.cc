@@ -76,7 +76,7 @@ Result<const PastView::Overrides*> PastView::overrides(uint64_t ino) {
   for (;;) {
     ROAM_ASSIGN(auto seq, seqs.next());
     if (!seq) break;
-    ROAM_ASSIGN(auto rec, oplog::get(txn_, *seq));
+    ROAM_ASSIGN(auto rec, records_.get(*seq));
     if (!rec) return Status::corrupt("log index names missing record " + std::to_string(*seq));
     for (auto& b : rec->inodes_before)
       if (b.ino == ino) later_images.push_back(std::move(b));

@@ -34,6 +34,7 @@
 #include <string_view>
 #include <vector>
 
+#include "fusefs/oplog/oplog.h"
 #include "fusefs/oplog/record.h"
 #include "fusefs/store/store.h"
 
@@ -44,7 +45,7 @@ class PastView {
   // The state after record `seq` (0: before the first record; kNow: the
   // current state, for code that reads both through one interface).
   static constexpr uint64_t kNow = UINT64_MAX;
-  PastView(const StoreTxn& txn, uint64_t seq) : txn_(txn), seq_(seq) {}
+  PastView(const StoreTxn& txn, uint64_t seq) : txn_(txn), seq_(seq), records_(txn) {}
 
   uint64_t seq() const { return seq_; }
 
@@ -81,6 +82,7 @@ class PastView {
 
   const StoreTxn& txn_;
   uint64_t seq_;
+  oplog::RecordReader records_;
   std::map<uint64_t, std::unique_ptr<Overrides>> cache_;
 };
 
