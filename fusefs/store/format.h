@@ -51,6 +51,8 @@ inline constexpr uint64_t kRootIno = 1;
 // so this bounds read amplification (kernel readahead asks for 128 KiB too).
 inline constexpr uint32_t kMaxBlobSize = 128 * 1024;
 inline constexpr uint64_t kSegmentTargetSize = 256ull << 20;
+// Zeros a sync keeps written ahead of the current segment's tail (segments.h).
+inline constexpr uint64_t kSegmentReserve = 1ull << 20;
 inline constexpr size_t kNameMax = 255;
 inline constexpr size_t kSymlinkMax = 4095;
 

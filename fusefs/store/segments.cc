@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -25,7 +26,15 @@ bool parse_segment_name(const char* name, uint32_t& id) {
 }
 }  // namespace
 
-Segments::~Segments() = default;
+Segments::~Segments() {
+  // A clean close gives the reserve back; should this fail, or the process
+  // die first, the zeros stay as garbage the next open resumes after.
+  std::lock_guard lock(mu_);
+  if (read_only_ || reserved_end_ <= tail_) return;
+  if (auto it = files_.find(current_); it != files_.end()) {
+    [[maybe_unused]] int rc = ::ftruncate(it->second->fd, static_cast<off_t>(tail_));
+  }
+}
 
 std::string Segments::path_of(uint32_t segment) const {
   char name[32];
@@ -61,7 +70,7 @@ Result<std::unique_ptr<Segments>> Segments::open(const std::string& dir, FileIo&
   struct stat st {};
   ::fstat(file->fd, &st);
   s->current_ = last;
-  s->tail_ = static_cast<uint64_t>(st.st_size);
+  s->tail_ = s->reserved_end_ = static_cast<uint64_t>(st.st_size);
   s->sealed_bytes_ -= s->tail_;
   return s;
 }
@@ -84,9 +93,9 @@ Status Segments::start_segment(uint32_t segment) {
   files_.emplace(segment, std::make_shared<File>(io_, fd));
   new_segment_ = true;
   ids_.insert(segment);
-  sealed_bytes_ += tail_;
+  sealed_bytes_ += std::max(tail_, reserved_end_);
   current_ = segment;
-  tail_ = 0;
+  tail_ = reserved_end_ = 0;
   return Status::ok();
 }
 
@@ -130,6 +139,7 @@ Status Segments::sync() {
   bool new_segment = false;
   {
     std::lock_guard lock(mu_);
+    if (dirty_.count(current_)) top_up_reserve(files_.at(current_)->fd);
     for (uint32_t id : dirty_) files.emplace_back(id, files_.at(id));
     dirty_.clear();
     new_segment = std::exchange(new_segment_, false);
@@ -154,6 +164,21 @@ Status Segments::sync() {
     }
   }
   return Status::ok();
+}
+
+void Segments::top_up_reserve(int fd) {
+  // Under mu_: an append claims its range under mu_ too, so none can claim
+  // (and write) a range here before these zeros are in place.
+  const uint64_t want = std::min(tail_ + kSegmentReserve, kSegmentTargetSize);
+  if (reserved_end_ >= tail_ + kSegmentReserve / 4 || want <= tail_) return;
+  static constexpr size_t kPiece = 64 * 1024;
+  static const std::string kZeros(kPiece, '\0');
+  for (uint64_t at = std::max(tail_, reserved_end_); at < want;) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(kPiece, want - at));
+    if (!io_.pwrite_all(fd, kZeros.data(), n, static_cast<off_t>(at))) return;  // a full disk: no reserve
+    at += n;
+    reserved_end_ = at;
+  }
 }
 
 Status Segments::sync_directory() {
@@ -210,7 +235,7 @@ Status Segments::delete_retired(uint32_t segment) {
 
 uint64_t Segments::bytes_used() const {
   std::lock_guard lock(mu_);
-  return sealed_bytes_ + tail_;
+  return sealed_bytes_ + std::max(tail_, reserved_end_);
 }
 
 }  // namespace roam

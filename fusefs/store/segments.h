@@ -5,6 +5,16 @@
 // (a write that crashed before its LMDB commit) are garbage that compaction
 // drops; nothing reads them.
 //
+// Zeros ahead of the tail (the reserve): a sync that finds the current
+// segment written since the last one writes up to kSegmentReserve bytes of
+// zeros past its tail, in the same flush. The appends that follow overwrite
+// blocks the backing filesystem has already allocated, so the fdatasync of
+// the next sync writes the data and commits no metadata (on ext4 with
+// data=ordered that saves a journal commit, about 0.15 ms here, per fsync of
+// a small write). The zeros are garbage like a crashed append's bytes:
+// nothing refers to them, a clean close truncates them away, and after a
+// crash the next open resumes after them.
+//
 // Compaction (fusefs/gc) copies the live blobs out of a sealed segment and
 // then remove()s it. A reader that looked up a blob's old location in an older
 // LMDB snapshot either still holds the open file (reads succeed: the bytes stay
@@ -56,10 +66,12 @@ class Segments {
   Status read(SegmentLocation loc, char* buf, size_t len);
   // Makes every byte appended so far durable (fdatasync of each segment written
   // since the last sync, and of the directory when a segment was created).
-  // Call before LMDB's metadata is made durable.
+  // Call before LMDB's metadata is made durable. Tops up the reserve first
+  // (best effort: a full disk leaves it short and fails no sync).
   Status sync();
 
-  // Total bytes in segment files (for statfs and roamctl df).
+  // Total bytes in segment files, the reserve included (for statfs and
+  // roamctl df).
   uint64_t bytes_used() const;
 
   // Size of every segment file, by id.
@@ -94,6 +106,7 @@ class Segments {
   std::string path_of(uint32_t segment) const;
   Result<std::shared_ptr<File>> file_of(uint32_t segment);  // requires mu_
   Status start_segment(uint32_t segment);  // requires mu_
+  void top_up_reserve(int fd);  // requires mu_
   Status sync_directory();
 
   const std::string dir_;
@@ -108,6 +121,7 @@ class Segments {
   bool new_segment_ = false;      // a segment file was created since the last sync()
   uint32_t current_ = 0;          // segment being appended to
   uint64_t tail_ = 0;             // next append offset in current_
+  uint64_t reserved_end_ = 0;     // zeros written in current_ up to here (the reserve, when > tail_)
   uint64_t sealed_bytes_ = 0;     // bytes in segments before current_
 };
 

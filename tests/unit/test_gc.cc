@@ -59,7 +59,8 @@ TEST_CASE("history inside retention is kept; GC frees nothing a retained record 
   CHECK(r.records_dropped == 0);
   CHECK(r.blobs_freed == 0);
   CHECK(e.bounds()->second == records);
-  CHECK(e.segment_bytes() == before);
+  CHECK(e.segment_bytes() >= before);  // nothing moved or removed; GC's sync
+  CHECK(e.segment_bytes() <= before + kSegmentReserve);  // may have written the reserve
   e.check();
 }
 
