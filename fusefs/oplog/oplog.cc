@@ -214,11 +214,11 @@ Result<std::optional<OpRecord>> get(const StoreTxn& txn, uint64_t seq) { return 
 
 Result<std::optional<OpRecord>> RecordReader::get(uint64_t seq) {
   if (!chunk_ || !chunk_->holds(seq)) {
-    if (!cur_) {
-      ROAM_ASSIGN(lmdb::Cursor cur, lmdb::Cursor::open(txn_.raw(), txn_.dbis().oplog));
-      cur_.emplace(std::move(cur));
-    }
-    ROAM_ASSIGN(chunk_, chunk_holding(*cur_, seq));
+    // A cursor only for this lookup: LMDB frees the cursors of a write
+    // transaction when it ends, so one kept here would be freed twice by
+    // a reader that outlives the commit.
+    ROAM_ASSIGN(auto cur, lmdb::Cursor::open(txn_.raw(), txn_.dbis().oplog));
+    ROAM_ASSIGN(chunk_, chunk_holding(cur, seq));
     if (!chunk_) return std::optional<OpRecord>{};
   }
   ROAM_ASSIGN(OpRecord rec, chunk_->record(seq));

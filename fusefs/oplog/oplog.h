@@ -81,11 +81,12 @@ Status scan(const StoreTxn& txn, const Filter& filter, const std::function<bool(
 // read many, use a RecordReader.
 Result<std::optional<OpRecord>> get(const StoreTxn& txn, uint64_t seq);
 
-// Reads records by seq through one cursor and keeps the chunk it parsed
-// last, so that reading records that share a chunk (the records of one
-// inode, of one restore, of one `rm -rf`) parses it once.
-// Borrows `txn` as Chunk borrows a value: valid while the transaction is
-// open and has not written to the op log. One thread at a time.
+// Reads records by seq and keeps the chunk it parsed last, so that reading
+// records that share a chunk (the records of one inode, of one restore, of
+// one `rm -rf`) finds and parses it once.
+// Borrows `txn` as Chunk borrows a value: use it while the transaction is
+// open and has not written to the op log (it may be destroyed after the
+// transaction ends). One thread at a time.
 class RecordReader {
  public:
   explicit RecordReader(const StoreTxn& txn) : txn_(txn) {}
@@ -94,7 +95,6 @@ class RecordReader {
 
  private:
   const StoreTxn& txn_;
-  std::optional<lmdb::Cursor> cur_;
   std::optional<Chunk> chunk_;  // the chunk parsed last
 };
 
