@@ -21,7 +21,7 @@
 //              record that touched the inode, in seq order (format 2)
 //
 // Format 1 kept that index as `log_ino`, be64 ino ++ be64 seq -> "". A
-// writable open upgrades a format-1 store (store.cc); a read-only open reads
+// writable open upgrades a format-1 store (store_open.cc); a read-only open reads
 // `log_ino` as it is.
 //
 // Counters are not stored: the next inode and blob numbers are one past the
