@@ -27,13 +27,16 @@ bool parse_segment_name(const char* name, uint32_t& id) {
 }  // namespace
 
 Segments::~Segments() {
-  // A clean close gives the reserve back; should this fail, or the process
-  // die first, the zeros stay as garbage the next open resumes after.
   std::lock_guard lock(mu_);
+  drop_reserve();
+}
+
+void Segments::drop_reserve() {
+  // Should this fail, or the process die first, the zeros stay as garbage
+  // that the next open resumes after and compaction removes.
   if (read_only_ || reserved_end_ <= tail_) return;
-  if (auto it = files_.find(current_); it != files_.end()) {
-    [[maybe_unused]] int rc = ::ftruncate(it->second->fd, static_cast<off_t>(tail_));
-  }
+  auto it = files_.find(current_);
+  if (it != files_.end() && ::ftruncate(it->second->fd, static_cast<off_t>(tail_)) == 0) reserved_end_ = tail_;
 }
 
 std::string Segments::path_of(uint32_t segment) const {
@@ -93,6 +96,7 @@ Status Segments::start_segment(uint32_t segment) {
   files_.emplace(segment, std::make_shared<File>(io_, fd));
   new_segment_ = true;
   ids_.insert(segment);
+  drop_reserve();
   sealed_bytes_ += std::max(tail_, reserved_end_);
   current_ = segment;
   tail_ = reserved_end_ = 0;

@@ -12,8 +12,8 @@
 // the next sync writes the data and commits no metadata (on ext4 with
 // data=ordered that saves a journal commit, about 0.15 ms here, per fsync of
 // a small write). The zeros are garbage like a crashed append's bytes:
-// nothing refers to them, a clean close truncates them away, and after a
-// crash the next open resumes after them.
+// nothing refers to them, a clean close or sealing the segment truncates
+// them away, and after a crash the next open resumes after them.
 //
 // Compaction (fusefs/gc) copies the live blobs out of a sealed segment and
 // then remove()s it. A reader that looked up a blob's old location in an older
@@ -107,6 +107,10 @@ class Segments {
   Result<std::shared_ptr<File>> file_of(uint32_t segment);  // requires mu_
   Status start_segment(uint32_t segment);  // requires mu_
   void top_up_reserve(int fd);  // requires mu_
+  // Truncates the current segment's reserve away (a clean close, or the
+  // segment is being sealed). Appends in flight write below tail_, so none
+  // is cut. Requires mu_.
+  void drop_reserve();
   Status sync_directory();
 
   const std::string dir_;

@@ -283,6 +283,17 @@ TEST_CASE("a sync keeps zeros written ahead of the tail, which appends fill and 
   }
   // The clean close truncated the zeros away.
   CHECK(read_file(seg_path(t, 1)) == "abcdef" + std::string(kSegmentReserve * 3 / 4, 'x'));
+
+  // So does sealing a segment: the next one starts, the old one keeps only its data.
+  auto segs = must(Segments::open(t.path(), io, false));
+  must(segs->append("ghi"));
+  REQUIRE_OK(segs->sync());
+  const uint64_t data_bytes = 6 + kSegmentReserve * 3 / 4 + 3;
+  CHECK(file_size(seg_path(t, 1)) == data_bytes + kSegmentReserve);
+  REQUIRE_OK(segs->roll());
+  CHECK(file_size(seg_path(t, 1)) == data_bytes);
+  CHECK(segs->bytes_used() == data_bytes);
+  CHECK(segs->sizes().at(1) == data_bytes);
 }
 
 TEST_CASE("after a crash the next open resumes after the reserve; a full disk leaves it short", "[segments]") {
