@@ -1,6 +1,7 @@
 // Append-only data segment files: segments/NNNNNNNN.seg under the store.
 //
-// Bytes are appended and never overwritten (copy-on-write); the blob table in
+// Blobs are appended and never overwritten (copy-on-write; the only bytes an
+// append overwrites are the reserve's zeros, below); the blob table in
 // LMDB says which ranges are referenced. Bytes past the last referenced blob
 // (a write that crashed before its LMDB commit) are garbage that compaction
 // drops; nothing reads them.
