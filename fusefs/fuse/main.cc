@@ -139,10 +139,10 @@ int serve(const Args& args, StartupPipe& startup) {
   context.options.read_only = past;
   context.options.handle_killpriv_v2 = !past && !args.no_killpriv;
 
-  // The absolute path, so that roamctl can find the store from the mount table.
   char real_mountpoint[PATH_MAX];  // the control handler opens restored paths through it
   if (!::realpath(args.mountpoint.c_str(), real_mountpoint))
     return fail(Status::error(errno, "mount point " + args.mountpoint + ": " + std::strerror(errno)));
+  // The absolute path, so that roamctl can find the store from the mount table.
   char real_store[PATH_MAX];
   if (!::realpath(args.store.c_str(), real_store)) return fail(Status::error(errno, "store " + args.store + ": " + std::strerror(errno)));
   std::string opts = "fsname=roamfs:" + std::string(real_store) + ",subtype=roamfs,default_permissions";

@@ -143,7 +143,7 @@ Status Segments::sync() {
   bool new_segment = false;
   {
     std::lock_guard lock(mu_);
-    if (dirty_.count(current_)) top_up_reserve(files_.at(current_)->fd);
+    if (dirty_.count(current_)) top_up_reserve();
     for (uint32_t id : dirty_) files.emplace_back(id, files_.at(id));
     dirty_.clear();
     new_segment = std::exchange(new_segment_, false);
@@ -170,11 +170,12 @@ Status Segments::sync() {
   return Status::ok();
 }
 
-void Segments::top_up_reserve(int fd) {
+void Segments::top_up_reserve() {
   // Under mu_: an append claims its range under mu_ too, so none can claim
   // (and write) a range here before these zeros are in place.
   const uint64_t want = std::min(tail_ + kSegmentReserve, kSegmentTargetSize);
   if (reserved_end_ >= tail_ + kSegmentReserve / 4 || want <= tail_) return;
+  const int fd = files_.at(current_)->fd;
   static constexpr size_t kPiece = 64 * 1024;
   static const std::string kZeros(kPiece, '\0');
   for (uint64_t at = std::max(tail_, reserved_end_); at < want;) {

@@ -107,7 +107,7 @@ class Segments {
   std::string path_of(uint32_t segment) const;
   Result<std::shared_ptr<File>> file_of(uint32_t segment);  // requires mu_
   Status start_segment(uint32_t segment);  // requires mu_
-  void top_up_reserve(int fd);  // requires mu_
+  void top_up_reserve();  // requires mu_
   // Truncates the current segment's reserve away (a clean close, or the
   // segment is being sealed). Appends in flight write below tail_, so none
   // is cut. Requires mu_.

@@ -32,8 +32,6 @@ constexpr unsigned kMaxDbs = 16;
 constexpr const char* kLockFile = "LOCK";
 constexpr const char* kSegmentDir = "segments";
 
-Status errno_status(const std::string& what) { return Status::error(errno, what + ": " + std::strerror(errno)); }
-
 int64_t now_ns() {
   timespec ts{};
   clock_gettime(CLOCK_REALTIME, &ts);
@@ -43,9 +41,9 @@ int64_t now_ns() {
 // The store must be an empty directory or not exist yet.
 Status prepare_empty_dir(const std::string& dir) {
   if (::mkdir(dir.c_str(), 0700) == 0) return Status::ok();
-  if (errno != EEXIST) return errno_status("cannot create " + dir);
+  if (errno != EEXIST) return errno_error("cannot create " + dir);
   DIR* d = ::opendir(dir.c_str());
-  if (!d) return errno_status("cannot open " + dir);
+  if (!d) return errno_error("cannot open " + dir);
   bool empty = true;
   while (dirent* e = ::readdir(d)) {
     if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) empty = false;
@@ -59,7 +57,7 @@ Status prepare_empty_dir(const std::string& dir) {
 // returns the store's format version.
 Result<uint32_t> check_format(const std::string& dir) {
   struct stat st {};
-  if (::stat(dir.c_str(), &st) < 0) return errno_status("no store at " + dir);
+  if (::stat(dir.c_str(), &st) < 0) return errno_error("no store at " + dir);
   if (!S_ISDIR(st.st_mode)) return Status::error(ENOTDIR, dir + " is not a directory, so not a store");
   std::ifstream in(dir + "/" + kFormatFile);
   if (!in) {
@@ -88,7 +86,7 @@ std::string format_text(uint32_t version) {
 
 Status write_file_synced(const std::string& path, const std::string& content) {
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) return errno_status("cannot create " + path);
+  if (fd < 0) return errno_error("cannot create " + path);
   bool ok = ::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size()) && ::fsync(fd) == 0;
   int err = errno;
   ::close(fd);
@@ -186,7 +184,7 @@ Status upgrade_log_index(const lmdb::Env& env, size_t batch) {
 Status replace_file_synced(const std::string& dir, const std::string& name, const std::string& content) {
   const std::string path = dir + "/" + name, tmp = path + ".tmp";
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return errno_status("cannot create " + tmp);
+  if (fd < 0) return errno_error("cannot create " + tmp);
   bool ok = ::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size()) && ::fsync(fd) == 0;
   int err = errno;
   ::close(fd);
@@ -194,7 +192,7 @@ Status replace_file_synced(const std::string& dir, const std::string& name, cons
     ::unlink(tmp.c_str());
     return Status::error(err, "cannot write " + tmp + ": " + std::strerror(err));
   }
-  if (::rename(tmp.c_str(), path.c_str()) < 0) return errno_status("cannot replace " + path);
+  if (::rename(tmp.c_str(), path.c_str()) < 0) return errno_error("cannot replace " + path);
   return sync_dir(dir);
 }
 
@@ -217,7 +215,7 @@ Status check_not_truncated(const lmdb::Env& env, const std::string& dir) {
   if (mdb_env_info(env.get(), &info) != 0 || mdb_env_stat(env.get(), &st) != 0) return Status::ok();
   struct stat fst {};
   const std::string path = dir + "/data.mdb";
-  if (::stat(path.c_str(), &fst) < 0) return errno_status("stat " + path);
+  if (::stat(path.c_str(), &fst) < 0) return errno_error("stat " + path);
   const uint64_t needed = (static_cast<uint64_t>(info.me_last_pgno) + 1) * st.ms_psize;
   if (static_cast<uint64_t>(fst.st_size) < needed) {
     return Status::corrupt(path + " is truncated: " + std::to_string(fst.st_size) + " bytes, but its pages reach " +
@@ -245,7 +243,7 @@ std::pair<void*, size_t> find_mapping(const std::string& path) {
 
 Status Store::create(const std::string& dir) {
   ROAM_TRY(prepare_empty_dir(dir));
-  if (::mkdir((dir + "/" + kSegmentDir).c_str(), 0700) < 0) return errno_status("cannot create segment directory");
+  if (::mkdir((dir + "/" + kSegmentDir).c_str(), 0700) < 0) return errno_error("cannot create segment directory");
   {
     ROAM_ASSIGN(lmdb::Env env, lmdb::Env::open(dir, 0, size_t{1} << 30, kMaxDbs));
     ROAM_ASSIGN(lmdb::Txn txn, lmdb::Txn::begin(env, false));
@@ -261,7 +259,7 @@ Status Store::create(const std::string& dir) {
     root.parent = kRootIno;
     ROAM_TRY(txn.put(d.inodes, inode_key(kRootIno), encode(root)));
     uint64_t uuid[2] = {};
-    if (::getrandom(uuid, sizeof uuid, 0) != sizeof uuid) return errno_status("getrandom");
+    if (::getrandom(uuid, sizeof uuid, 0) != sizeof uuid) return errno_error("getrandom");
     ROAM_TRY(txn.put(d.meta, kMetaUuid, std::string_view(reinterpret_cast<const char*>(uuid), sizeof uuid)));
     ROAM_TRY(txn.put(d.meta, kMetaCreated, codec::be64(static_cast<uint64_t>(now))));
     ROAM_TRY(txn.commit());
@@ -289,11 +287,11 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& dir, Options optio
   if (!options.read_only) {
     std::string lock_path = dir + "/" + kLockFile;
     s->lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (s->lock_fd_ < 0) return errno_status("cannot open " + lock_path);
+    if (s->lock_fd_ < 0) return errno_error("cannot open " + lock_path);
     if (::flock(s->lock_fd_, LOCK_EX | LOCK_NB) < 0) {
       if (errno == EWOULDBLOCK)
         return Status::error(EBUSY, dir + " is in use by another roamfs (or roamctl); unmount it first");
-      return errno_status("cannot lock " + lock_path);
+      return errno_error("cannot lock " + lock_path);
     }
   }
   unsigned flags = MDB_NOSYNC | (options.read_only ? MDB_RDONLY : 0);
