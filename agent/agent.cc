@@ -13,9 +13,9 @@
 
 #include "agent/busy.h"
 #include "agent/health.h"
-#include "broker/protocol/transport.h"
-#include "fusefs/sys/daemon.h"
-#include "fusefs/sys/mountinfo.h"
+#include "protocol/transport.h"
+#include "base/sys/daemon.h"
+#include "base/sys/mountinfo.h"
 
 namespace roam::agent {
 

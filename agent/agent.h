@@ -18,8 +18,8 @@
 #include <vector>
 
 #include "agent/mount_driver.h"
-#include "broker/protocol/curve_keys.h"
-#include "broker/protocol/protocol.h"
+#include "protocol/curve_keys.h"
+#include "protocol/protocol.h"
 
 namespace roam::agent {
 
@@ -39,7 +39,7 @@ class Agent {
  public:
   static Result<std::unique_ptr<Agent>> create(AgentConfig cfg);
   // Serves until SIGINT or SIGTERM (blocked by the caller with
-  // block_stop_signals, fusefs/sys/daemon.h; read from a signalfd).
+  // block_stop_signals, base/sys/daemon.h; read from a signalfd).
   Status run();
   ~Agent();
   Agent(const Agent&) = delete;

@@ -9,8 +9,8 @@
 #include <cstring>
 
 #include "agent/mount_driver.h"
-#include "fusefs/sys/files.h"
-#include "fusefs/sys/mountinfo.h"
+#include "base/sys/files.h"
+#include "base/sys/mountinfo.h"
 
 namespace roam::agent {
 

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "fusefs/store/status.h"
+#include "base/status.h"
 
 namespace roam::agent {
 

@@ -7,7 +7,7 @@
 
 #include <chrono>
 #include <thread>
-#include "broker/child.h"
+#include "base/sys/child.h"
 
 namespace roam::agent {
 

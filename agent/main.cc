@@ -3,7 +3,7 @@
 #include <utility>
 
 #include "agent/agent.h"
-#include "fusefs/sys/daemon.h"
+#include "base/sys/daemon.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"roam-agent: mounts and unmounts the user disk inside a desktop"};

@@ -12,7 +12,7 @@
 #include <memory>
 #include <string>
 
-#include "fusefs/store/status.h"
+#include "base/status.h"
 
 namespace roam::agent {
 

@@ -4,7 +4,7 @@
 
 #include <vector>
 
-#include "broker/protocol/curve_keys.h"
+#include "protocol/curve_keys.h"
 
 namespace roam::broker {
 

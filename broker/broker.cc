@@ -10,8 +10,8 @@
 #include <cstring>
 
 #include "broker/provisioner.h"
-#include "fusefs/store/backing_fs.h"
-#include "fusefs/sys/daemon.h"
+#include "base/backing_fs.h"
+#include "base/sys/daemon.h"
 
 namespace roam::broker {
 

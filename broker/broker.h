@@ -13,8 +13,8 @@
 #include "broker/auth.h"
 #include "broker/disk_server.h"
 #include "broker/peers.h"
-#include "broker/protocol/curve_keys.h"
-#include "broker/protocol/transport.h"
+#include "protocol/curve_keys.h"
+#include "protocol/transport.h"
 #include "broker/registry.h"
 #include "broker/switch.h"
 
@@ -41,7 +41,7 @@ class Broker {
   static Result<std::unique_ptr<Broker>> create(BrokerConfig cfg);
   // Serves until SIGINT or SIGTERM, which the caller must have blocked in
   // every thread before creating the broker (block_stop_signals in
-  // fusefs/sys/daemon.h): they are read from a signalfd.
+  // base/sys/daemon.h): they are read from a signalfd.
   Status run();
   ~Broker();
   Broker(const Broker&) = delete;

@@ -13,9 +13,9 @@
 #include <fstream>
 #include <thread>
 
-#include "broker/child.h"
-#include "fusefs/sys/files.h"
-#include "fusefs/sys/mountinfo.h"
+#include "base/sys/child.h"
+#include "base/sys/files.h"
+#include "base/sys/mountinfo.h"
 
 namespace roam::broker {
 

@@ -3,7 +3,7 @@
 #include <utility>
 
 #include "broker/broker.h"
-#include "fusefs/sys/daemon.h"
+#include "base/sys/daemon.h"
 
 namespace {
 

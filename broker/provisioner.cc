@@ -6,7 +6,7 @@
 
 #include <cstdlib>
 #include <cstring>
-#include "broker/child.h"
+#include "base/sys/child.h"
 
 namespace roam::broker {
 

@@ -17,7 +17,7 @@
 
 #include <string>
 
-#include "fusefs/store/status.h"
+#include "base/status.h"
 
 namespace roam::broker {
 

@@ -6,7 +6,7 @@
 #include <cstdio>
 #include <cstring>
 
-#include "broker/protocol/protocol.h"
+#include "protocol/protocol.h"
 
 namespace roam::broker {
 

@@ -12,7 +12,7 @@
 #include <utility>
 #include <vector>
 
-#include "fusefs/store/lmdb.h"
+#include "base/lmdb.h"
 
 namespace roam::broker {
 

@@ -4,7 +4,7 @@
 
 #include "broker/broker.h"
 #include "broker/provisioner.h"
-#include "fusefs/oplog/timefmt.h"
+#include "base/timefmt.h"
 #include "fusefs/store/store.h"
 
 namespace roam::broker {

@@ -30,7 +30,7 @@
 
 #include "broker/disk_server.h"
 #include "broker/peers.h"
-#include "broker/protocol/protocol.h"
+#include "protocol/protocol.h"
 #include "broker/records.h"
 
 namespace roam::broker {

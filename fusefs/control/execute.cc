@@ -4,7 +4,7 @@
 
 #include "fusefs/gc/gc.h"
 #include "fusefs/history/moment.h"
-#include "fusefs/oplog/timefmt.h"
+#include "base/timefmt.h"
 
 namespace roam::control {
 

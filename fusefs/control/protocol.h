@@ -1,5 +1,5 @@
 // The control protocol between roamctl and a running roamfs: what a request
-// and a reply are, and how they travel. docs/control-protocol.md is the prose
+// and a reply are, and how they travel. docs/control-socket.md is the prose
 // version; keep the two together.
 //
 // Transport: a Unix stream socket in the abstract namespace, named
@@ -23,7 +23,7 @@
 #include <vector>
 
 #include "fusefs/history/restore.h"
-#include "fusefs/store/status.h"
+#include "base/status.h"
 
 namespace roam::control {
 

@@ -5,7 +5,7 @@
 #include <algorithm>
 
 #include "fusefs/gc/gc.h"
-#include "fusefs/oplog/timefmt.h"
+#include "base/timefmt.h"
 
 namespace roam {
 

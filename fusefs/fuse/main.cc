@@ -25,10 +25,10 @@
 #include "fusefs/fuse/ops.h"
 #include "fusefs/gc/pins.h"
 #include "fusefs/history/moment.h"
-#include "fusefs/oplog/timefmt.h"
-#include "fusefs/store/backing_fs.h"
+#include "base/timefmt.h"
+#include "base/backing_fs.h"
 #include "fusefs/store/store.h"
-#include "fusefs/sys/mountinfo.h"
+#include "base/sys/mountinfo.h"
 
 namespace {
 

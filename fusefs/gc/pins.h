@@ -10,7 +10,7 @@
 #include <optional>
 #include <string>
 
-#include "fusefs/store/status.h"
+#include "base/status.h"
 
 namespace roam {
 

@@ -1,7 +1,7 @@
 #include "fusefs/history/moment.h"
 
 #include "fusefs/oplog/oplog.h"
-#include "fusefs/oplog/timefmt.h"
+#include "base/timefmt.h"
 #include "fusefs/store/codec.h"
 
 namespace roam {

@@ -22,7 +22,7 @@
 #include <vector>
 
 #include "fusefs/store/format.h"
-#include "fusefs/store/status.h"
+#include "base/status.h"
 
 namespace roam {
 

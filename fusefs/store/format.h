@@ -39,7 +39,7 @@
 #include <string>
 #include <string_view>
 
-#include "fusefs/store/status.h"
+#include "base/status.h"
 
 namespace roam {
 

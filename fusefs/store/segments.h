@@ -37,7 +37,7 @@
 #include <vector>
 
 #include "fusefs/store/file_io.h"
-#include "fusefs/store/status.h"
+#include "base/status.h"
 
 namespace roam {
 

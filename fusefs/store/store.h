@@ -33,9 +33,9 @@
 
 #include "fusefs/store/file_io.h"
 #include "fusefs/store/format.h"
-#include "fusefs/store/lmdb.h"
+#include "base/lmdb.h"
 #include "fusefs/store/segments.h"
-#include "fusefs/store/status.h"
+#include "base/status.h"
 
 namespace roam {
 

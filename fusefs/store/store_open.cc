@@ -22,7 +22,7 @@
 #include <sstream>
 
 #include "fusefs/store/codec.h"
-#include "fusefs/sys/files.h"
+#include "base/sys/files.h"
 
 namespace roam {
 

@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # Shared by the end-to-end tests: a broker with its own state, run and key
 # directories under one temporary directory, desktops started through the
-# broker's provisioner (tools/roam-desktop), and cleanup that removes every
+# broker's provisioner (tools/desktop/roam-desktop), and cleanup that removes every
 # process and mount even when a check fails.
 #
 # Needs: ROAM_BROKER_BIN, ROAM_AGENT_BIN, ROAMCTL, ROAMFS, ROAM_DESKTOP_TOOL

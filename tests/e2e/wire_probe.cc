@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "broker/protocol/transport.h"
+#include "protocol/transport.h"
 
 using namespace roam;
 

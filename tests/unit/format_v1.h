@@ -14,7 +14,7 @@
 
 #include "fusefs/oplog/chunk.h"
 #include "fusefs/store/codec.h"
-#include "fusefs/store/lmdb.h"
+#include "base/lmdb.h"
 #include "tests/unit/helpers.h"
 
 namespace roam::testing {

@@ -14,7 +14,7 @@
 #include <string>
 #include <string_view>
 
-#include "fusefs/store/status.h"
+#include "base/status.h"
 
 namespace roam::testing {
 

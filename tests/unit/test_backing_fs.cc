@@ -1,10 +1,10 @@
-// fusefs/store/backing_fs.h and the mountinfo parsing under it: which
+// base/backing_fs.h and the mountinfo parsing under it: which
 // filesystems keep write order across a power loss.
-#include "fusefs/store/backing_fs.h"
+#include "base/backing_fs.h"
 
 #include <catch2/catch.hpp>
 
-#include "fusefs/sys/mountinfo.h"
+#include "base/sys/mountinfo.h"
 #include "tests/unit/helpers.h"
 
 using namespace roam;

@@ -10,7 +10,7 @@
 #include "fusefs/history/moment.h"
 #include "fusefs/history/restore.h"
 #include "fusefs/oplog/oplog.h"
-#include "fusefs/oplog/timefmt.h"
+#include "base/timefmt.h"
 #include "tests/unit/engine_env.h"
 
 using namespace roam;

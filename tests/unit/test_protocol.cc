@@ -5,7 +5,7 @@
 #include <cstdlib>
 #include <random>
 
-#include "broker/protocol/protocol.h"
+#include "protocol/protocol.h"
 
 using namespace roam;
 using namespace roam::proto;

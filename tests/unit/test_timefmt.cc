@@ -1,5 +1,5 @@
-// fusefs/oplog/timefmt.h: TIME arguments and timestamps.
-#include "fusefs/oplog/timefmt.h"
+// base/timefmt.h: TIME arguments and timestamps.
+#include "base/timefmt.h"
 
 #include <catch2/catch.hpp>
 #include <climits>

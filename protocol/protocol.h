@@ -1,0 +1,147 @@
+// The roamdisk control protocol: every constant and message type shared by
+// roam-broker, roam-agent and roamctl. The wire format is described in
+// docs/broker-protocol.md; this header and that document change together.
+//
+// A message is one ZeroMQ multipart message:
+//   frame 0   kMagic ("ROAM1": protocol and version)
+//   frame 1   one byte, the MessageType
+//   frame 2.. the fields of that type, in the order of its struct below
+// decode() turns frames into exactly one typed Message or an error Status;
+// it never throws and never reads outside the frames it is given.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "base/status.h"
+
+namespace roam::proto {
+
+inline constexpr std::string_view kMagic = "ROAM1";
+
+// Limits a decoder enforces before looking at any field.
+inline constexpr size_t kMaxFrames = 4096;            // a Reply's rows included
+inline constexpr size_t kMaxFieldBytes = 4096;        // a Text, Path or row frame
+inline constexpr size_t kMaxNameBytes = 64;           // user, desktop ids
+inline constexpr size_t kMaxMessageBytes = 1 << 20;   // all frames together
+
+// Timing (milliseconds). Agents and the broker send a Heartbeat every
+// kHeartbeatIntervalMs when they have nothing else to send. Each side keeps a
+// liveness counter reset by any message from the other and decremented every
+// interval without one; at zero the peer is presumed dead (Paranoid Pirate).
+inline constexpr int kHeartbeatIntervalMs = 500;
+inline constexpr int kAgentBrokerLiveness = 6;   // the agent reconnects after 3 s of silence
+inline constexpr int kReconnectInitialMs = 250;  // agent reconnect backoff, doubled per try
+inline constexpr int kReconnectMaxMs = 8000;
+
+// Separates the cells of one Reply row (never valid inside a Name or Path).
+inline constexpr char kCellSeparator = '\x1f';
+
+enum class MessageType : uint8_t {
+  // agent -> broker
+  kRegister = 1,
+  kHeartbeat = 2,  // both directions
+  kDamage = 3,
+  kDetachDone = 4,
+  kAttachDone = 5,
+  // broker -> agent
+  kDetach = 6,
+  kAttach = 7,
+  // roamctl (or an agent) -> broker
+  kSwitchRequest = 8,
+  kStatusRequest = 9,
+  kDesktopCreate = 10,
+  kDesktopRemove = 11,
+  kDesktopList = 12,
+  kDiskCreate = 13,
+  kDiskList = 14,
+  kUserAdd = 15,
+  kUserList = 16,
+  // broker -> roamctl
+  kReply = 17,
+  // roamctl -> broker (added after the first release of the protocol: new
+  // types only ever take the next number)
+  kAuditList = 18,
+};
+
+// How one field is checked on decode.
+enum class FieldKind : uint8_t {
+  kName,   // 1..kMaxNameBytes of [A-Za-z0-9_.-], not starting with '.' or '-'
+  kPath,   // absolute path, printable, no "/../" component, <= kMaxFieldBytes
+  kU64,    // decimal, 1..20 digits, no sign, fits in uint64_t
+  kBool,   // "0" or "1"
+  kText,   // any bytes except NUL, <= kMaxFieldBytes
+  kRows,   // the rest of the frames, each a Text; must be the last field
+};
+
+// Reply codes are errno values (0 = success), so a Status crosses the wire as
+// (code, message) and comes back as the same Status.
+
+struct Register { std::string desktop; };
+struct Heartbeat {};
+struct Damage { std::string reason; };
+struct DetachDone { uint64_t request_id = 0; uint64_t code = 0; std::string message; };
+struct AttachDone { uint64_t request_id = 0; uint64_t code = 0; std::string message; };
+// Unmount the user's home; with `force`, processes still holding files under
+// it get SIGTERM, then SIGKILL after grace_ms; without, the detach is refused.
+struct Detach { uint64_t request_id = 0; std::string user; bool force = true; uint64_t grace_ms = 0; };
+// Mount `export_path` (a host path visible in the desktop) at the user's home.
+struct Attach { uint64_t request_id = 0; std::string user; std::string export_path; };
+struct SwitchRequest { uint64_t request_id = 0; std::string user; std::string desktop; bool force = true; };
+struct StatusRequest { uint64_t request_id = 0; };
+struct DesktopCreate { uint64_t request_id = 0; std::string desktop; };
+struct DesktopRemove { uint64_t request_id = 0; std::string desktop; };
+struct DesktopList { uint64_t request_id = 0; };
+struct DiskCreate { uint64_t request_id = 0; std::string user; };
+struct DiskList { uint64_t request_id = 0; };
+struct UserAdd { uint64_t request_id = 0; std::string user; };
+struct UserList { uint64_t request_id = 0; };
+// The audit records of the last `limit` switches (0: all), oldest first.
+struct AuditList { uint64_t request_id = 0; uint64_t limit = 0; };
+// rows[0] is the column header when the reply is a table; cells are joined
+// with kCellSeparator.
+struct Reply { uint64_t request_id = 0; uint64_t code = 0; std::string message; std::vector<std::string> rows; };
+
+using Message = std::variant<Register, Heartbeat, Damage, DetachDone, AttachDone, Detach, Attach,
+                             SwitchRequest, StatusRequest, DesktopCreate, DesktopRemove, DesktopList,
+                             DiskCreate, DiskList, UserAdd, UserList, Reply, AuditList>;
+
+// The frames of `m` (magic, type, fields). Fields are not re-validated here:
+// the sender is trusted to put valid values; the receiver checks them.
+std::vector<std::string> encode(const Message& m);
+
+// The one message in `frames`, fully validated (frame count, sizes, each
+// field's kind). Anything else is EPROTO with a sentence naming the problem.
+Result<Message> decode(const std::vector<std::string_view>& frames);
+
+// The type tag of a message and its name ("switch-request"), for logs.
+MessageType type_of(const Message& m);
+std::string_view type_name(MessageType t);
+
+// The request id a reply to `m` must carry (0 for messages that have none).
+uint64_t request_id_of(const Message& m);
+
+// Dispatch on a decoded Message: std::visit(Overloaded{[](const Register&) {...},
+// ..., [](const auto&) {...}}, message).
+template <class... F>
+struct Overloaded : F... {
+  using F::operator()...;
+};
+template <class... F>
+Overloaded(F...) -> Overloaded<F...>;
+
+// Table rows: cells joined by kCellSeparator, and split again.
+std::string join_cells(const std::vector<std::string>& cells);
+std::vector<std::string> split_cells(std::string_view row);
+
+// Reply for a Status (code = errno, message = the sentence).
+Reply reply_for(uint64_t request_id, const Status& s);
+Status status_of(const Reply& r);
+
+// Whether `s` is a valid kName (also used for registry keys and paths).
+bool valid_name(std::string_view s);
+
+}  // namespace roam::proto

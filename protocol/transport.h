@@ -1,0 +1,45 @@
+// Messages over cppzmq sockets. cppzmq reports errors by throwing
+// zmq::error_t; these functions catch it and return a Status, so nothing
+// above this layer sees a ZeroMQ exception.
+#pragma once
+
+#include <zmq.hpp>
+
+#include <optional>
+#include <string>
+
+#include "protocol/curve_keys.h"
+#include "protocol/protocol.h"
+
+namespace roam::proto {
+
+// A message read from a ROUTER socket.
+struct Routed {
+  std::string routing_id;  // ZeroMQ's identity of the sending peer
+  std::string user_id;     // what the ZAP handler said for that peer (hex public key)
+  Result<Message> message; // a decode error when the frames were malformed
+};
+
+// Sends `m` on a DEALER (or, with a routing id, ROUTER) socket without
+// blocking; EAGAIN when the peer's queue is full or it is unknown.
+Status send(zmq::socket_t& socket, const Message& m);
+Status send_routed(zmq::socket_t& router, const std::string& routing_id, const Message& m);
+
+// Receives one message if one is waiting (nullopt otherwise). On a DEALER the
+// frames are the message; on a ROUTER the first frame is the routing id.
+Result<std::optional<Result<Message>>> receive(zmq::socket_t& dealer);
+Result<std::optional<Routed>> receive_routed(zmq::socket_t& router);
+
+// A DEALER socket that authenticates with `client` keys to a CURVE server
+// whose public key is `server_public`, connected to `endpoint`. Linger 0: a
+// closed socket drops unsent messages at once.
+Result<zmq::socket_t> connect_dealer(zmq::context_t& ctx, const std::string& endpoint, const KeyPair& client,
+                                     const std::string& server_public);
+
+// One request/reply exchange with the broker on a fresh socket: sends
+// `request`, waits up to timeout_ms for the Reply carrying its request id.
+// ETIMEDOUT when none comes (broker down, or this key is not allowed).
+Result<Reply> call(zmq::context_t& ctx, const std::string& endpoint, const KeyPair& client,
+                   const std::string& server_public, const Message& request, int timeout_ms);
+
+}  // namespace roam::proto

@@ -1,0 +1,92 @@
+#include "tools/roamctl/broker_client.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+
+#include "protocol/transport.h"
+#include "tools/roamctl/json.h"
+
+namespace roam::ctl {
+
+void add_broker_options(CLI::App* cmd, BrokerArgs& args) {
+  cmd->add_option("--broker", args.endpoint, "the broker's endpoint")->envname("ROAM_BROKER")->capture_default_str();
+  cmd->add_option("--broker-key", args.broker_key, "the broker's public key (hex)")->envname("ROAM_BROKER_KEY");
+  cmd->add_option("--key-file", args.key_file, "your key pair (roamctl keygen)")
+      ->envname("ROAM_KEY_FILE")
+      ->capture_default_str();
+  cmd->add_option("--timeout", args.timeout_s, "seconds to wait for the broker")->capture_default_str();
+  cmd->add_flag("--json", args.json, "print JSON for scripts");
+}
+
+uint64_t new_request_id() {
+  auto now = std::chrono::system_clock::now().time_since_epoch();
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(now).count()) ^
+         (static_cast<uint64_t>(::getpid()) << 48);
+}
+
+Result<proto::Reply> ask_broker(const BrokerArgs& args, const proto::Message& request) {
+  if (args.broker_key.empty())
+    return Status::invalid("the broker's public key is not set (--broker-key or ROAM_BROKER_KEY)");
+  ROAM_ASSIGN(auto server_key, proto::key_from_hex(args.broker_key, "the broker key"));
+  ROAM_ASSIGN(auto keys, proto::read_key_file(args.key_file));
+  zmq::context_t ctx;
+  ROAM_ASSIGN(auto reply, proto::call(ctx, args.endpoint, keys, server_key, request,
+                                      static_cast<int>(args.timeout_s * 1000)));
+  ROAM_TRY(proto::status_of(reply));
+  return reply;
+}
+
+void print_table(const proto::Reply& reply, bool json) {
+  if (reply.rows.empty()) return;
+  auto header = proto::split_cells(reply.rows[0]);
+  std::vector<std::vector<std::string>> rows;
+  for (size_t i = 1; i < reply.rows.size(); ++i) rows.push_back(proto::split_cells(reply.rows[i]));
+  if (json) {
+    std::printf("[");
+    for (size_t r = 0; r < rows.size(); ++r) {
+      std::printf("%s{", r ? ",\n " : "");
+      for (size_t c = 0; c < header.size() && c < rows[r].size(); ++c)
+        std::printf("%s%s: %s", c ? ", " : "", json_string(header[c]).c_str(), json_string(rows[r][c]).c_str());
+      std::printf("}");
+    }
+    std::printf("]\n");
+    return;
+  }
+  std::vector<size_t> width(header.size());
+  for (size_t c = 0; c < header.size(); ++c) {
+    width[c] = header[c].size();
+    for (const auto& row : rows)
+      if (c < row.size()) width[c] = std::max(width[c], row[c].size());
+  }
+  auto print_row = [&](const std::vector<std::string>& row, bool upper) {
+    std::string line;
+    for (size_t c = 0; c < header.size(); ++c) {
+      std::string cell = c < row.size() ? row[c] : "";
+      if (upper) std::transform(cell.begin(), cell.end(), cell.begin(), ::toupper);
+      if (c + 1 < header.size()) cell.resize(width[c] + 2, ' ');
+      line += cell;
+    }
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    std::printf("%s\n", line.c_str());
+  };
+  print_row(header, true);
+  for (const auto& row : rows) print_row(row, false);
+}
+
+int run_request(const std::string& cmd, const BrokerArgs& args, const proto::Message& request,
+                const std::string& done) {
+  auto reply = ask_broker(args, request);
+  if (!reply) {
+    std::fprintf(stderr, "roamctl %s: %s\n", cmd.c_str(), reply.status().message().c_str());
+    return 1;
+  }
+  if (!reply->rows.empty()) print_table(*reply, args.json);
+  else if (args.json) std::printf("{\"result\": %s}\n", json_string(done).c_str());
+  else std::printf("%s\n", done.c_str());
+  return 0;
+}
+
+}  // namespace roam::ctl

@@ -1,0 +1,50 @@
+#include "tools/roamctl/control_client.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "fusefs/control/execute.h"
+
+namespace roam::ctl {
+
+namespace {
+
+Status flush_mount(const std::string& mountpoint) {
+  const int fd = ::open(mountpoint.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0 || ::syncfs(fd) < 0) {
+    const int err = errno;
+    if (fd >= 0) ::close(fd);
+    return Status::error(err, "cannot flush " + mountpoint + ": " + std::strerror(err));
+  }
+  ::close(fd);
+  return Status::ok();
+}
+
+Result<control::Reply> run_mounted(const Target& t, const control::Request& req) {
+  ROAM_TRY(flush_mount(t.mountpoint));
+  std::string socket;
+  {
+    ROAM_ASSIGN(auto store, Store::open(t.store, {.read_only = true}));
+    ROAM_ASSIGN(ReadTxn txn, store->begin_read());
+    ROAM_ASSIGN(socket, control::socket_name(txn));
+  }
+  return control::call(socket, req);
+}
+
+Result<control::Reply> run_offline(const Target& t, const control::Request& req) {
+  ROAM_ASSIGN(auto store, Store::open(t.store, {}));
+  const Caller me = control::process_caller(::getuid(), ::getgid(), static_cast<uint32_t>(::getpid()));
+  control::Executed done = control::execute(*store, {me, {}}, req);
+  if (done.reply.err == 0) ROAM_TRY(store->sync());
+  return std::move(done.reply);
+}
+
+}  // namespace
+
+Result<control::Reply> run_control(const Target& target, const control::Request& req) {
+  return target.mountpoint.empty() ? run_offline(target, req) : run_mounted(target, req);
+}
+
+}  // namespace roam::ctl

@@ -1,0 +1,157 @@
+// roamctl log STORE|MOUNTPOINT [--path P] [--since T] [--until T] [--op KIND] [--json]
+#include <linux/fs.h>  // RENAME_NOREPLACE, RENAME_EXCHANGE
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <memory>
+
+#include "fusefs/history/versions.h"
+#include "fusefs/oplog/oplog.h"
+#include "base/timefmt.h"
+#include "tools/roamctl/commands.h"
+#include "tools/roamctl/json.h"
+#include "tools/roamctl/target.h"
+
+namespace roam::ctl {
+
+namespace {
+
+struct LogArgs {
+  std::string target, path, since, until, op;
+  bool json = false;
+  size_t limit = 0;
+};
+
+std::string octal(uint32_t mode) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%04o", mode & 07777);
+  return buf;
+}
+
+// A write, truncate or chown that took away setuid/setgid or capabilities.
+std::string killed(const OpRecord& r) {
+  return (r.flags & kKilledPrivileges) ? " privileges dropped (mode " + octal(r.mode) + ")" : "";
+}
+
+// The arguments of a record, for people.
+std::string details(const OpRecord& r) {
+  switch (r.kind) {
+    case OpKind::kCreate:
+    case OpKind::kMkdir:
+      return "mode " + octal(r.mode);
+    case OpKind::kMknod:
+      return "mode " + octal(r.mode) + (r.rdev ? " dev " + std::to_string(r.rdev) : "");
+    case OpKind::kSymlink:
+      return "-> " + r.name;
+    case OpKind::kWrite:
+      return "offset " + std::to_string(r.offset) + " length " + std::to_string(r.length) + " size " +
+             std::to_string(r.size) + killed(r);
+    case OpKind::kFallocate:
+      return "mode " + std::to_string(r.flags) + " offset " + std::to_string(r.offset) + " length " +
+             std::to_string(r.length);
+    case OpKind::kSetattr: {
+      std::string d;
+      if (r.flags & kSetMode) d += " mode " + octal(r.mode);
+      if (r.flags & kSetUid) d += " uid " + std::to_string(r.uid);
+      if (r.flags & kSetGid) d += " gid " + std::to_string(r.gid);
+      if (r.flags & kSetSize) d += " size " + std::to_string(r.size);
+      if (r.flags & kSetAtime) d += " atime";
+      if (r.flags & kSetMtime) d += " mtime";
+      d += killed(r);
+      return d.empty() ? "ctime" : d.substr(1);
+    }
+    case OpKind::kSetxattr:
+      return r.name + " (" + std::to_string(r.length) + " bytes)";
+    case OpKind::kRemovexattr:
+      return r.name;
+    case OpKind::kRestore:
+      return "to " + r.name;
+    case OpKind::kRename:
+      if (r.flags & RENAME_EXCHANGE) return "exchange";
+      if (r.flags & RENAME_NOREPLACE) return "noreplace";
+      return "";
+    default:
+      return "";
+  }
+}
+
+void print_row(const OpRecord& r) {
+  std::string path = r.path;
+  if (!r.path2.empty()) path += " -> " + r.path2;
+  std::string who = r.caller.comm + "[" + std::to_string(r.caller.pid) + "] uid " + std::to_string(r.caller.uid);
+  std::printf("%8llu  %s  %-11s  %-40s  %-28s  %s\n", static_cast<unsigned long long>(r.seq),
+              format_time_local(r.ts_ns).c_str(), std::string(op_kind_name(r.kind)).c_str(), path.c_str(),
+              who.c_str(), details(r).c_str());
+}
+
+void print_json(const OpRecord& r) {
+  std::printf(
+      "{\"seq\":%llu,\"ts_ns\":%lld,\"time\":%s,\"op\":%s,\"ino\":%llu,\"path\":%s,\"uid\":%u,\"gid\":%u,"
+      "\"pid\":%u,\"comm\":%s",
+      static_cast<unsigned long long>(r.seq), static_cast<long long>(r.ts_ns), json_string(format_time_utc(r.ts_ns)).c_str(),
+      json_string(op_kind_name(r.kind)).c_str(), static_cast<unsigned long long>(r.ino), json_string(r.path).c_str(),
+      r.caller.uid, r.caller.gid, r.caller.pid, json_string(r.caller.comm).c_str());
+  if (!r.path2.empty()) std::printf(",\"path2\":%s", json_string(r.path2).c_str());
+  if (r.ino2) std::printf(",\"ino2\":%llu", static_cast<unsigned long long>(r.ino2));
+  std::printf(",\"details\":%s}\n", json_string(details(r)).c_str());
+}
+
+int run_log(const LogArgs& a) {
+  auto fail = [](const Status& s) {
+    std::fprintf(stderr, "roamctl log: %s\n", s.message().c_str());
+    return 1;
+  };
+  auto target = resolve_target(a.target);
+  if (!target) return fail(target.status());
+  oplog::Filter filter;
+  const int64_t now = wall_clock_ns();
+  if (!a.since.empty()) {
+    auto t = parse_time(a.since, now);
+    if (!t) return fail(t.status().with_context("--since"));
+    filter.since_ns = *t;
+  }
+  if (!a.until.empty()) {
+    auto t = parse_time(a.until, now);
+    if (!t) return fail(t.status().with_context("--until"));
+    filter.until_ns = *t;
+  }
+  if (!a.op.empty()) {
+    filter.kind = op_kind_from_name(a.op);
+    if (!filter.kind)
+      return fail(Status::invalid("unknown operation '" + a.op +
+                                  "'; one of create mknod mkdir symlink link unlink rmdir rename write setattr "
+                                  "fallocate setxattr removexattr restore"));
+  }
+  if (!a.path.empty()) filter.path = disk_path(*target, a.path);
+  if (a.limit) filter.limit = a.limit;
+  auto store = Store::open(target->store, {.read_only = true});
+  if (!store) return fail(store.status());
+  auto txn = (*store)->begin_read();
+  if (!txn) return fail(txn.status());
+  if (!a.json)
+    std::printf("%8s  %-23s  %-11s  %-40s  %-28s  %s\n", "SEQ", "TIME", "OP", "PATH", "BY", "DETAILS");
+  auto print = [&](const OpRecord& r) {
+    a.json ? print_json(r) : print_row(r);
+    return true;
+  };
+  Status s = filter.path ? scan_path(*txn, filter, print) : oplog::scan(*txn, filter, print);
+  if (!s) return fail(s);
+  return 0;
+}
+
+}  // namespace
+
+void add_log_command(CLI::App& app, int& exit_code) {
+  auto* cmd = app.add_subcommand("log", "show the operation log of a user disk");
+  auto a = std::make_shared<LogArgs>();
+  cmd->add_option("target", a->target, "store directory or mount point")->required();
+  cmd->add_option("--path", a->path, "only operations on this path or below it");
+  cmd->add_option("--since", a->since, "only operations at or after TIME");
+  cmd->add_option("--until", a->until, "only operations at or before TIME");
+  cmd->add_option("--op", a->op, "only operations of this kind (create, write, rename, ...)");
+  cmd->add_option("--limit", a->limit, "at most N operations");
+  cmd->add_flag("--json", a->json, "one JSON object per line");
+  cmd->callback([a, &exit_code] { exit_code = run_log(*a); });
+}
+
+}  // namespace roam::ctl
