@@ -1,4 +1,4 @@
-// The roamdisk control protocol: every constant and message type shared by
+// The roamdisk broker protocol: every constant and message type shared by
 // roam-broker, roam-agent and roamctl. The wire format is described in
 // docs/broker-protocol.md; this header and that document change together.
 //

@@ -1,4 +1,4 @@
-// The control protocol between roamctl and a running roamfs: what a request
+// The control socket protocol between roamctl and a running roamfs: what a request
 // and a reply are, and how they travel. docs/control-socket.md is the prose
 // version; keep the two together.
 //

@@ -1,4 +1,4 @@
-// roamfs's side of the control protocol (protocol.h): a thread that accepts
+// roamfs's side of the control socket (protocol.h): a thread that accepts
 // connections on the store's control socket, checks who is calling, decodes
 // the request once and hands it to the handler, then sends the reply.
 //
