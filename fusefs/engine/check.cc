@@ -128,7 +128,9 @@ Status check_blobs(Walk& w, Store& store, bool verify_data) {
 
 Result<CheckReport> check_store(Store& store, bool verify_data) {
   CheckReport report;
-  ROAM_ASSIGN(ReadTxn txn, store.begin_read());
+  // A walk of every table: the snapshot (no lock held), with the latest changes.
+  ROAM_TRY(store.checkpoint());
+  ROAM_ASSIGN(ReadTxn txn, store.begin_snapshot());
   Walk w{txn, report, {}, {}, {}, {}};
   ROAM_TRY(check_dirents(w));
   ROAM_TRY(check_inodes(w));

@@ -113,6 +113,8 @@ class Fs {
   // leaves this to roamfs. Changes `inode` (not stored: the caller puts it)
   // and notes the new mode in the record; returns whether anything changed.
   Result<bool> kill_privileges(class Mutation& m, Inode& inode);
+  struct ReadPlan;
+  Result<ReadPlan> plan_read(uint64_t ino, uint64_t offset, size_t size);
   Result<size_t> read_once(uint64_t ino, uint64_t offset, size_t size, char* buf);
   // What read methods see through `txn`: the current state, or the past one.
   PastView view(const StoreTxn& txn) const { return PastView(txn, at_seq_.value_or(PastView::kNow)); }

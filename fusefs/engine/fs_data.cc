@@ -45,25 +45,46 @@ Result<size_t> Fs::read(uint64_t ino, uint64_t offset, size_t size, char* buf) {
   return n;
 }
 
-Result<size_t> Fs::read_once(uint64_t ino, uint64_t offset, size_t size, char* buf) {
+// The extents of a read and their blobs, looked up under the store's lock;
+// the segments are read after it is released.
+struct Fs::ReadPlan {
+  struct Piece {
+    Extent extent;
+    Blob blob;
+  };
+  size_t size = 0;  // bytes to return, clamped to the file's size
+  std::vector<Piece> pieces;
+};
+
+Result<Fs::ReadPlan> Fs::plan_read(uint64_t ino, uint64_t offset, size_t size) {
   ROAM_ASSIGN(ReadTxn txn, store_.begin_read());
   PastView v = view(txn);
   ROAM_ASSIGN(Inode inode, v.existing_inode(ino));
   if (S_ISDIR(inode.mode)) return Status::error(EISDIR, "is a directory");
-  if (offset >= inode.size) return size_t{0};
-  size = static_cast<size_t>(std::min<uint64_t>(size, inode.size - offset));
-  const uint64_t end = offset + size;
-  ROAM_ASSIGN(auto extents, v.extents_in(ino, offset, size));
-  std::string scratch;     // a blob only partly needed is read here first
-  uint64_t scratch_id = 0;  // split pieces of one blob are read once
-  uint64_t filled = offset;  // buf holds [offset, filled)
+  ReadPlan plan;
+  if (offset >= inode.size) return plan;
+  plan.size = static_cast<size_t>(std::min<uint64_t>(size, inode.size - offset));
+  ROAM_ASSIGN(auto extents, v.extents_in(ino, offset, plan.size));
   for (const Extent& e : extents) {
-    const uint64_t from = std::max(e.file_offset, offset), to = std::min(e.end(), end);
-    if (from >= to) continue;
-    std::memset(buf + (filled - offset), 0, from - filled);  // a hole reads as zeros
     ROAM_ASSIGN(Blob b, txn.blob(e.blob));
     if (e.blob_offset + static_cast<uint64_t>(e.length) > b.length)
       return Status::corrupt("extent of inode " + std::to_string(ino) + " overruns blob " + std::to_string(e.blob));
+    plan.pieces.push_back({e, b});
+  }
+  return plan;
+}
+
+Result<size_t> Fs::read_once(uint64_t ino, uint64_t offset, size_t size, char* buf) {
+  ROAM_ASSIGN(ReadPlan plan, plan_read(ino, offset, size));
+  size = plan.size;
+  const uint64_t end = offset + size;
+  std::string scratch;     // a blob only partly needed is read here first
+  uint64_t scratch_id = 0;  // split pieces of one blob are read once
+  uint64_t filled = offset;  // buf holds [offset, filled)
+  for (const auto& [e, b] : plan.pieces) {
+    const uint64_t from = std::max(e.file_offset, offset), to = std::min(e.end(), end);
+    if (from >= to) continue;
+    std::memset(buf + (filled - offset), 0, from - filled);  // a hole reads as zeros
     char* dst = buf + (from - offset);
     if (e.blob_offset == 0 && e.length == b.length && from == e.file_offset && to == e.end()) {
       ROAM_TRY(read_verified(store_.segments(), ino, e, b, dst));  // the common case: no copy
@@ -109,6 +130,7 @@ Result<Inode> Fs::write(const Caller& c, uint64_t ino, uint64_t offset, std::str
   ROAM_ASSIGN(rec.path, m.txn().path_of(ino));
   for (const Chunk& ch : chunks) {
     ROAM_ASSIGN(uint64_t blob, m.add_blob(ch.loc, ch.length, ch.xxh3));
+    m.write_txn().note_data(ch.loc, data.substr(ch.file_offset - offset, ch.length));  // inline in the WAL if small
     ROAM_TRY(m.remap(ino, ch.file_offset, ch.length, Extent{ch.file_offset, blob, 0, ch.length}));
   }
   inode.size = std::max<uint64_t>(inode.size, offset + data.size());

@@ -45,14 +45,21 @@ Housekeeper::~Housekeeper() {
 void Housekeeper::run() {
   using clock = std::chrono::steady_clock;
   auto next_sync = clock::now() + intervals_.sync;
+  auto next_checkpoint = clock::now() + intervals_.checkpoint;
   auto next_trim = clock::now() + intervals_.trim;
   auto next_gc = clock::now() + intervals_.gc;
   std::unique_lock lock(mu_);
   while (!stop_) {
-    wake_.wait_until(lock, std::min({next_sync, next_trim, next_gc}), [this] { return stop_; });
+    const auto next_poll = clock::now() + intervals_.poll;
+    wake_.wait_until(lock, std::min({next_sync, next_trim, next_gc, next_poll}), [this] { return stop_; });
     if (stop_) break;
     lock.unlock();
     const auto now = clock::now();
+    if ((now >= next_checkpoint && store_.changed_since_checkpoint()) ||
+        store_.wal_bytes_past(intervals_.checkpoint_wal_bytes)) {
+      if (Status s = store_.checkpoint(); !s) syslog(LOG_ERR, "roamfs: checkpoint failed: %s", s.message().c_str());
+      next_checkpoint = now + intervals_.checkpoint;
+    }
     if (now >= next_sync) {
       if (Status s = store_.sync(); !s) syslog(LOG_ERR, "roamfs: periodic sync failed: %s", s.message().c_str());
       next_sync = now + intervals_.sync;

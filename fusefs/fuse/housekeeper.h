@@ -1,6 +1,10 @@
 // Background upkeep of a mounted disk, on its own thread:
 //   - every `sync_interval`, make everything committed durable (Store::sync),
 //     bounding what a power loss can take, as ext4's 5-second commit does;
+//   - every `checkpoint` interval when something changed, or as soon as the
+//     WAL has grown past `checkpoint_wal_bytes` (looked at every `poll`),
+//     commit the changes to LMDB (Store::checkpoint): this bounds the WAL, the
+//     root transaction's memory and the replay after a crash;
 //   - every `trim_interval`, drop LMDB pages from roamfs's resident memory;
 //   - every `gc_interval`, collect garbage (fusefs/gc): history past
 //     retention, removed files, segments that are mostly garbage.
@@ -21,6 +25,9 @@ class Housekeeper {
  public:
   struct Intervals {
     std::chrono::milliseconds sync{5000};
+    std::chrono::milliseconds checkpoint{30000};
+    uint64_t checkpoint_wal_bytes = 64ull << 20;
+    std::chrono::milliseconds poll{500};
     std::chrono::milliseconds trim{2000};
     std::chrono::milliseconds gc{10 * 60 * 1000};
   };

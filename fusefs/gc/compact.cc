@@ -22,7 +22,8 @@ struct Scan {
 
 Result<Scan> scan_blobs(Store& store) {
   Scan scan;
-  ROAM_ASSIGN(ReadTxn txn, store.begin_read());
+  ROAM_TRY(store.checkpoint());  // a scan of every blob: the snapshot, with the latest changes
+  ROAM_ASSIGN(ReadTxn txn, store.begin_snapshot());
   ROAM_TRY(txn.scan_table(txn.dbis().blobs, {}, [&](std::string_view key, std::string_view value) -> Status {
     ROAM_ASSIGN(Blob b, decode_blob(value));
     const uint64_t id = codec::get_be64(key);
@@ -80,7 +81,7 @@ Status repoint(Store& store, const std::vector<Move>& moves, size_t batch) {
       if (now.refs == 0 || now.segment != m.from.segment || now.offset != m.from.offset) continue;
       now.segment = m.to.segment;
       now.offset = m.to.offset;
-      ROAM_TRY(txn.raw().put(txn.dbis().blobs, codec::be64(m.id), encode(now)));
+      ROAM_TRY(txn.put(txn.dbis().blobs, codec::be64(m.id), encode(now)));
     }
     ROAM_TRY(txn.commit());
   }
@@ -112,7 +113,7 @@ Status free_blobs(WriteTxn& txn, const std::vector<uint64_t>& ids, GcReport& rep
     ROAM_ASSIGN(Blob b, txn.blob(id));
     report.bytes_freed += b.length;
     ++report.blobs_freed;
-    if (id != highest) ROAM_TRY(txn.raw().del(txn.dbis().blobs, codec::be64(id)));
+    if (id != highest) ROAM_TRY(txn.del(txn.dbis().blobs, codec::be64(id)));
   }
   return Status::ok();
 }
@@ -136,7 +137,9 @@ Status compact_segments(Store& store, const GcOptions& options, GcReport& report
     ROAM_ASSIGN(auto moves, copy_out(store, scan.live[id], pending, report));
     if (moves.size() != scan.live[id].size()) continue;  // damaged: keep it
     ROAM_TRY(repoint(store, moves, options.batch));
-    ROAM_TRY(store.sync());  // the copies and their new locations are durable first
+    // The copies and their new locations are in LMDB before the segment
+    // goes: no WAL record then names a blob in it.
+    ROAM_TRY(store.checkpoint());
     ROAM_ASSIGN(bool retired, retire_if_unused(store, id, scan.highest_blob));
     if (!retired) continue;
     ROAM_TRY(store.segments().delete_retired(id));  // outside the writer lock: freeing blocks takes time

@@ -86,14 +86,14 @@ Result<bool> free_some_of(WriteTxn& txn, uint64_t ino, const GcOptions& options,
   ROAM_ASSIGN(auto extents, txn.extents_in(ino, 0, UINT64_MAX));
   const size_t n = std::min(extents.size(), budget);
   for (size_t k = 0; k < n; ++k) {
-    ROAM_TRY(txn.raw().del(txn.dbis().extents, extent_key(ino, extents[k].file_offset)));
+    ROAM_TRY(txn.del(txn.dbis().extents, extent_key(ino, extents[k].file_offset)));
     txn.ref_blob(extents[k].blob, -1);
   }
   budget -= n;
   if (n < extents.size()) return false;  // more next transaction
   ROAM_ASSIGN(auto names, txn.list_xattrs(ino));
   for (const auto& name : names) ROAM_TRY(txn.del_xattr(ino, name));
-  ROAM_TRY(txn.raw().del(txn.dbis().inodes, inode_key(ino)));
+  ROAM_TRY(txn.del(txn.dbis().inodes, inode_key(ino)));
   ++report.inodes_freed;
   budget = budget > 0 ? budget - 1 : 0;
   return true;
@@ -103,7 +103,8 @@ Result<bool> free_some_of(WriteTxn& txn, uint64_t ino, const GcOptions& options,
 Status free_removed_files(Store& store, const GcOptions& options, GcReport& report) {
   std::vector<uint64_t> candidates;
   {
-    ROAM_ASSIGN(ReadTxn txn, store.begin_read());
+    // A long scan: the checkpoint (made by collect_garbage), without a lock.
+    ROAM_ASSIGN(ReadTxn txn, store.begin_snapshot());
     ROAM_ASSIGN(auto cur, lmdb::Cursor::open(txn.raw(), txn.dbis().inodes));
     ROAM_ASSIGN(auto last, cur.seek_last());
     const uint64_t highest = last ? codec::get_be64(last->key) : 0;
@@ -137,7 +138,8 @@ Status free_removed_files(Store& store, const GcOptions& options, GcReport& repo
 Result<SpaceUsage> space_usage(Store& store) {
   SpaceUsage u;
   u.segment_bytes = store.segments().bytes_used();
-  ROAM_ASSIGN(ReadTxn txn, store.begin_read());
+  ROAM_TRY(store.checkpoint());  // a scan of every blob: the snapshot, with the latest changes
+  ROAM_ASSIGN(ReadTxn txn, store.begin_snapshot());
   ROAM_ASSIGN(auto live, live_blobs(txn));
   ROAM_TRY(txn.scan_table(txn.dbis().blobs, {}, [&](std::string_view key, std::string_view value) -> Status {
     ROAM_ASSIGN(Blob b, decode_blob(value));
@@ -168,10 +170,13 @@ Result<GcReport> collect_garbage(Store& store, const GcOptions& options) {
   }
   ROAM_TRY(expire_records(store, retention, options, report));
   if (options.only_after_expiry && report.records_dropped == 0) return report;
+  ROAM_TRY(store.checkpoint());  // the scan below reads the snapshot
   ROAM_TRY(free_removed_files(store, options, report));
-  ROAM_TRY(store.sync());  // what was freed is durably unreferenced before any segment goes
+  // What was freed is in LMDB before any segment goes (a WAL record of a
+  // segment that is gone could not be replayed).
+  ROAM_TRY(store.checkpoint());
   ROAM_TRY(gc_detail::compact_segments(store, options, report));
-  ROAM_TRY(store.sync());
+  ROAM_TRY(store.checkpoint());
   if (options.measure) {
     ROAM_ASSIGN(report.after, space_usage(store));
   }

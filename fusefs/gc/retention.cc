@@ -47,8 +47,8 @@ Result<Retention> load_retention(const StoreTxn& txn) {
 }
 
 Status save_retention(WriteTxn& txn, const Retention& r) {
-  ROAM_TRY(txn.raw().put(txn.dbis().meta, kMetaAge, codec::be64(static_cast<uint64_t>(r.max_age_ns))));
-  return txn.raw().put(txn.dbis().meta, kMetaSpace, codec::be64(r.max_history_bytes));
+  ROAM_TRY(txn.put(txn.dbis().meta, kMetaAge, codec::be64(static_cast<uint64_t>(r.max_age_ns))));
+  return txn.put(txn.dbis().meta, kMetaSpace, codec::be64(r.max_history_bytes));
 }
 
 Result<int64_t> parse_age(std::string_view text) {

@@ -165,13 +165,13 @@ Status drop_oldest(WriteTxn& txn, const std::vector<OpRecord>& records) {
   }
   for (const OpRecord& rec : records) {
     const std::string seq = codec::be64(rec.seq);
-    for (uint64_t ino : indexed_inodes(rec)) ROAM_TRY(txn.raw().del(d.log_by_ino, codec::be64(ino), seq));
+    for (uint64_t ino : indexed_inodes(rec)) ROAM_TRY(txn.del(d.log_by_ino, codec::be64(ino), seq));
     for (const DataBefore& r : rec.data_before)
       for (const Extent& e : r.extents) txn.ref_blob(e.blob, -1);
   }
-  ROAM_ASSIGN(bool found, txn.raw().del(d.oplog, codec::be64(first)));
+  ROAM_ASSIGN(bool found, txn.del(d.oplog, codec::be64(first)));
   if (!found) return Status::corrupt("op log chunk " + std::to_string(first) + " vanished while being dropped");
-  if (!kept.empty()) ROAM_TRY(txn.raw().put(d.oplog, codec::be64(last + 1), Chunk::encode(kept)));
+  if (!kept.empty()) ROAM_TRY(txn.put(d.oplog, codec::be64(last + 1), Chunk::encode(kept)));
   return Status::ok();
 }
 
@@ -187,9 +187,9 @@ Status append(WriteTxn& txn, OpRecord& rec) {
       ROAM_ASSIGN(grown, newest->appended(rec));
     }
     if (grown) {
-      ROAM_TRY(txn.raw().put(d.oplog, codec::be64(newest->first()), *grown));
+      ROAM_TRY(txn.put(d.oplog, codec::be64(newest->first()), *grown));
     } else {
-      ROAM_TRY(txn.raw().put(d.oplog, codec::be64(rec.seq), Chunk::encode({rec}), MDB_APPEND));
+      ROAM_TRY(txn.put(d.oplog, codec::be64(rec.seq), Chunk::encode({rec}), MDB_APPEND));
     }
   }
   const std::string seq = codec::be64(rec.seq);
@@ -205,7 +205,7 @@ Status append(WriteTxn& txn, OpRecord& rec) {
       ROAM_ASSIGN(auto newest, cur.last_value());
       last = !newest || newest->value.size() != 8 || codec::get_be64(newest->value) < rec.seq;
     }
-    ROAM_TRY(txn.raw().put(d.log_by_ino, key, seq, last ? MDB_APPENDDUP : 0));
+    ROAM_TRY(txn.put(d.log_by_ino, key, seq, last ? MDB_APPENDDUP : 0));
   }
   return Status::ok();
 }

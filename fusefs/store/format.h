@@ -3,7 +3,9 @@
 //
 // A store directory holds:
 //   FORMAT           text: "roamdisk store\nversion N\n" (checked before LMDB is opened)
-//   data.mdb lock.mdb  the LMDB environment (all metadata and the op log)
+//   data.mdb lock.mdb  the LMDB environment (all metadata and the op log) as of
+//                    the last checkpoint
+//   wal              the changes since (fusefs/store/wal_format.h, format 3)
 //   segments/NNNNNNNN.seg  append-only data segments; bytes are never overwritten
 //
 // Tables (LMDB named databases):
@@ -43,7 +45,7 @@
 
 namespace roam {
 
-inline constexpr uint32_t kFormatVersion = 2;
+inline constexpr uint32_t kFormatVersion = 3;
 inline constexpr const char* kFormatFile = "FORMAT";
 inline constexpr const char* kFormatMagic = "roamdisk store";
 inline constexpr uint64_t kRootIno = 1;

@@ -123,6 +123,33 @@ Result<SegmentLocation> Segments::append(std::string_view data) {
   return loc;
 }
 
+Status Segments::restore(SegmentLocation loc, std::string_view data) {
+  if (read_only_) return Status::error(EROFS, "the store is open read-only");
+  std::shared_ptr<File> file;
+  {
+    std::lock_guard lock(mu_);
+    if (!ids_.count(loc.segment)) {
+      ROAM_ASSIGN(int fd, io_.open(path_of(loc.segment), O_RDWR | O_CREAT, 0600));
+      files_.emplace(loc.segment, std::make_shared<File>(io_, fd));
+      ids_.insert(loc.segment);
+      new_segment_ = true;
+    }
+    if (loc.segment > current_) {
+      sealed_bytes_ += std::max(tail_, reserved_end_);
+      current_ = loc.segment;
+      tail_ = reserved_end_ = 0;
+    }
+    if (loc.segment == current_) {
+      tail_ = std::max(tail_, loc.offset + data.size());
+      reserved_end_ = std::max(reserved_end_, tail_);
+    }
+    ROAM_ASSIGN(file, file_of(loc.segment));
+    dirty_.insert(loc.segment);
+  }
+  return io_.pwrite_all(file->fd, data.data(), data.size(), static_cast<off_t>(loc.offset))
+      .with_context("restoring data in " + path_of(loc.segment));
+}
+
 void Segments::settle(SegmentLocation loc) {
   std::lock_guard lock(mu_);
   auto it = pending_.find(loc.segment);

@@ -71,6 +71,12 @@ class Segments {
   // (best effort: a full disk leaves it short and fails no sync).
   Status sync();
 
+  // Recovery (store.h): writes `data` back at `loc`, as a WAL record holds
+  // it, creating the segment file if the crash lost it and moving the
+  // append position past it. Not flushed (the checkpoint after recovery
+  // flushes every dirty segment).
+  Status restore(SegmentLocation loc, std::string_view data);
+
   // Total bytes in segment files, the reserve included (for statfs and
   // roamctl df).
   uint64_t bytes_used() const;

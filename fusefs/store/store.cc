@@ -1,11 +1,13 @@
-// Reading and writing the tables through transactions, and the store's
-// durability point (store.h). Creating, opening and upgrading a store is in
-// store_open.cc.
+// Reading and writing the tables through transactions (store.h). The
+// durability point and checkpoints are in store_sync.cc; creating, opening,
+// upgrading and recovering a store in store_open.cc.
 #include "fusefs/store/store.h"
 
 #include <sys/mman.h>
 
 #include <algorithm>
+
+#include "fusefs/store/wal_format.h"
 
 #include "fusefs/store/codec.h"
 
@@ -14,7 +16,7 @@ namespace roam {
 // ---- StoreTxn: reads ----
 
 Result<std::optional<Inode>> StoreTxn::get_inode(uint64_t ino) const {
-  ROAM_ASSIGN(auto v, txn_.get(dbis_.inodes, inode_key(ino)));
+  ROAM_ASSIGN(auto v, txn_->get(dbis_.inodes, inode_key(ino)));
   if (!v) return std::optional<Inode>{};
   ROAM_ASSIGN(Inode inode, decode_inode(ino, *v));
   return std::optional<Inode>{std::move(inode)};
@@ -27,7 +29,7 @@ Result<Inode> StoreTxn::inode(uint64_t ino) const {
 }
 
 Result<std::optional<Dirent>> StoreTxn::get_dirent(uint64_t parent, std::string_view name) const {
-  ROAM_ASSIGN(auto v, txn_.get(dbis_.dirents, dirent_key(parent, name)));
+  ROAM_ASSIGN(auto v, txn_->get(dbis_.dirents, dirent_key(parent, name)));
   if (!v) return std::optional<Dirent>{};
   ROAM_ASSIGN(Dirent d, decode_dirent(*v));
   return std::optional<Dirent>{d};
@@ -36,7 +38,7 @@ Result<std::optional<Dirent>> StoreTxn::get_dirent(uint64_t parent, std::string_
 Result<std::vector<std::pair<std::string, Dirent>>> StoreTxn::list_dir(uint64_t dir, std::string_view after,
                                                                       size_t limit) const {
   std::vector<std::pair<std::string, Dirent>> out;
-  ROAM_ASSIGN(auto cur, lmdb::Cursor::open(txn_, dbis_.dirents));
+  ROAM_ASSIGN(auto cur, lmdb::Cursor::open(*txn_, dbis_.dirents));
   const std::string prefix = codec::be64(dir);
   ROAM_ASSIGN(auto e, cur.seek(dirent_key(dir, after)));
   while (e && out.size() < limit && e->key.substr(0, 8) == prefix) {
@@ -56,14 +58,14 @@ Result<bool> StoreTxn::dir_is_empty(uint64_t dir) const {
 }
 
 Result<std::optional<std::string>> StoreTxn::get_xattr(uint64_t ino, std::string_view name) const {
-  ROAM_ASSIGN(auto v, txn_.get(dbis_.xattrs, xattr_key(ino, name)));
+  ROAM_ASSIGN(auto v, txn_->get(dbis_.xattrs, xattr_key(ino, name)));
   if (!v) return std::optional<std::string>{};
   return std::optional<std::string>{std::string(*v)};
 }
 
 Result<std::vector<std::string>> StoreTxn::list_xattrs(uint64_t ino) const {
   std::vector<std::string> names;
-  ROAM_ASSIGN(auto cur, lmdb::Cursor::open(txn_, dbis_.xattrs));
+  ROAM_ASSIGN(auto cur, lmdb::Cursor::open(*txn_, dbis_.xattrs));
   const std::string prefix = codec::be64(ino);
   ROAM_ASSIGN(auto e, cur.seek(prefix));
   while (e && e->key.substr(0, 8) == prefix) {
@@ -77,7 +79,7 @@ Result<std::vector<Extent>> StoreTxn::extents_in(uint64_t ino, uint64_t offset, 
   std::vector<Extent> out;
   if (length == 0) return out;
   const uint64_t end = offset + length < offset ? UINT64_MAX : offset + length;
-  ROAM_ASSIGN(auto cur, lmdb::Cursor::open(txn_, dbis_.extents));
+  ROAM_ASSIGN(auto cur, lmdb::Cursor::open(*txn_, dbis_.extents));
   const std::string start = extent_key(ino, offset);
   // The extent that starts before `offset` may still reach into the range.
   ROAM_ASSIGN(auto at, cur.seek(start));
@@ -103,14 +105,14 @@ Result<std::vector<Extent>> StoreTxn::extents_in(uint64_t ino, uint64_t offset, 
 }
 
 Result<Blob> StoreTxn::blob(uint64_t id) const {
-  ROAM_ASSIGN(auto v, txn_.get(dbis_.blobs, codec::be64(id)));
+  ROAM_ASSIGN(auto v, txn_->get(dbis_.blobs, codec::be64(id)));
   if (!v) return Status::corrupt("blob " + std::to_string(id) + " is referenced but missing");
   return decode_blob(*v);
 }
 
 Result<std::optional<std::pair<uint64_t, std::string>>> StoreTxn::any_link(uint64_t ino) const {
   using Found = std::optional<std::pair<uint64_t, std::string>>;
-  ROAM_ASSIGN(auto cur, lmdb::Cursor::open(txn_, dbis_.links));
+  ROAM_ASSIGN(auto cur, lmdb::Cursor::open(*txn_, dbis_.links));
   const std::string prefix = codec::be64(ino);
   ROAM_ASSIGN(auto e, cur.seek(prefix));
   if (!e || e->key.size() < 16 || e->key.substr(0, 8) != prefix) return Found{};
@@ -134,7 +136,7 @@ Result<std::string> StoreTxn::path_of(uint64_t ino) const {
 
 Status StoreTxn::scan_table(MDB_dbi dbi, std::string_view prefix,
                             const std::function<Status(std::string_view, std::string_view)>& visit) const {
-  ROAM_ASSIGN(auto cur, lmdb::Cursor::open(txn_, dbi));
+  ROAM_ASSIGN(auto cur, lmdb::Cursor::open(*txn_, dbi));
   ROAM_ASSIGN(auto e, prefix.empty() ? cur.first() : cur.seek(prefix));  // LMDB rejects empty keys
   while (e && e->key.substr(0, prefix.size()) == prefix) {
     ROAM_TRY(visit(e->key, e->value));
@@ -145,54 +147,52 @@ Status StoreTxn::scan_table(MDB_dbi dbi, std::string_view prefix,
 
 // ---- WriteTxn ----
 
-WriteTxn::WriteTxn(lmdb::Txn txn, Store& store, std::unique_lock<std::mutex> lock)
-    : StoreTxn(std::move(txn), store.dbis_), store_(&store), lock_(std::move(lock)), counters_(store.counters_) {}
-
-Status WriteTxn::put_inode(const Inode& inode) { return txn_.put(dbis_.inodes, inode_key(inode.ino), encode(inode)); }
+Status WriteTxn::put_inode(const Inode& inode) { return put(dbis_.inodes, inode_key(inode.ino), encode(inode)); }
 
 Status WriteTxn::put_dirent(uint64_t parent, std::string_view name, const Dirent& d) {
-  return txn_.put(dbis_.dirents, dirent_key(parent, name), encode(d));
+  return put(dbis_.dirents, dirent_key(parent, name), encode(d));
 }
 
 Status WriteTxn::del_dirent(uint64_t parent, std::string_view name) {
-  ROAM_ASSIGN(bool found, txn_.del(dbis_.dirents, dirent_key(parent, name)));
+  ROAM_ASSIGN(bool found, del(dbis_.dirents, dirent_key(parent, name)));
   if (!found) return Status::not_found("no directory entry to remove");
   return Status::ok();
 }
 
 Status WriteTxn::put_link(uint64_t ino, uint64_t parent, std::string_view name) {
-  return txn_.put(dbis_.links, link_key(ino, parent, name), {});
+  return put(dbis_.links, link_key(ino, parent, name), {});
 }
 
 Status WriteTxn::del_link(uint64_t ino, uint64_t parent, std::string_view name) {
-  ROAM_ASSIGN(bool found, txn_.del(dbis_.links, link_key(ino, parent, name)));
+  ROAM_ASSIGN(bool found, del(dbis_.links, link_key(ino, parent, name)));
   (void)found;  // removing a name that was the primary one finds nothing here
   return Status::ok();
 }
 
 Status WriteTxn::put_xattr(uint64_t ino, std::string_view name, std::string_view value) {
-  return txn_.put(dbis_.xattrs, xattr_key(ino, name), value);
+  return put(dbis_.xattrs, xattr_key(ino, name), value);
 }
 
 Result<bool> WriteTxn::del_xattr(uint64_t ino, std::string_view name) {
-  return txn_.del(dbis_.xattrs, xattr_key(ino, name));
+  return del(dbis_.xattrs, xattr_key(ino, name));
 }
 
 Result<uint64_t> WriteTxn::add_blob(SegmentLocation loc, uint32_t length, uint64_t xxh3) {
   uint64_t id = counters_.next_blob++;
+  ++blobs_added_;
   Blob b{loc.segment, loc.offset, length, xxh3, 0};
-  ROAM_TRY(txn_.put(dbis_.blobs, codec::be64(id), encode(b), MDB_APPEND));
+  ROAM_TRY(put(dbis_.blobs, codec::be64(id), encode(b), MDB_APPEND));
   return id;
 }
 
 Status WriteTxn::put_extent(uint64_t ino, const Extent& e) {
-  return txn_.put(dbis_.extents, extent_key(ino, e.file_offset), encode_extent_value(e));
+  return put(dbis_.extents, extent_key(ino, e.file_offset), encode_extent_value(e));
 }
 
 Status WriteTxn::add_extents_to_empty(uint64_t ino, const std::vector<Extent>& extents) {
   for (const Extent& e : extents) {
     // The newest inode's keys sort last, so appending is the common case.
-    Status s = txn_.put(dbis_.extents, extent_key(ino, e.file_offset), encode_extent_value(e), MDB_APPEND);
+    Status s = put(dbis_.extents, extent_key(ino, e.file_offset), encode_extent_value(e), MDB_APPEND);
     if (s.err() == EEXIST) s = put_extent(ino, e);  // not the last key: a plain insert
     ROAM_TRY(std::move(s));
     ref_blob(e.blob, 1);
@@ -205,7 +205,7 @@ Status WriteTxn::remap(uint64_t ino, uint64_t offset, uint64_t length, const std
   const uint64_t end = offset + length;
   ROAM_ASSIGN(auto overlapping, extents_in(ino, offset, length));
   for (const Extent& e : overlapping) {
-    ROAM_ASSIGN(bool found, txn_.del(dbis_.extents, extent_key(ino, e.file_offset)));
+    ROAM_ASSIGN(bool found, del(dbis_.extents, extent_key(ino, e.file_offset)));
     if (!found) return Status::corrupt("extent vanished during remap");
     int64_t pieces_kept = 0;
     if (e.file_offset < offset) {  // head survives
@@ -245,7 +245,7 @@ Status WriteTxn::apply_ref_deltas(std::vector<uint64_t>* unreferenced) {
     if (refs < 0) return Status::corrupt("blob " + std::to_string(id) + " reference count below zero");
     b.refs = static_cast<uint64_t>(refs);
     if (refs == 0 && unreferenced) unreferenced->push_back(id);
-    ROAM_TRY(txn_.put(dbis_.blobs, codec::be64(id), encode(b)));
+    ROAM_TRY(put(dbis_.blobs, codec::be64(id), encode(b)));
   }
   ref_deltas_.clear();
   return Status::ok();
@@ -257,43 +257,35 @@ Result<std::vector<uint64_t>> WriteTxn::apply_refs_now() {
   return unreferenced;
 }
 
-Status WriteTxn::commit() {
-  ROAM_TRY(apply_ref_deltas(nullptr));
-  ROAM_TRY(txn_.commit());
-  store_->commits_.fetch_add(1, std::memory_order_release);
-  store_->counters_ = counters_;
-  lock_.unlock();
-  return Status::ok();
-}
-
 // ---- Store ----
 
-Result<ReadTxn> Store::begin_read() const {
+ReadTxn::ReadTxn(lmdb::Txn own, const Dbis& dbis) : StoreTxn(nullptr, dbis), own_(std::make_unique<lmdb::Txn>(std::move(own))) {
+  txn_ = own_.get();
+}
+
+ReadTxn::ReadTxn(ReadTxn&& o) noexcept : StoreTxn(o.txn_, o.dbis_), own_(std::move(o.own_)), lock_(std::move(o.lock_)) {}
+
+Result<ReadTxn> Store::begin_snapshot() const {
   ROAM_ASSIGN(lmdb::Txn txn, lmdb::Txn::begin(env_, true));
   return ReadTxn(std::move(txn), dbis_);
 }
 
+Result<ReadTxn> Store::begin_read() const {
+  if (read_only_) return begin_snapshot();
+  std::unique_lock lock(mu_);
+  if (!root_->open()) return Status::io("the store's root transaction is closed (a failed checkpoint)");
+  return ReadTxn(root_->txn(), dbis_, std::move(lock));
+}
+
 Result<WriteTxn> Store::begin_write() {
   if (read_only_) return Status::error(EROFS, "the store is open read-only");
-  std::unique_lock lock(writer_mu_);
-  ROAM_ASSIGN(lmdb::Txn txn, lmdb::Txn::begin(env_, false));
-  return WriteTxn(std::move(txn), *this, std::move(lock));
+  std::unique_lock lock(mu_);
+  if (!root_->open()) return Status::io("the store's root transaction is closed (a failed checkpoint)");
+  return WriteTxn(root_->txn(), *this, std::move(lock));
 }
 
 void Store::trim_resident_memory() {
   if (map_addr_) ::madvise(map_addr_, map_len_, MADV_DONTNEED);
-}
-
-Status Store::sync() {
-  const uint64_t commits = commits_.load(std::memory_order_acquire);
-  ROAM_TRY(segments_->sync());
-  if (commits == synced_commits_.load(std::memory_order_acquire)) return Status::ok();
-  ROAM_TRY(env_.sync());
-  // Another sync may have covered more meanwhile; never move the mark back.
-  uint64_t seen = synced_commits_.load();
-  while (seen < commits && !synced_commits_.compare_exchange_weak(seen, commits)) {
-  }
-  return Status::ok();
 }
 
 }  // namespace roam

@@ -1,24 +1,44 @@
-// The store: one user disk's LMDB environment and data segments, and typed
-// access to its tables (format.h) inside transactions.
+// The store: one user disk's LMDB environment, write-ahead log and data
+// segments, and typed access to its tables (format.h) inside transactions.
+//
+// State and durability (docs/crash-model.md)
+//   - LMDB holds the state as of the last *checkpoint*. It is committed with
+//     LMDB's own synced commits, so what is on disk is always a whole commit,
+//     on any filesystem that honours fsync.
+//   - Every change since then lives in the *root transaction* (root_txn.h),
+//     LMDB's one write transaction, kept open across requests; each WriteTxn
+//     makes its changes there and, at commit, appends them to the WAL
+//     (wal.h) without a flush. A killed process loses nothing: the WAL is in
+//     the page cache, and the next open replays it.
+//   - sync() (an fsync) flushes the WAL, after the segments when a committed
+//     change's data is not inline in the WAL: one flush for a small write.
+//   - checkpoint() commits the root transaction to LMDB and starts a new WAL
+//     generation (every few seconds, when the WAL grows, at a clean close,
+//     and before anything that needs LMDB alone to be complete).
+//
+// Reading
+//   - begin_read() (a writable store): the latest state, through the root
+//     transaction, holding Store::mu_ for the ReadTxn's lifetime. Keep it
+//     short and do no I/O under it. A thread may nest reads and a write
+//     inside a read (mu_ is recursive); other threads wait.
+//   - begin_snapshot(): an LMDB read transaction of the last checkpoint, no
+//     lock held, for long scans (call checkpoint() first to include the
+//     latest changes). A read-only store reads only this way.
 //
 // Concurrency and lock order
 //   0. Store::gc_mu_       one garbage collection at a time (fusefs/gc); held
 //                          across many write transactions.
-//   1. Store::writer_mu_   one write transaction at a time; held for the life
-//                          of a WriteTxn. Taken before LMDB's own writer lock.
-//   2. Segments::mu_       leaf lock inside Segments.
-// Data bytes are appended to segments *before* taking writer_mu_, so a large
-// write does not block other writers while its bytes go to disk.
+//   1. Store::mu_          the root transaction: held for the life of a
+//                          WriteTxn and of a live ReadTxn; recursive.
+//   2. Segments::mu_, Wal::mu_   leaf locks.
+//   Wal::sync_mu_ and segment flushes are taken without mu_ (sync()).
+// Data bytes are appended to segments *before* taking mu_, so a large write
+// does not block other writers while its bytes go to disk.
 //
-// LMDB handles: the Env is shared by all threads; each ReadTxn/WriteTxn is used
-// by one thread at a time (MDB_NOTLS lets a read transaction move between
-// threads, which libfuse's worker pool needs). Dbis are opened once at open()
-// and are valid for the Store's lifetime.
-//
-// Durability: LMDB runs with MDB_NOSYNC, so a commit reaches the OS page cache
-// but not the disk; a killed process loses nothing committed. sync() makes
-// everything committed so far durable: segments first, then LMDB, so that no
-// durable metadata ever names data that is not durable. docs/crash-model.md.
+// LMDB handles: the Env is shared by all threads; the root transaction is
+// used by one thread at a time under mu_; a snapshot ReadTxn by one thread at
+// a time (MDB_NOTLS lets it move between threads). Dbis are opened once at
+// open() and are valid for the Store's lifetime.
 #pragma once
 
 #include <atomic>
@@ -28,14 +48,17 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
+#include "base/lmdb.h"
+#include "base/status.h"
 #include "fusefs/store/file_io.h"
 #include "fusefs/store/format.h"
-#include "base/lmdb.h"
+#include "fusefs/store/root_txn.h"
 #include "fusefs/store/segments.h"
-#include "base/status.h"
+#include "fusefs/store/wal.h"
 
 namespace roam {
 
@@ -90,29 +113,45 @@ class StoreTxn {
   Status scan_table(MDB_dbi dbi, std::string_view prefix,
                     const std::function<Status(std::string_view key, std::string_view value)>& visit) const;
 
-  lmdb::Txn& raw() { return txn_; }
-  const lmdb::Txn& raw() const { return txn_; }
+  // For reads and cursors only: every write goes through WriteTxn, which
+  // journals it for rollback and the WAL.
+  const lmdb::Txn& raw() const { return *txn_; }
   const Dbis& dbis() const { return dbis_; }
 
  protected:
-  StoreTxn(lmdb::Txn txn, const Dbis& dbis) : txn_(std::move(txn)), dbis_(dbis) {}
-  lmdb::Txn txn_;
+  StoreTxn(const lmdb::Txn* txn, const Dbis& dbis) : txn_(txn), dbis_(dbis) {}
+  const lmdb::Txn* txn_;  // the root transaction, or a ReadTxn's own
   const Dbis& dbis_;
 };
 
+// A live read (holds Store::mu_ and reads the root transaction) or a
+// snapshot (its own LMDB read transaction), see the header comment.
 class ReadTxn : public StoreTxn {
  public:
-  ReadTxn(lmdb::Txn txn, const Dbis& dbis) : StoreTxn(std::move(txn), dbis) {}
+  ReadTxn(ReadTxn&& o) noexcept;
+  ~ReadTxn() override = default;
+
+ private:
+  friend class Store;
+  ReadTxn(const lmdb::Txn& root, const Dbis& dbis, std::unique_lock<std::recursive_mutex> lock)
+      : StoreTxn(&root, dbis), lock_(std::move(lock)) {}
+  ReadTxn(lmdb::Txn own, const Dbis& dbis);
+  std::unique_ptr<lmdb::Txn> own_;  // a snapshot's transaction
+  std::unique_lock<std::recursive_mutex> lock_;
 };
 
-// The single write transaction. Aborts (and releases the writer lock) in its
-// destructor unless commit() succeeded. Blob reference counts changed through
-// it are accumulated and written once at commit.
+// One change to the store, made in the root transaction under Store::mu_.
+// Every put and delete is journaled twice: the key's value before (so that a
+// WriteTxn destroyed without commit() undoes exactly its own changes, and the
+// root transaction keeps everyone else's) and the change itself (the WAL
+// record that commit() appends). Blob reference counts changed through it
+// are accumulated and written once at commit.
 class WriteTxn : public StoreTxn {
  public:
   WriteTxn(WriteTxn&&) = default;
-  // Aborts before the writer lock (a member) is released.
-  ~WriteTxn() override { txn_.abort(); }
+  // Undoes every change unless commit() succeeded, before the lock (a
+  // member) is released.
+  ~WriteTxn() override;
 
   Status put_inode(const Inode& inode);
   Status put_dirent(uint64_t parent, std::string_view name, const Dirent& d);
@@ -142,19 +181,58 @@ class WriteTxn : public StoreTxn {
   // overlap search, appended in key order.
   Status add_extents_to_empty(uint64_t ino, const std::vector<Extent>& extents);
 
+  // The new data of a blob added by this transaction, for its WAL record:
+  // when a transaction's new data is at most kWalInlineData bytes it goes
+  // into the record (an fsync then flushes the WAL alone). `data` must stay
+  // valid until commit().
+  void note_data(SegmentLocation loc, std::string_view data);
+
+  // Writes to any table, for the layers that keep tables of their own (the
+  // op log); journaled like the typed writes above. In an MDB_DUPSORT table
+  // put() adds one value and del(dbi, key, value) removes one.
+  Status put(MDB_dbi dbi, std::string_view key, std::string_view value, unsigned flags = 0);
+  Result<bool> del(MDB_dbi dbi, std::string_view key);
+  Result<bool> del(MDB_dbi dbi, std::string_view key, std::string_view value);
+
   Counters& counters() { return counters_; }
+  // Applies the reference counts, appends the WAL record and keeps the
+  // changes in the root transaction. On failure (ENOSPC from the WAL, ...)
+  // the changes are undone and nothing is logged.
   Status commit();
 
  private:
   friend class Store;
-  WriteTxn(lmdb::Txn txn, Store& store, std::unique_lock<std::mutex> lock);
+  // A key's value before this transaction first changed it (nullopt:
+  // absent), or for a dup table one (key, value) pair that was added or
+  // removed.
+  struct Before {
+    MDB_dbi dbi;
+    std::string key;
+    std::optional<std::string> value;
+    bool dup_pair = false;  // `value` is the pair's value; `existed` says which way
+    bool existed = false;
+  };
+  WriteTxn(lmdb::Txn& root, Store& store, std::unique_lock<std::recursive_mutex> lock);
+  lmdb::Txn& root() { return *root_; }
   Status put_extent(uint64_t ino, const Extent& e);
   Status apply_ref_deltas(std::vector<uint64_t>* unreferenced);
+  Status remember(MDB_dbi dbi, std::string_view key);
+  Status note_if_moved(std::string_view key, std::string_view value);
+  void log_op(uint8_t op, MDB_dbi dbi, std::string_view key, std::string_view value);
+  Status undo();
 
   Store* store_;
-  std::unique_lock<std::mutex> lock_;
+  lmdb::Txn* root_;
+  std::unique_lock<std::recursive_mutex> lock_;
   Counters counters_;
   std::map<uint64_t, int64_t> ref_deltas_;
+  std::vector<Before> before_;
+  std::set<std::pair<MDB_dbi, std::string>> remembered_;
+  std::string redo_;  // the WAL record's operations
+  std::vector<std::pair<SegmentLocation, std::string_view>> data_;  // note_data
+  size_t data_bytes_ = 0;
+  uint64_t blobs_added_ = 0;  // and moved: blobs naming bytes new to the segments
+  bool committed_ = false;
 };
 
 class Store {
@@ -178,20 +256,35 @@ class Store {
   static Result<std::unique_ptr<Store>> open(const std::string& dir, Options options);
   ~Store();
 
+  // The latest state (a read-only store: the last checkpoint). See the
+  // header comment: holds Store::mu_ until the ReadTxn is destroyed.
   Result<ReadTxn> begin_read() const;
-  // Blocks until no other write transaction is open.
+  // The last checkpoint, holding no lock.
+  Result<ReadTxn> begin_snapshot() const;
+  // Blocks until no other thread holds mu_. EROFS on a read-only store.
   Result<WriteTxn> begin_write();
 
-  // Durability point: segments, then LMDB. See the header comment. Either
-  // flush is skipped when nothing was written to it since the last sync
-  // (fsync of a directory right after fsync of a file costs nothing).
+  // Durability point: every WriteTxn committed so far survives a power loss
+  // when this returns. Flushes the segments (when a committed change's data
+  // is not inline in the WAL), then the WAL; skips what needs no flush, and
+  // concurrent callers share flushes. Does not take mu_.
   Status sync();
+
+  // Commits the root transaction to LMDB (synced) and starts a new WAL
+  // generation; nothing to do when nothing changed since the last one.
+  // Holds mu_ for the commit: writers and live readers wait.
+  Status checkpoint();
+  // Whether the WAL has grown past `wal_bytes` since the last checkpoint.
+  bool wal_bytes_past(uint64_t wal_bytes) const;
+  // Whether anything changed since the last checkpoint.
+  bool changed_since_checkpoint() const { return writes_since_checkpoint_.load() != 0; }
 
   // Unmaps the LMDB pages this process has touched. They stay in the OS page
   // cache and fault back in when next read, so this costs little; without it
   // every page ever read counts as roamfs's resident memory (a million-file
   // disk would keep ~900 MiB "resident"). Safe while transactions run: the
-  // map is read-only and shared, so a dropped page is refetched unchanged.
+  // map is read-only and shared, so a dropped page is refetched unchanged
+  // (the root transaction's changed pages are in its own memory).
   void trim_resident_memory();
 
   Segments& segments() { return *segments_; }
@@ -204,6 +297,17 @@ class Store {
   friend class WriteTxn;
   Store() = default;
   Status load_counters();
+  Status open_wal();
+  // Applies the WAL's records onto the checkpoint, then checkpoints.
+  Status recover();
+  Result<bool> apply_wal_record(std::string_view payload);
+  Status apply_wal_op(WalOp op, uint8_t table, std::string_view key, std::string_view value);
+  Status finish_checkpoint();  // requires mu_
+  // The root transaction failed in a way LMDB cannot undo (map full, I/O
+  // error): start again from the checkpoint and replay the WAL.
+  Status rebuild_root();  // requires mu_
+  Result<MDB_dbi> dbi_of(uint8_t table) const;
+  uint8_t table_of(MDB_dbi dbi) const;
 
   std::string dir_;
   bool read_only_ = false;
@@ -213,13 +317,19 @@ class Store {
   lmdb::Env env_;
   Dbis dbis_{};
   std::unique_ptr<Segments> segments_;
+  std::unique_ptr<Wal> wal_;
+  std::unique_ptr<RootTxn> root_;  // writable stores only; after env_, before nothing it uses
   void* map_addr_ = nullptr;  // LMDB's map of data.mdb, for trim_resident_memory
   size_t map_len_ = 0;
   std::mutex gc_mu_;
-  std::mutex writer_mu_;
-  Counters counters_;  // committed values; guarded by writer_mu_
-  std::atomic<uint64_t> commits_{0};  // LMDB commits so far
-  std::atomic<uint64_t> synced_commits_{0};  // commits_ as of the last completed sync
+  mutable std::recursive_mutex mu_;
+  Counters counters_;  // committed values; guarded by mu_
+  uint64_t wal_generation_ = 0;  // guarded by mu_
+  std::atomic<uint64_t> writes_since_checkpoint_{0};
+  // Commits whose data is not inline in the WAL, so that sync() must flush
+  // the segments first; and how many of them the last segment flush covered.
+  std::atomic<uint64_t> data_commits_{0};
+  std::atomic<uint64_t> data_commits_synced_{0};
 };
 
 }  // namespace roam

@@ -202,6 +202,8 @@ Status replace_file_synced(const std::string& dir, const std::string& name, cons
 // finishes the job (each step is idempotent).
 Status upgrade_store(lmdb::Env& env, const std::string& dir, uint32_t version, size_t batch) {
   if (version < 2) ROAM_TRY(upgrade_log_index(env, std::max<size_t>(batch, 1)));
+  // Format 3 adds the WAL (wal_format.h), which the open after this creates;
+  // LMDB's tables are the same.
   ROAM_TRY(env.sync());
   return replace_file_synced(dir, kFormatFile, format_text(kFormatVersion));
 }
@@ -235,6 +237,23 @@ std::pair<void*, size_t> find_mapping(const std::string& path) {
       return {reinterpret_cast<void*>(start), end - start};
   }
   return {nullptr, 0};
+}
+
+// A read-only open sees LMDB's last checkpoint. After a crash the newest
+// changes are only in the WAL: when no writer holds the store, replay them
+// first with a writable open (which closes with a checkpoint), so that
+// roamctl on an unmounted disk sees its latest state. Best effort: a store
+// that cannot be opened for writing is read as it is.
+void finish_recovery_for_reader(const std::string& dir, const Store::Options& options) {
+  const std::string lock_path = dir + "/" + kLockFile;
+  int fd = ::open(lock_path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  const bool free = ::flock(fd, LOCK_EX | LOCK_NB) == 0;
+  ::close(fd);  // drops the lock: the writable open takes it again
+  if (!free) return;  // a live writer (roamfs) has the changes; the reader sees its last checkpoint
+  Store::Options writable = options;
+  writable.read_only = false;
+  (void)Store::open(dir, writable);
 }
 
 }  // namespace
@@ -275,6 +294,7 @@ Status Store::create(const std::string& dir) {
 
 Result<std::unique_ptr<Store>> Store::open(const std::string& dir, Options options) {
   ROAM_ASSIGN(uint32_t version, check_format(dir));
+  if (options.read_only && version >= 3) finish_recovery_for_reader(dir, options);
   std::unique_ptr<Store> s(new Store());
   s->dir_ = dir;
   s->read_only_ = options.read_only;
@@ -294,7 +314,8 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& dir, Options optio
       return errno_error("cannot lock " + lock_path);
     }
   }
-  unsigned flags = MDB_NOSYNC | (options.read_only ? MDB_RDONLY : 0);
+  // Writable: synced commits, which only checkpoints make (store.h).
+  unsigned flags = options.read_only ? MDB_RDONLY : 0;
   ROAM_ASSIGN(s->env_, lmdb::Env::open(dir, flags, options.map_size, kMaxDbs));
   ROAM_TRY(check_not_truncated(s->env_, dir));
   if (!options.read_only && version < kFormatVersion) {
@@ -310,14 +331,32 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& dir, Options optio
     ROAM_ASSIGN(s->dbis_, open_dbis(txn, false, options.read_only && version < 2));
     ROAM_TRY(txn.commit());  // keeps the dbi handles open for the environment
   }
-  ROAM_TRY(s->load_counters());
   char real[PATH_MAX];
   if (::realpath((dir + "/data.mdb").c_str(), real)) std::tie(s->map_addr_, s->map_len_) = find_mapping(real);
   ROAM_ASSIGN(s->segments_, Segments::open(dir + "/" + kSegmentDir, *s->io_, options.read_only));
+  if (!options.read_only) {
+    ROAM_TRY(s->open_wal());
+    s->root_ = std::make_unique<RootTxn>(s->env_);
+    ROAM_TRY(s->recover().with_context("recovering " + dir));
+  }
+  ROAM_TRY(s->load_counters());
   return s;
 }
 
+Status Store::open_wal() {
+  ROAM_ASSIGN(ReadTxn txn, begin_snapshot());
+  ROAM_ASSIGN(auto uuid, txn.raw().get(dbis_.meta, kMetaUuid));
+  if (!uuid || uuid->size() != 16) return Status::corrupt("the store has no uuid");
+  ROAM_ASSIGN(wal_, Wal::open(dir_, *io_, *uuid));
+  return Status::ok();
+}
+
 Store::~Store() {
+  if (root_ && root_->open()) {
+    // A clean close: the next open has nothing to replay.
+    if (Status s = checkpoint(); !s) std::fprintf(stderr, "roamfs: %s: last checkpoint: %s\n", dir_.c_str(), s.message().c_str());
+  }
+  root_.reset();  // before the environment closes
   if (lock_fd_ >= 0) ::close(lock_fd_);
 }
 
@@ -325,7 +364,7 @@ Status Store::load_counters() {
   ROAM_ASSIGN(ReadTxn txn, begin_read());
   // One past the last key of a table keyed by be64 numbers (1 when empty).
   auto next_after_last = [&](MDB_dbi dbi) -> Result<uint64_t> {
-    ROAM_ASSIGN(auto cur, lmdb::Cursor::open(txn.raw(), dbi));
+    ROAM_ASSIGN(auto cur, lmdb::Cursor::open(txn.raw(), dbi));  // a write's cursors end before its txn
     ROAM_ASSIGN(auto last, cur.seek_last());
     if (!last) return uint64_t{1};
     if (last->key.size() != 8) return Status::corrupt("malformed key in a numbered table");

@@ -55,7 +55,7 @@ struct EngineEnv {
       for (uint64_t ino : oplog::indexed_inodes(rec)) want.emplace(ino, rec.seq);
       return true;
     }));
-    REQUIRE(read_log_by_ino(txn.raw()) == IndexEntries(want.begin(), want.end()));
+    REQUIRE(read_log_by_ino(txn.raw(), txn.dbis().log_by_ino) == IndexEntries(want.begin(), want.end()));
   }
   // Closes the store and opens it again, read-only or writable; `as_v1`:
   // rewritten as format 1 in between (format_v1.h), which a writable open

@@ -33,9 +33,8 @@ inline void set_format_version(const std::string& dir, int version) {
   write_file(dir + "/FORMAT", "roamdisk store\nversion " + std::to_string(version) + "\n");
 }
 
-// Every entry of the format-2 index, in table order.
-inline IndexEntries read_log_by_ino(lmdb::Txn& txn) {
-  MDB_dbi dbi = must(txn.open_dbi("log_by_ino", 0));
+// Every entry of the format-2 index `dbi`, in table order.
+inline IndexEntries read_log_by_ino(const lmdb::Txn& txn, MDB_dbi dbi) {
   lmdb::Cursor cur = must(lmdb::Cursor::open(txn, dbi));
   IndexEntries out;
   for (auto e = must(cur.first()); e; e = must(cur.next())) {
@@ -49,7 +48,7 @@ inline IndexEntries read_log_by_ino(lmdb::Txn& txn) {
 inline IndexEntries read_log_by_ino(const std::string& dir) {
   lmdb::Env env = open_raw_env(dir);
   lmdb::Txn txn = must(lmdb::Txn::begin(env, true));
-  return read_log_by_ino(txn);
+  return read_log_by_ino(txn, must(txn.open_dbi("log_by_ino", 0)));
 }
 
 // True when the store's LMDB environment has a table of this name.
@@ -100,8 +99,8 @@ inline void downgrade_to_v1(const std::string& dir, std::optional<IndexEntries> 
   {
     lmdb::Env env = open_raw_env(dir);
     lmdb::Txn txn = must(lmdb::Txn::begin(env, false));
-    const IndexEntries all = entries ? *entries : read_log_by_ino(txn);
     MDB_dbi by_ino = must(txn.open_dbi("log_by_ino", 0));
+    const IndexEntries all = entries ? *entries : read_log_by_ino(txn, by_ino);
     REQUIRE_OK(txn.drop(by_ino));
     rewrite_log_as_v1(txn);
     MDB_dbi old = must(txn.open_dbi("log_ino", MDB_CREATE));

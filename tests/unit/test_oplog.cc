@@ -277,7 +277,7 @@ TEST_CASE("append: seq counts up, time never repeats or goes back", "[oplog]") {
     ahead.kind = OpKind::kMkdir;
     ahead.seq = 1001;
     ahead.ts_ns = future;
-    REQUIRE_OK(w.raw().put(w.dbis().oplog, codec::be64(1001), oplog::Chunk::encode({ahead}), MDB_APPEND));
+    REQUIRE_OK(w.put(w.dbis().oplog, codec::be64(1001), oplog::Chunk::encode({ahead}), MDB_APPEND));
     OpRecord r;
     r.kind = OpKind::kWrite;
     r.ino = 6;
@@ -415,7 +415,7 @@ TEST_CASE("append keeps an inode's seqs in order even when the index holds a lat
   auto store = must(Store::open(t.sub("s"), {}));
   WriteTxn w = must(store->begin_write());
   // a damaged index: a value for a record that does not exist (yet)
-  REQUIRE_OK(w.raw().put(w.dbis().log_by_ino, codec::be64(5), codec::be64(3)));
+  REQUIRE_OK(w.put(w.dbis().log_by_ino, codec::be64(5), codec::be64(3)));
   for (int i = 0; i < 4; ++i) {
     OpRecord r;
     r.kind = OpKind::kSetattr;
