@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <iterator>
 #include <thread>
 
 #include "base/sys/daemon.h"
@@ -57,7 +58,7 @@ Status Agent::run() {
     auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next_beat - Clock::now());
     zmq::pollitem_t items[] = {{socket_->handle(), 0, ZMQ_POLLIN, 0}, {nullptr, signal_fd_, ZMQ_POLLIN, 0}};
     try {
-      zmq::poll(items, 2, std::max(wait, std::chrono::milliseconds(0)));
+      zmq::poll(items, std::size(items), std::max(wait, std::chrono::milliseconds(0)));
     } catch (const zmq::error_t& e) {
       if (e.num() != EINTR) return Status::error(e.num(), std::string("poll: ") + e.what());
     }

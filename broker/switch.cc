@@ -1,6 +1,5 @@
 #include "broker/switch.h"
 
-#include <sys/stat.h>
 
 #include <algorithm>
 #include <array>
