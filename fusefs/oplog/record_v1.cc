@@ -19,7 +19,10 @@ namespace {
 // Field tags. Every field is `tag, length, payload`, so a reader skips tags it
 // does not know and newer writers can add fields.
 enum Tag : uint8_t {
-  kTagFirstArg = 1,  // tags 1 to 15: the arguments, in the order of for_each_record_arg
+  // Tags 1 to 15: the arguments, tag = index in for_each_record_arg + 1 (1 ino,
+  // 2 ino2, 3 path, 4 path2, 5 mode, 6 flags, 7 offset, 8 length, 9 size,
+  // 10 uid, 11 gid, 12 atime, 13 mtime, 14 rdev, 15 name).
+  kTagFirstArg = 1,
   kTagInodeBefore = 16,
   kTagDirentBefore = 17,
   kTagXattrBefore = 18,
