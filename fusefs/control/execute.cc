@@ -106,6 +106,10 @@ Executed execute(Store& store, const Context& context, const Request& req) {
     Executed operator()(const RestoreCall& c) const { return execute_restore(store, context, c); }
     Executed operator()(const GcCall&) const { return execute_gc(store, context); }
     Executed operator()(const RetentionCall& c) const { return execute_retention(store, c); }
+    Executed operator()(const CheckpointCall&) const {
+      Status s = store.checkpoint();
+      return s ? Executed{} : failed(s);
+    }
   };
   return std::visit(Dispatch{store, context}, req);
 }

@@ -44,6 +44,7 @@ struct RequestEncoder {
     out.push_back(r.dry_run ? 1 : 0);
   }
   void operator()(const GcCall&) const { out.push_back(static_cast<char>(Kind::kGc)); }
+  void operator()(const CheckpointCall&) const { out.push_back(static_cast<char>(Kind::kCheckpoint)); }
   void operator()(const RetentionCall& r) const {
     out.push_back(static_cast<char>(Kind::kRetention));
     out.push_back(r.max_age_ns ? 1 : 0);
@@ -105,6 +106,7 @@ Result<Request> decode_request(std::string_view bytes) {
     case Kind::kRestore: req = decode_restore(r); break;
     case Kind::kGc: req = Request{GcCall{}}; break;
     case Kind::kRetention: req = decode_retention(r); break;
+    case Kind::kCheckpoint: req = Request{CheckpointCall{}}; break;
   }
   if (req && (!r.ok() || !r.at_end())) return Status::invalid("malformed control request");
   return req;

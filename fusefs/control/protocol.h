@@ -31,7 +31,7 @@ inline constexpr uint8_t kVersion = 1;
 inline constexpr uint32_t kMaxRequest = 64 * 1024;
 inline constexpr uint32_t kMaxReply = 256u << 20;
 
-enum class Kind : uint8_t { kRestore = 1, kGc = 2, kRetention = 3 };
+enum class Kind : uint8_t { kRestore = 1, kGc = 2, kRetention = 3, kCheckpoint = 4 };
 
 struct RestoreCall {
   std::string path;
@@ -54,7 +54,14 @@ struct RetentionCall {
   bool operator==(const RetentionCall&) const = default;
 };
 
-using Request = std::variant<RestoreCall, GcCall, RetentionCall>;
+// Commit every change so far to LMDB (Store::checkpoint), so that a reader
+// that opens the store read-only (roamctl log, history, df, scrub on a mount
+// point) sees all of them.
+struct CheckpointCall {
+  bool operator==(const CheckpointCall&) const = default;
+};
+
+using Request = std::variant<RestoreCall, GcCall, RetentionCall, CheckpointCall>;
 
 struct Reply {
   int err = 0;             // 0: done; else errno

@@ -106,6 +106,24 @@ struct Disk {
   std::optional<roam::Pin> pin;
 };
 
+// A read-only view reads LMDB's last checkpoint: when the disk is mounted
+// (its roamfs answers on the control socket), have it commit its newest
+// changes first, so that --at a moment of the last seconds sees them. Best
+// effort: an unmounted disk has nothing to commit.
+void ask_live_roamfs_to_checkpoint(const std::string& store_dir) {
+  std::string socket;
+  {
+    auto store = roam::Store::open(store_dir, {.read_only = true});
+    if (!store) return;
+    auto txn = (*store)->begin_read();
+    if (!txn) return;
+    auto name = roam::control::socket_name(*txn);
+    if (!name) return;
+    socket = *name;
+  }
+  (void)roam::control::call(socket, roam::control::CheckpointCall{});
+}
+
 roam::Result<Disk> open_disk(const Args& args) {
   Disk disk;
   if (args.at.empty()) {
@@ -119,6 +137,7 @@ roam::Result<Disk> open_disk(const Args& args) {
   const int64_t now = roam::wall_clock_ns();
   auto at = roam::parse_time(args.at, now);
   if (!at) return at.status().with_context("--at");
+  ask_live_roamfs_to_checkpoint(args.store);
   ROAM_ASSIGN(disk.store, roam::Store::open(args.store, {.read_only = true}));
   ROAM_ASSIGN(roam::ReadTxn txn, disk.store->begin_read());
   ROAM_ASSIGN(roam::Moment moment, roam::moment_at(txn, *at, now));

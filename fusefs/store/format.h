@@ -55,6 +55,9 @@ inline constexpr uint32_t kMaxBlobSize = 128 * 1024;
 inline constexpr uint64_t kSegmentTargetSize = 256ull << 20;
 // Zeros a sync keeps written ahead of the current segment's tail (segments.h).
 inline constexpr uint64_t kSegmentReserve = 1ull << 20;
+// Zeros kept written past LMDB's last page, for the next checkpoint's new
+// pages (Store::keep_lmdb_reserve).
+inline constexpr uint64_t kLmdbReserve = 8ull << 20;
 inline constexpr size_t kNameMax = 255;
 inline constexpr size_t kSymlinkMax = 4095;
 

@@ -303,6 +303,7 @@ class Store {
   Result<bool> apply_wal_record(std::string_view payload);
   Status apply_wal_op(WalOp op, uint8_t table, std::string_view key, std::string_view value);
   Status finish_checkpoint();  // requires mu_
+  void keep_lmdb_reserve();    // requires mu_
   // The root transaction failed in a way LMDB cannot undo (map full, I/O
   // error): start again from the checkpoint and replay the WAL.
   Status rebuild_root();  // requires mu_

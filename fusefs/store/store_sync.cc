@@ -1,6 +1,8 @@
 // The store's durability (store.h, docs/crash-model.md): sync() flushes the
 // WAL, checkpoint() commits the root transaction to LMDB, and recovery
 // replays the WAL onto the last checkpoint.
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <xxhash.h>
 
 #include <cstdio>
@@ -87,7 +89,32 @@ Status Store::finish_checkpoint() {
   writes_since_checkpoint_.store(0);
   ROAM_TRY(root_->begin());
   // Only now, with LMDB durably at `next`: the WAL's records are all in it.
-  return wal_->start(next);
+  ROAM_TRY(wal_->start(next));
+  keep_lmdb_reserve();
+  return Status::ok();
+}
+
+void Store::keep_lmdb_reserve() {
+  // Zeros written past LMDB's last page: the pages the next checkpoint adds
+  // land on space already allocated, so that a volume that filled up since
+  // can still take the changes its WAL holds (and the deletes that free it).
+  MDB_envinfo info{};
+  MDB_stat st{};
+  if (mdb_env_info(env_.get(), &info) != 0 || mdb_env_stat(env_.get(), &st) != 0) return;
+  const uint64_t used = (static_cast<uint64_t>(info.me_last_pgno) + 1) * st.ms_psize;
+  const uint64_t want = used + kLmdbReserve;
+  const std::string path = dir_ + "/data.mdb";
+  struct stat file {};
+  if (::stat(path.c_str(), &file) != 0 || static_cast<uint64_t>(file.st_size) >= want - kLmdbReserve / 2) return;
+  auto fd = io_->open(path, O_WRONLY, 0);
+  if (!fd) return;
+  static constexpr size_t kPiece = 64 * 1024;
+  static const std::string kZeros(kPiece, '\0');
+  for (uint64_t at = std::max<uint64_t>(used, static_cast<uint64_t>(file.st_size)); at < want; at += kPiece) {
+    if (!io_->pwrite_all(*fd, kZeros.data(), kPiece, static_cast<off_t>(at))) break;  // a full disk: what fits
+  }
+  (void)io_->fdatasync(*fd);
+  io_->close(*fd);
 }
 
 // ---- recovery ----
@@ -112,14 +139,24 @@ Status Store::recover() {
   if (in_wal == wal_generation_) {
     ROAM_ASSIGN(uint64_t applied,
                 wal_->replay([this](uint64_t, std::string_view payload) { return apply_wal_record(payload); }));
-    if (applied == 0) return Status::ok();  // a clean close: nothing to redo
+    if (applied == 0) {  // a clean close: nothing to redo
+      keep_lmdb_reserve();
+      return Status::ok();
+    }
     std::fprintf(stderr, "roamfs: %s: replayed %llu changes from the write-ahead log\n", dir_.c_str(),
                  static_cast<unsigned long long>(applied));
     writes_since_checkpoint_.store(applied);
   }
   // in_wal < committed: a checkpoint committed LMDB but did not restart the
   // WAL; its records are all in LMDB already.
-  return finish_checkpoint();
+  if (Status s = finish_checkpoint(); !s) {
+    // A full volume: the replayed changes stay in the root transaction and
+    // the WAL, and the disk is served; a later checkpoint commits them.
+    if (!root_->open()) return s;
+    std::fprintf(stderr, "roamfs: %s: checkpoint after recovery failed, will retry: %s\n", dir_.c_str(),
+                 s.message().c_str());
+  }
+  return Status::ok();
 }
 
 // One record's operations, onto the root transaction. A new blob (or a

@@ -56,6 +56,11 @@ Result<control::Reply> run_control(const std::string& target_arg, const control:
   return run_control(target, req);
 }
 
+Result<std::unique_ptr<Store>> open_for_reading(const Target& target) {
+  if (!target.mountpoint.empty()) ROAM_TRY(run_control(target, control::CheckpointCall{}).take_status());
+  return Store::open(target.store, {.read_only = true});
+}
+
 int64_t figure(const control::Reply& r, const std::string& name) {
   for (const auto& [n, v] : r.figures)
     if (n == name) return v;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "fusefs/control/protocol.h"
@@ -17,6 +18,12 @@ namespace roam::ctl {
 Result<control::Reply> run_control(const Target& target, const control::Request& req);
 // The same on the disk that `target_arg` (STORE|MOUNTPOINT, resolve_target) names.
 Result<control::Reply> run_control(const std::string& target_arg, const control::Request& req);
+
+// Opens the store read-only for a command that reads it (log, history, df,
+// scrub). A mounted disk's newest changes are in roamfs's write-ahead log,
+// which a reader does not see: the running roamfs is first asked to commit
+// them to LMDB (a checkpoint), after the kernel's dirty pages are flushed.
+Result<std::unique_ptr<Store>> open_for_reading(const Target& target);
 
 // The figure called `name` in `r` ("records_dropped", "max_age_ns", ...); 0 when absent.
 int64_t figure(const control::Reply& r, const std::string& name);

@@ -9,6 +9,7 @@
 #include "base/timefmt.h"
 #include "fusefs/gc/gc.h"
 #include "tools/roamctl/commands.h"
+#include "tools/roamctl/control_client.h"
 #include "tools/roamctl/json.h"
 #include "tools/roamctl/target.h"
 
@@ -19,7 +20,7 @@ namespace {
 int run_df(const TargetJsonArgs& a) {
   auto target = resolve_target(a.target);
   if (!target) return fail("df", target.status());
-  auto store = Store::open(target->store, {.read_only = true});
+  auto store = open_for_reading(*target);
   if (!store) return fail("df", store.status());
   auto usage = space_usage(**store);
   if (!usage) return fail("df", usage.status());

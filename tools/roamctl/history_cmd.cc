@@ -7,6 +7,7 @@
 #include "fusefs/history/versions.h"
 #include "base/timefmt.h"
 #include "tools/roamctl/commands.h"
+#include "tools/roamctl/control_client.h"
 #include "tools/roamctl/json.h"
 #include "tools/roamctl/target.h"
 
@@ -48,7 +49,7 @@ void print_json(const Version& v) {
 int run_history(const HistoryArgs& a) {
   auto target = resolve_target(a.target);
   if (!target) return fail("history", target.status());
-  auto store = Store::open(target->store, {.read_only = true});
+  auto store = open_for_reading(*target);
   if (!store) return fail("history", store.status());
   auto txn = (*store)->begin_read();
   if (!txn) return fail("history", txn.status());

@@ -9,6 +9,7 @@
 #include "fusefs/oplog/oplog.h"
 #include "base/timefmt.h"
 #include "tools/roamctl/commands.h"
+#include "tools/roamctl/control_client.h"
 #include "tools/roamctl/json.h"
 #include "tools/roamctl/target.h"
 
@@ -120,7 +121,7 @@ int run_log(const LogArgs& a) {
   }
   if (!a.path.empty()) filter.path = disk_path(*target, a.path);
   if (a.limit) filter.limit = a.limit;
-  auto store = Store::open(target->store, {.read_only = true});
+  auto store = open_for_reading(*target);
   if (!store) return fail("log", store.status());
   auto txn = (*store)->begin_read();
   if (!txn) return fail("log", txn.status());

@@ -5,6 +5,7 @@
 
 #include "fusefs/engine/check.h"
 #include "tools/roamctl/commands.h"
+#include "tools/roamctl/control_client.h"
 #include "tools/roamctl/target.h"
 
 namespace roam::ctl {
@@ -14,7 +15,7 @@ namespace {
 int run_scrub(const std::string& arg) {
   auto target = resolve_target(arg);
   if (!target) return fail("scrub", target.status());
-  auto store = Store::open(target->store, {.read_only = true});
+  auto store = open_for_reading(*target);
   if (!store) return fail("scrub", store.status());
   auto report = check_store(**store, true);
   if (!report) return fail("scrub", report.status());
