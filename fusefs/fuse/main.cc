@@ -6,6 +6,7 @@
 // the command the user ran, with a non-zero exit.
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <syslog.h>
@@ -23,6 +24,7 @@
 #include "fusefs/fuse/control_handler.h"
 #include "fusefs/fuse/housekeeper.h"
 #include "fusefs/fuse/ops.h"
+#include "fusefs/fuse/userns_mount.h"
 #include "fusefs/gc/pins.h"
 #include "fusefs/history/moment.h"
 #include "base/timefmt.h"
@@ -57,6 +59,7 @@ Status check_mountpoint(const std::string& mnt) {
 struct Args {
   std::string store, mountpoint, options;
   std::string at;  // --at TIME: a read-only view of the past
+  std::string userns;  // --userns PATH: the user namespace the disk is served to
   bool foreground = false, debug = false, single_thread = false;
   bool no_killpriv = false;
 };
@@ -123,6 +126,23 @@ roam::Result<Disk> open_disk(const Args& args) {
   return disk;
 }
 
+// What libfuse is to serve: the mount point (libfuse mounts it), or, with
+// --userns, /dev/fd/N for a connection that mount_for_userns mounted there.
+roam::Result<std::string> connection_for(const Args& args, const std::string& mountpoint, const std::string& store) {
+  if (args.userns.empty()) return args.mountpoint;
+  ROAM_ASSIGN(int fd, roam::mount_for_userns({args.userns, mountpoint, "roamfs:" + store, "roamfs", !args.at.empty()}));
+  return "/dev/fd/" + std::to_string(fd);
+}
+
+// libfuse unmounts only what it mounted: a --userns mount still at
+// `mountpoint` when serving ends is detached here, so that roamfs leaves no
+// mount behind either way.
+void detach_userns_mount(const Args& args, const std::string& mountpoint, const std::string& store) {
+  if (args.userns.empty()) return;
+  auto m = roam::mount_at(mountpoint);
+  if (m && m->fstype == "fuse.roamfs" && m->source == "roamfs:" + store) ::umount2(mountpoint.c_str(), MNT_DETACH);
+}
+
 int serve(const Args& args, StartupPipe& startup) {
   auto fail = [&](const Status& s) {
     std::fprintf(stderr, "roamfs: %s\n", s.message().c_str());
@@ -161,14 +181,20 @@ int serve(const Args& args, StartupPipe& startup) {
     fuse_session_destroy(se);
     return fail(Status::io("cannot install signal handlers"));
   }
-  if (fuse_session_mount(se, args.mountpoint.c_str()) != 0) {
+  auto connection = connection_for(args, real_mountpoint, real_store);
+  if (!connection || fuse_session_mount(se, connection->c_str()) != 0) {
     fuse_remove_signal_handlers(se);
     fuse_session_destroy(se);
-    return fail(Status::io("cannot mount on " + args.mountpoint + " (is /dev/fuse available?)"));
+    return fail(connection ? Status::io("cannot mount on " + args.mountpoint + " (is /dev/fuse available?)")
+                           : connection.status());
   }
   context.session = se;
-  if (int rc = context.device_io.install(se, context.options.handle_killpriv_v2); rc != 0) {
+  auto unmount = [&] {
     fuse_session_unmount(se);
+    detach_userns_mount(args, real_mountpoint, real_store);
+  };
+  if (int rc = context.device_io.install(se, context.options.handle_killpriv_v2); rc != 0) {
+    unmount();
     fuse_remove_signal_handlers(se);
     fuse_session_destroy(se);
     return fail(Status::error(-rc, std::string("cannot hook the FUSE device: ") + std::strerror(-rc)));
@@ -180,7 +206,7 @@ int serve(const Args& args, StartupPipe& startup) {
   if (!past) {
     auto started = start_control(*store, se, real_mountpoint, context.open_files);
     if (!started) {
-      fuse_session_unmount(se);
+      unmount();
       fuse_remove_signal_handlers(se);
       fuse_session_destroy(se);
       return fail(started.status());
@@ -207,7 +233,7 @@ int serve(const Args& args, StartupPipe& startup) {
   }
   control.reset();  // no more restores: the session is going away
   housekeeper.reset();
-  fuse_session_unmount(se);
+  unmount();
   fuse_remove_signal_handlers(se);
   fuse_session_destroy(se);
   if (Status s = past ? Status::ok() : fs.sync(); !s) {
@@ -261,6 +287,10 @@ int main(int argc, char** argv) {
   app.add_flag("--no-killpriv", args.no_killpriv,
                "leave setuid/setgid clearing to the kernel (no FUSE_HANDLE_KILLPRIV_V2): it then reads "
                "security.capability before each write");
+  app.add_option("--userns", args.userns,
+                 "serve the disk to the user namespace PATH (/proc/PID/ns/user or a bind mount of one): "
+                 "uids and gids are that namespace's, in requests and in the store, and only its processes "
+                 "can use the mount");
   app.add_option("--at", args.at,
                  "mount a read-only view of the disk as it was at TIME (ISO 8601, @EPOCH, -2h, ...)");
   CLI11_PARSE(app, argc, argv);
