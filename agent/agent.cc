@@ -1,20 +1,24 @@
 #include "agent/agent.h"
 
 #include <fcntl.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <thread>
+#include <vector>
 
 #include "agent/busy.h"
 #include "agent/health.h"
 #include "protocol/transport.h"
 #include "base/sys/daemon.h"
+#include "base/sys/files.h"
 #include "base/sys/mountinfo.h"
 
 namespace roam::agent {
@@ -22,6 +26,25 @@ namespace roam::agent {
 namespace {
 
 uint64_t code_of(const Status& s) { return static_cast<uint64_t>(s.err()); }
+
+// A new disk's root belongs to uid 0 (the broker made it): the desktop that
+// first attaches it gives it to its user, by the uid and gid this desktop's
+// /etc/passwd names, private to them (0700), so that the user owns their
+// home (and keeps it on every desktop that gives them the same uid). A home
+// owned by anyone else is left alone, and so is a user this desktop does not
+// know.
+Status give_home_to_user(const std::string& home, const std::string& user) {
+  struct stat st {};
+  if (::stat(home.c_str(), &st) != 0) return errno_error("cannot stat " + home);
+  if (st.st_uid != 0) return Status::ok();
+  std::vector<char> buf(16384);
+  passwd pw {}, *found = nullptr;
+  if (::getpwnam_r(user.c_str(), &pw, buf.data(), buf.size(), &found) != 0 || !found || found->pw_uid == 0)
+    return Status::ok();
+  if (::chown(home.c_str(), found->pw_uid, found->pw_gid) != 0 || ::chmod(home.c_str(), 0700) != 0)
+    return errno_error("cannot give " + home + " to " + user);
+  return Status::ok();
+}
 
 }  // namespace
 
@@ -153,10 +176,18 @@ proto::DetachDone Agent::detach(const proto::Detach& d) {
 
 proto::AttachDone Agent::attach(const proto::Attach& a) {
   const std::string home = home_of(a.user);
-  Status st = driver_->attach(a.export_path, home);
-  std::fprintf(stderr, "roam-agent: attach %s at %s: %s\n", a.export_path.c_str(), home.c_str(),
+  const std::string export_path = local_export(a.export_path);
+  Status st = driver_->attach(export_path, home);
+  if (st) st = give_home_to_user(home, a.user);
+  std::fprintf(stderr, "roam-agent: attach %s at %s: %s\n", export_path.c_str(), home.c_str(),
                st ? "ok" : st.message().c_str());
   return proto::AttachDone{a.request_id, code_of(st), st ? "attached" : st.message()};
+}
+
+std::string Agent::local_export(const std::string& export_path) const {
+  if (cfg_.export_dir.empty()) return export_path;
+  const size_t slash = export_path.rfind('/');
+  return cfg_.export_dir + "/" + (slash == std::string::npos ? export_path : export_path.substr(slash + 1));
 }
 
 }  // namespace roam::agent

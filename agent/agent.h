@@ -29,6 +29,11 @@ struct AgentConfig {
   std::string broker_public_key;  // hex
   std::string key_file;           // this agent's key pair
   std::string home_base = "/home";
+  // Where this desktop sees the broker's export directory for it, when its
+  // root is its own (a container): the broker names an export by its host
+  // path, and the agent mounts EXPORT_DIR/<last component> instead. Empty:
+  // the host's path is visible as it is.
+  std::string export_dir;
   std::string mount_driver = "bind";
   std::vector<std::string> health_checks;
   int health_interval_ms = 1000;
@@ -56,6 +61,7 @@ class Agent {
   proto::AttachDone attach(const proto::Attach& a);
   void send(const proto::Message& m);
   std::string home_of(const std::string& user) const { return cfg_.home_base + "/" + user; }
+  std::string local_export(const std::string& export_path) const;
 
   AgentConfig cfg_;
   proto::KeyPair keys_;
