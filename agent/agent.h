@@ -1,6 +1,8 @@
 // roam-agent: runs inside a desktop. It keeps one DEALER connection to the
-// broker (CURVE client), registers, heartbeats, and carries out Detach and
-// Attach through its mount driver; its health checks report OS damage.
+// broker (CURVE client), registers and heartbeats; what it does in the
+// desktop (Detach and Attach through its mount driver, health checks that
+// report OS damage, unmounting fenced homes) is the Desktop's (desktop.h),
+// whose answers it sends.
 //
 // Liveness (Paranoid Pirate): every message from the broker resets a counter
 // to kAgentBrokerLiveness; every heartbeat interval without one decrements
@@ -17,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/desktop.h"
 #include "agent/mount_driver.h"
 #include "protocol/curve_keys.h"
 #include "protocol/protocol.h"
@@ -29,11 +32,7 @@ struct AgentConfig {
   std::string broker_public_key;  // hex
   std::string key_file;           // this agent's key pair
   std::string home_base = "/home";
-  // Where this desktop sees the broker's export directory for it, when its
-  // root is its own (a container): the broker names an export by its host
-  // path, and the agent mounts EXPORT_DIR/<last component> instead. Empty:
-  // the host's path is visible as it is.
-  std::string export_dir;
+  std::string export_dir;  // DesktopConfig::export_dir
   std::string mount_driver = "bind";
   std::vector<std::string> health_checks;
   int health_interval_ms = 1000;
@@ -56,23 +55,20 @@ class Agent {
   Status connect();
   void on_message(const proto::Message& m);
   void on_interval();
-  void unmount_fenced_homes();
-  proto::DetachDone detach(const proto::Detach& d);
-  proto::AttachDone attach(const proto::Attach& a);
+  void reconnect();
   void send(const proto::Message& m);
-  std::string home_of(const std::string& user) const { return cfg_.home_base + "/" + user; }
-  std::string local_export(const std::string& export_path) const;
+  void send_all(const std::vector<proto::Message>& messages);
 
   AgentConfig cfg_;
   proto::KeyPair keys_;
   std::string broker_key_;
   std::unique_ptr<MountDriver> driver_;
+  std::unique_ptr<DesktopOs> os_;
+  std::unique_ptr<Desktop> desktop_;  // uses driver_ and os_
   zmq::context_t ctx_;
   std::optional<zmq::socket_t> socket_;
   int liveness_ = proto::kAgentBrokerLiveness;
   int backoff_ms_ = proto::kReconnectInitialMs;
-  Clock::time_point next_health_;
-  bool damage_reported_ = false;
   int signal_fd_ = -1;
 };
 

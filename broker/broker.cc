@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <iterator>
 
 #include "broker/provisioner.h"
 #include "base/backing_fs.h"
@@ -16,6 +17,19 @@
 namespace roam::broker {
 
 namespace {
+
+// The state directory holds the users' disks and the agents' enrolled keys.
+constexpr mode_t kStateDirMode = 0700;
+// ZeroMQ disconnects a peer that sends a larger frame. decode() enforces the
+// protocol's own limits (kMaxMessageBytes over all frames); this margin above
+// them lets a message that is merely too large reach decode(), which answers
+// EPROTO, while still bounding what ZeroMQ buffers for a hostile peer.
+constexpr int64_t kMaxInboundFrameBytes = 4 * int64_t{proto::kMaxMessageBytes};
+// Messages read per wake-up of the loop at most, so that a flood of requests
+// cannot starve the tick (heartbeats, switch timeouts, supervision).
+constexpr int kMaxMessagesPerWakeup = 1000;
+// Spare desktops the broker provisions are named spare-1, spare-2, ...
+constexpr char kSparePrefix[] = "spare-";
 
 bool is_agent_message(const proto::Message& m) {
   return std::holds_alternative<proto::Register>(m) || std::holds_alternative<proto::Heartbeat>(m) ||
@@ -41,6 +55,24 @@ Result<std::unique_ptr<Broker>> Broker::create(BrokerConfig cfg) {
 
 Status Broker::setup() {
   ROAM_ASSIGN(keys_, proto::read_key_file(cfg_.key_file));
+  ROAM_TRY(allow_configured_keys());
+  ROAM_TRY(make_state_dirs());
+  ROAM_TRY(open_registry());
+  disks_ = DiskServerConfig{cfg_.roamfs, cfg_.run_dir + "/exports", cfg_.state_dir + "/logs"};
+  ROAM_TRY(prepare_exports(disks_.exports_dir));
+  ROAM_ASSIGN(signal_fd_, stop_signal_fd());
+  ROAM_TRY(auth_.bind(ctx_));
+  ROAM_TRY(listen());
+  switcher_ = make_switcher();
+  // roamfs processes of a previous run that still serve their disk are
+  // adopted as they are; supervise() re-exports the others once resume()
+  // has taken over the switches that were in flight.
+  return switcher_->resume();
+}
+
+// The operator and agent keys of the configuration (agents the provisioner
+// created have their keys in the registry: open_registry()).
+Status Broker::allow_configured_keys() {
   for (const auto& hex : cfg_.operator_keys) {
     ROAM_TRY(proto::key_from_hex(hex, "operator key " + hex));
     auth_.allow(hex, Principal{Principal::Role::kOperator, ""});
@@ -53,39 +85,52 @@ Status Broker::setup() {
     ROAM_TRY(proto::key_from_hex(hex, "agent key of desktop " + desktop));
     auth_.allow(hex, Principal{Principal::Role::kAgent, desktop});
   }
+  return Status::ok();
+}
+
+Status Broker::make_state_dirs() {
   for (const auto& dir :
        {cfg_.state_dir, cfg_.state_dir + "/disks", cfg_.state_dir + "/desktops", cfg_.state_dir + "/logs"})
-    if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
+    if (::mkdir(dir.c_str(), kStateDirMode) != 0 && errno != EEXIST)
       return Status::error(errno, "cannot create " + dir + ": " + std::strerror(errno));
   // Every user disk the broker creates lives there: say once if a power loss could break them.
   const std::string disks = cfg_.state_dir + "/disks";
   if (std::string w = power_loss_warning(disks, backing_fs_of(disks)); !w.empty())
     std::fprintf(stderr, "roam-broker: warning: %s\n", w.c_str());
+  return Status::ok();
+}
+
+// Opens the registry and allows the keys the provisioner enrolled.
+Status Broker::open_registry() {
   ROAM_ASSIGN(registry_, Registry::open(cfg_.state_dir + "/registry"));
   ROAM_ASSIGN(auto desktops, registry_.list(Table::kDesktops));
   for (const auto& [id, row] : desktops) {
     ROAM_ASSIGN(auto d, desktop_from_row(id, row));
     if (!d.public_key.empty()) auth_.allow(d.public_key, Principal{Principal::Role::kAgent, id});
   }
-  disks_ = DiskServerConfig{cfg_.roamfs, cfg_.run_dir + "/exports", cfg_.state_dir + "/logs"};
-  ROAM_TRY(prepare_exports(disks_.exports_dir));
+  return Status::ok();
+}
 
-  ROAM_ASSIGN(signal_fd_, stop_signal_fd());
-
-  ROAM_TRY(auth_.bind(ctx_));
+// The ROUTER socket agents and roamctl connect to (CURVE server).
+Status Broker::listen() {
   try {
     router_ = zmq::socket_t(ctx_, zmq::socket_type::router);
     router_.set(zmq::sockopt::linger, 0);
     router_.set(zmq::sockopt::curve_server, true);
-    router_.set(zmq::sockopt::curve_secretkey, zmq::const_buffer(keys_.secret_key.data(), 32));
-    router_.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(4 * proto::kMaxMessageBytes));
+    router_.set(zmq::sockopt::curve_secretkey, zmq::const_buffer(keys_.secret_key.data(), keys_.secret_key.size()));
+    router_.set(zmq::sockopt::maxmsgsize, kMaxInboundFrameBytes);
     router_.bind(cfg_.endpoint);
   } catch (const zmq::error_t& e) {
     return Status::error(e.num(), "cannot listen on " + cfg_.endpoint + ": " + e.what());
   }
+  return Status::ok();
+}
 
-  switcher_ = std::make_unique<Switcher>(SwitchEnv{
-      registry_, peers_, disks_, cfg_.timeouts,
+// The switcher over this broker: commands go out on the ROUTER, the disks are
+// served by roamfs processes on this host.
+std::unique_ptr<Switcher> Broker::make_switcher() {
+  return std::make_unique<Switcher>(SwitchEnv{
+      registry_, peers_, disk_host_, clock_, cfg_.timeouts,
       [this](const std::string& desktop, const proto::Message& m) -> Status {
         auto rid = peers_.routing_id(desktop);
         if (!rid) return Status::error(EHOSTDOWN, "desktop " + desktop + " is not connected");
@@ -95,10 +140,6 @@ Status Broker::setup() {
         reply(r.routing_id, r.request_id, s, std::move(rows));
       },
       [this](const std::string& desktop) { return provision(desktop); }});
-  // roamfs processes of a previous run that still serve their disk are
-  // adopted as they are; supervise() re-exports the others once resume()
-  // has taken over the switches that were in flight.
-  return switcher_->resume();
 }
 
 Status Broker::run() {
@@ -111,7 +152,7 @@ Status Broker::run() {
                                {auth_.socket().handle(), 0, ZMQ_POLLIN, 0},
                                {nullptr, signal_fd_, ZMQ_POLLIN, 0}};
     try {
-      zmq::poll(items, 3, std::max(wait, std::chrono::milliseconds(0)));
+      zmq::poll(items, std::size(items), std::max(wait, std::chrono::milliseconds(0)));
     } catch (const zmq::error_t& e) {
       if (e.num() != EINTR) return Status::error(e.num(), std::string("poll: ") + e.what());
     }
@@ -122,7 +163,7 @@ Status Broker::run() {
     if (items[1].revents & ZMQ_POLLIN) {
       if (Status s = auth_.handle_one(); !s) std::fprintf(stderr, "roam-broker: %s\n", s.message().c_str());
     }
-    for (int n = 0; n < 1000 && (items[0].revents & ZMQ_POLLIN); ++n) {
+    for (int n = 0; n < kMaxMessagesPerWakeup && (items[0].revents & ZMQ_POLLIN); ++n) {
       ROAM_ASSIGN(auto in, proto::receive_routed(router_));
       if (!in) break;
       on_message(*in);
@@ -228,7 +269,7 @@ Result<std::string> Broker::spare_desktop(const std::string& except) {
     if (rec && rec->state == "ok" && !occupant) return d;
   }
   for (int n = 1;; ++n) {
-    std::string id = "spare-" + std::to_string(n);
+    std::string id = kSparePrefix + std::to_string(n);
     ROAM_ASSIGN(auto rec, find_desktop(registry_, id));
     if (!rec) return id;
   }

@@ -50,6 +50,11 @@ class Broker {
  private:
   explicit Broker(BrokerConfig cfg);
   Status setup();
+  Status allow_configured_keys();
+  Status make_state_dirs();
+  Status open_registry();
+  Status listen();
+  std::unique_ptr<Switcher> make_switcher();
   void on_message(proto::Routed& in);
   void on_tick();
   void supervise();
@@ -74,7 +79,9 @@ class Broker {
 
   BrokerConfig cfg_;
   proto::KeyPair keys_;
-  DiskServerConfig disks_;
+  DiskServerConfig disks_;        // set by setup()
+  RoamfsHost disk_host_{disks_};  // the switcher's disk host: roamfs processes per disks_
+  SystemSwitchClock clock_;
   zmq::context_t ctx_;
   Authenticator auth_;
   zmq::socket_t router_;

@@ -177,4 +177,14 @@ Status stop_roamfs(const DiskServerConfig& cfg, pid_t pid, const std::string& mo
   return Status::ok();
 }
 
+Result<std::string> RoamfsHost::export_dir(const std::string& desktop) { return desktop_export_dir(cfg_, desktop); }
+
+Result<pid_t> RoamfsHost::start(const std::string& user, const std::string& store, const std::string& mount_point) {
+  return start_roamfs(cfg_, store, mount_point, cfg_.log_dir + "/" + user + ".roamfs.log");
+}
+
+Status RoamfsHost::stop(pid_t pid, const std::string& mount_point, bool fence) {
+  return stop_roamfs(cfg_, pid, mount_point, fence);
+}
+
 }  // namespace roam::broker

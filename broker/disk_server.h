@@ -24,6 +24,7 @@
 #include <string>
 
 #include "base/status.h"
+#include "broker/disk_host.h"
 
 namespace roam::broker {
 
@@ -65,5 +66,18 @@ Status stop_roamfs(const DiskServerConfig& cfg, pid_t pid, const std::string& mo
 // Whether `pid` is a live roamfs serving `mount_point` (used to adopt the
 // roamfs processes of a previous broker run).
 bool roamfs_alive(pid_t pid, const std::string& mount_point);
+
+// The DiskHost of the switcher over the functions above; each roamfs logs to
+// LOG_DIR/USER.roamfs.log. `cfg` must outlive it.
+class RoamfsHost final : public DiskHost {
+ public:
+  explicit RoamfsHost(const DiskServerConfig& cfg) : cfg_(cfg) {}
+  Result<std::string> export_dir(const std::string& desktop) override;
+  Result<pid_t> start(const std::string& user, const std::string& store, const std::string& mount_point) override;
+  Status stop(pid_t pid, const std::string& mount_point, bool fence) override;
+
+ private:
+  const DiskServerConfig& cfg_;
+};
 
 }  // namespace roam::broker

@@ -1,6 +1,5 @@
 #include "broker/switch.h"
 
-#include <sys/stat.h>
 
 #include <algorithm>
 #include <array>
@@ -11,8 +10,6 @@ namespace roam::broker {
 namespace {
 
 constexpr std::array<std::string_view, 5> kPhaseNames = {"provision", "detach", "release", "export", "attach"};
-
-int64_t ms_since(int64_t start_ns) { return (now_ns() - start_ns) / 1'000'000; }
 
 // "checked=0,detached=12" as reply rows: a (step, ms) table.
 std::vector<std::string> step_table(const std::string& steps) {
@@ -63,14 +60,14 @@ Status Switcher::start(SwitchOrder order) {
   ROAM_TRY(check(order, att));
   ROAM_ASSIGN(auto desktop, find_desktop(env_.registry, order.target));
   if (!desktop) ROAM_TRY(env_.provision(order.target));
-  if (next_id_ == 0) next_id_ = static_cast<uint64_t>(now_ns() / 1000);
+  if (next_id_ == 0) next_id_ = static_cast<uint64_t>(env_.clock.wall_ns() / 1000);
   Job job;
   job.user = order.user;
   job.requester = order.requester;
   job.intent = IntentRecord{next_id_++, att ? att->desktop : "", order.target, order.reason,
-                            std::string(phase_name(SwitchPhase::kProvision)), now_ns(), "", order.force};
+                            std::string(phase_name(SwitchPhase::kProvision)), env_.clock.wall_ns(), "", order.force};
   auto& j = jobs_[order.user] = std::move(job);
-  j.deadline = Clock::now() + std::chrono::milliseconds(env_.timeouts.provision_ms);
+  j.deadline = deadline_in(env_.timeouts.provision_ms);
   step_done(j, "checked");
   advance(j);
   return Status::ok();
@@ -90,7 +87,7 @@ Status Switcher::resume() {
     // answer a repeated detach of an unmounted home with success).
     j.phase = *phase == SwitchPhase::kProvision ? SwitchPhase::kDetach : *phase;
     int timeout = j.phase == SwitchPhase::kAttach ? env_.timeouts.attach_ms : env_.timeouts.detach_ms;
-    j.deadline = Clock::now() + std::chrono::milliseconds(timeout);
+    j.deadline = deadline_in(timeout);
     std::fprintf(stderr, "roam-broker: resuming the switch of %s to %s at phase %s\n", user.c_str(),
                  intent.target.c_str(), intent.phase.c_str());
     advance(j);
@@ -101,14 +98,19 @@ Status Switcher::resume() {
 Status Switcher::enter(Job& job, SwitchPhase phase, int timeout_ms) {
   job.phase = phase;
   job.command_sent = false;
-  job.deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  job.deadline = deadline_in(timeout_ms);
   job.intent.phase = std::string(phase_name(phase));
   return env_.registry.put(Table::kIntents, job.user, to_row(job.intent));
 }
 
+Switcher::Clock::time_point Switcher::deadline_in(int timeout_ms) const {
+  return env_.clock.now() + std::chrono::milliseconds(timeout_ms);
+}
+
 void Switcher::step_done(Job& job, const std::string& step) {
   if (!job.intent.steps.empty()) job.intent.steps += ",";
-  job.intent.steps += step + "=" + std::to_string(ms_since(job.intent.started_ns));
+  const int64_t ms = (env_.clock.wall_ns() - job.intent.started_ns) / 1'000'000;
+  job.intent.steps += step + "=" + std::to_string(ms);
 }
 
 void Switcher::send_command(Job& job) {
@@ -128,7 +130,7 @@ void Switcher::send_command(Job& job) {
 Status Switcher::release(Job& job) {
   ROAM_ASSIGN(auto att, find_attachment(env_.registry, job.user));
   if (att && !att->mount_point.empty()) {
-    ROAM_TRY(stop_roamfs(env_.disks, static_cast<pid_t>(att->roamfs_pid), att->mount_point, !job.detached_cleanly));
+    ROAM_TRY(env_.disks.stop(static_cast<pid_t>(att->roamfs_pid), att->mount_point, !job.detached_cleanly));
     att->desktop.clear();
     att->mount_point.clear();
     att->roamfs_pid = 0;
@@ -142,10 +144,9 @@ Status Switcher::export_disk(Job& job) {
   ROAM_ASSIGN(auto disk, find_disk(env_.registry, job.user));
   if (!disk) return Status::not_found("the disk of user " + job.user + " disappeared during the switch");
   uint64_t epoch = disk->epoch + 1;
-  ROAM_ASSIGN(auto dir, desktop_export_dir(env_.disks, job.intent.target));
+  ROAM_ASSIGN(auto dir, env_.disks.export_dir(job.intent.target));
   std::string mount_point = dir + "/" + job.user + "@" + std::to_string(epoch);
-  std::string log = env_.disks.log_dir + "/" + job.user + ".roamfs.log";
-  ROAM_ASSIGN(pid_t pid, start_roamfs(env_.disks, disk->store, mount_point, log));
+  ROAM_ASSIGN(pid_t pid, env_.disks.start(job.user, disk->store, mount_point));
   disk->epoch = epoch;
   AttachmentRecord att{"", epoch, mount_point, pid};
   job.intent.phase = std::string(phase_name(SwitchPhase::kAttach));
@@ -237,7 +238,7 @@ void Switcher::on_attach_done(const std::string& desktop, const proto::AttachDon
 void Switcher::on_tick() {
   for (auto it = jobs_.begin(); it != jobs_.end();) {
     Job& job = (it++)->second;
-    if (Clock::now() < job.deadline) {
+    if (env_.clock.now() < job.deadline) {
       if (job.phase == SwitchPhase::kDetach || job.phase == SwitchPhase::kAttach) send_command(job);
       continue;
     }
@@ -265,8 +266,8 @@ void Switcher::finish(Job& job, const Status& result) {
   step_done(job, "end");
   const auto& in = job.intent;
   Status persisted = env_.registry.del(Table::kIntents, job.user);
-  Status audited = env_.registry.append_audit({std::to_string(now_ns()), std::to_string(in.switch_id), job.user,
-                                               in.source, in.target, in.reason,
+  Status audited = env_.registry.append_audit({std::to_string(env_.clock.wall_ns()), std::to_string(in.switch_id),
+                                               job.user, in.source, in.target, in.reason,
                                                result ? "ok" : result.message(), in.steps});
   Status st = !result ? result : !persisted ? persisted : audited;
   std::fprintf(stderr, "roam-broker: switch %llu of %s from %s to %s (%s): %s [%s]\n",

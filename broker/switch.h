@@ -18,7 +18,11 @@
 // restarted mid-switch resumes at the persisted phase (resume()). Each
 // operation is idempotent on the agents' side, so a repeated Detach/Attach is
 // harmless. The Switcher lives in the broker's event-loop thread; it blocks
-// only inside release/export (bounded by the disk server's timeouts).
+// only inside release/export (bounded by the disk host's timeouts).
+//
+// Everything it needs of the host (roamfs processes, export directories, the
+// clocks) comes through SwitchEnv, so that tests/unit/test_switch.cc drives
+// every path, a broker restart at each phase included, without processes.
 #pragma once
 
 #include <chrono>
@@ -28,10 +32,10 @@
 #include <string>
 #include <vector>
 
-#include "broker/disk_server.h"
+#include "broker/disk_host.h"
 #include "broker/peers.h"
-#include "protocol/protocol.h"
 #include "broker/records.h"
+#include "protocol/protocol.h"
 
 namespace roam::broker {
 
@@ -58,11 +62,30 @@ struct SwitchTimeouts {
   int grace_ms = 2000;
 };
 
+// The switcher's time, behind an interface so that tests can move it.
+class SwitchClock {
+ public:
+  virtual ~SwitchClock() = default;
+  // Monotonic: the deadlines of the phases.
+  virtual std::chrono::steady_clock::time_point now() const = 0;
+  // Nanoseconds since the epoch: switch ids, the intent's start and step
+  // times and the audit record, which outlive the broker process.
+  virtual int64_t wall_ns() const = 0;
+};
+
+// The system's clocks: steady_clock and now_ns() (records.h).
+class SystemSwitchClock final : public SwitchClock {
+ public:
+  std::chrono::steady_clock::time_point now() const override { return std::chrono::steady_clock::now(); }
+  int64_t wall_ns() const override { return now_ns(); }
+};
+
 // What the switcher uses of the broker; every reference outlives the Switcher.
 struct SwitchEnv {
   Registry& registry;
   Peers& peers;
-  const DiskServerConfig& disks;
+  DiskHost& disks;
+  const SwitchClock& clock;
   SwitchTimeouts timeouts;
   // Sends a message to a connected desktop's agent.
   std::function<Status(const std::string& desktop, const proto::Message&)> send;
@@ -114,6 +137,7 @@ class Switcher {
   Status release(Job& job);
   Status export_disk(Job& job);
   void step_done(Job& job, const std::string& step);
+  Clock::time_point deadline_in(int timeout_ms) const;
   void finish(Job& job, const Status& result);
   Job* job_waiting_on(const std::string& desktop, SwitchPhase phase, uint64_t request_id);
 

@@ -46,6 +46,51 @@ Status check_not_below(const StoreTxn& txn, uint64_t dir, uint64_t ancestor) {
   return ancestor == kRootIno ? Status::invalid("cannot move the root") : Status::ok();
 }
 
+// The two names of a rename: from (parent, name) to (new_parent, new_name).
+struct RenameEnds {
+  uint64_t parent;
+  std::string_view name;
+  uint64_t new_parent;
+  std::string_view new_name;
+  bool across() const { return new_parent != parent; }  // between two directories
+};
+
+// RENAME_EXCHANGE, before `src` moves to the new name: `target` (entry
+// `target_entry`) takes the old one. A directory that changes parent moves a
+// link count with it. Does not store the inodes.
+Status exchange_target(Mutation& m, const RenameEnds& ends, const Inode& src, Inode& target,
+                       const Dirent& target_entry, Inode& src_dir, Inode& dst_dir) {
+  if (S_ISDIR(target.mode) && ends.across()) ROAM_TRY(check_not_below(m.txn(), ends.parent, target.ino));
+  ROAM_TRY(move_name(m, target, ends.new_parent, ends.new_name, ends.parent, ends.name));
+  if (S_ISDIR(target.mode) != S_ISDIR(src.mode) && ends.across()) {
+    // A directory changes parent in each direction; link counts follow.
+    if (S_ISDIR(src.mode)) --src_dir.nlink, ++dst_dir.nlink;
+    else ++src_dir.nlink, --dst_dir.nlink;
+  }
+  return m.put_dirent(ends.parent, ends.name, target_entry);
+}
+
+// A plain rename, before `src` moves to the new name: `target`, if any, loses
+// that name (a directory must be empty, and dies), and the old name goes. Does
+// not store the inodes.
+Status replace_target(Mutation& m, const RenameEnds& ends, const Inode& src, std::optional<Inode>& target,
+                      Inode& src_dir, Inode& dst_dir) {
+  if (target) {
+    if (S_ISDIR(src.mode) && !S_ISDIR(target->mode)) return Status::error(ENOTDIR, "target is not a directory");
+    if (!S_ISDIR(src.mode) && S_ISDIR(target->mode)) return Status::error(EISDIR, "target is a directory");
+    if (S_ISDIR(target->mode)) {
+      ROAM_ASSIGN(bool empty, m.txn().dir_is_empty(target->ino));
+      if (!empty) return Status::error(ENOTEMPTY, "target directory not empty");
+      target->nlink = 0;
+      --dst_dir.nlink;
+    } else {
+      ROAM_TRY(drop_name(m, *target, ends.new_parent, ends.new_name));
+    }
+  }
+  if (S_ISDIR(src.mode) && ends.across()) --src_dir.nlink, ++dst_dir.nlink;
+  return m.del_dirent(ends.parent, ends.name);
+}
+
 }  // namespace
 
 Result<OpRecord> Fs::finish(Mutation& m) {
@@ -230,14 +275,15 @@ Status Fs::rename(const Caller& c, uint64_t parent, std::string_view name, uint6
     return Status::invalid("unsupported rename flags");
   if (name.size() > kNameMax) return Status::error(ENAMETOOLONG, "file name longer than 255 bytes");
   ROAM_TRY(check_name(new_name));
+  const RenameEnds ends{parent, name, new_parent, new_name};
   ROAM_ASSIGN(Mutation m, Mutation::begin(store_, OpKind::kRename, c));
   StoreTxn& txn = m.txn();
   ROAM_ASSIGN(Inode src_dir, live_dir(txn, parent));
   Inode other_dir;
-  if (new_parent != parent) {
+  if (ends.across()) {
     ROAM_ASSIGN(other_dir, live_dir(txn, new_parent));
   }
-  Inode& dst_dir = new_parent != parent ? other_dir : src_dir;
+  Inode& dst_dir = ends.across() ? other_dir : src_dir;
 
   ROAM_ASSIGN(auto sd, txn.get_dirent(parent, name));
   if (!sd) return Status::not_found("no such file or directory");
@@ -247,7 +293,7 @@ Status Fs::rename(const Caller& c, uint64_t parent, std::string_view name, uint6
   if (td && td->ino == sd->ino) return Status::ok();  // two names of one file: POSIX says do nothing
 
   ROAM_ASSIGN(Inode src, txn.inode(sd->ino));
-  if (S_ISDIR(src.mode) && new_parent != parent) ROAM_TRY(check_not_below(txn, new_parent, src.ino));
+  if (S_ISDIR(src.mode) && ends.across()) ROAM_TRY(check_not_below(txn, new_parent, src.ino));
   OpRecord& rec = m.record();
   rec.ino = src.ino;
   rec.flags = flags;
@@ -260,33 +306,9 @@ Status Fs::rename(const Caller& c, uint64_t parent, std::string_view name, uint6
     ROAM_ASSIGN(target, txn.inode(td->ino));
     rec.ino2 = target->ino;
   }
-  if (exchange) {
-    if (S_ISDIR(target->mode) && new_parent != parent) ROAM_TRY(check_not_below(txn, parent, target->ino));
-    ROAM_TRY(move_name(m, *target, new_parent, new_name, parent, name));
-    if (S_ISDIR(target->mode) != S_ISDIR(src.mode) && new_parent != parent) {
-      // A directory changes parent in each direction; link counts follow.
-      if (S_ISDIR(src.mode)) --src_dir.nlink, ++dst_dir.nlink;
-      else ++src_dir.nlink, --dst_dir.nlink;
-    }
-    target->ctime = now;
-    ROAM_TRY(m.put_dirent(parent, name, *td));
-  } else {
-    if (target) {
-      if (S_ISDIR(src.mode) && !S_ISDIR(target->mode)) return Status::error(ENOTDIR, "target is not a directory");
-      if (!S_ISDIR(src.mode) && S_ISDIR(target->mode)) return Status::error(EISDIR, "target is a directory");
-      if (S_ISDIR(target->mode)) {
-        ROAM_ASSIGN(bool empty, txn.dir_is_empty(target->ino));
-        if (!empty) return Status::error(ENOTEMPTY, "target directory not empty");
-        target->nlink = 0;
-        --dst_dir.nlink;
-      } else {
-        ROAM_TRY(drop_name(m, *target, new_parent, new_name));
-      }
-      target->ctime = now;
-    }
-    if (S_ISDIR(src.mode) && new_parent != parent) --src_dir.nlink, ++dst_dir.nlink;
-    ROAM_TRY(m.del_dirent(parent, name));
-  }
+  if (exchange) ROAM_TRY(exchange_target(m, ends, src, *target, *td, src_dir, dst_dir));
+  else ROAM_TRY(replace_target(m, ends, src, target, src_dir, dst_dir));
+  if (target) target->ctime = now;
   ROAM_TRY(move_name(m, src, parent, name, new_parent, new_name));
   src.ctime = now;
   ROAM_TRY(m.put_dirent(new_parent, new_name, *sd));
@@ -295,7 +317,7 @@ Status Fs::rename(const Caller& c, uint64_t parent, std::string_view name, uint6
   ROAM_TRY(m.put_inode(src));
   if (target) ROAM_TRY(m.put_inode(*target));
   ROAM_TRY(m.put_inode(src_dir));
-  if (new_parent != parent) ROAM_TRY(m.put_inode(other_dir));
+  if (ends.across()) ROAM_TRY(m.put_inode(other_dir));
   return finish(m).take_status();
 }
 

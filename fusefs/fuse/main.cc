@@ -18,6 +18,7 @@
 #include <cstring>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "fusefs/control/server.h"
@@ -58,21 +59,25 @@ Status check_mountpoint(const std::string& mnt) {
 
 struct Args {
   std::string store, mountpoint, options;
-  std::string at;  // --at TIME: a read-only view of the past
+  std::string at;      // --at TIME: a read-only view of the past
   std::string userns;  // --userns PATH: the user namespace the disk is served to
   bool foreground = false, debug = false, single_thread = false;
   bool no_killpriv = false;
 };
 
+// What a daemonized child reports once it serves; any other report is the
+// message of the error it failed with.
+constexpr std::string_view kReadyReport = "ok";
+
 // Reports startup success or failure to the parent when daemonized.
 class StartupPipe {
  public:
   explicit StartupPipe(int fd) : fd_(fd) {}
-  void ready() { send("ok"); }
+  void ready() { send(kReadyReport); }
   void fail(const std::string& message) { send(message); }
 
  private:
-  void send(const std::string& msg) {
+  void send(std::string_view msg) {
     if (fd_ < 0) return;
     [[maybe_unused]] auto n = ::write(fd_, msg.data(), msg.size());
     ::close(fd_);
@@ -126,21 +131,150 @@ roam::Result<Disk> open_disk(const Args& args) {
   return disk;
 }
 
-// What libfuse is to serve: the mount point (libfuse mounts it), or, with
-// --userns, /dev/fd/N for a connection that mount_for_userns mounted there.
-roam::Result<std::string> connection_for(const Args& args, const std::string& mountpoint, const std::string& store) {
-  if (args.userns.empty()) return args.mountpoint;
-  ROAM_ASSIGN(int fd, roam::mount_for_userns({args.userns, mountpoint, "roamfs:" + store, "roamfs", !args.at.empty()}));
+// Threads of the multi-threaded loop. Requests wait on fsync and on LMDB's
+// one writer, so more threads than CPUs; measured on 2 vCPUs, 16/8 and 4/2
+// made no difference, and one idle thread lost: libfuse then starts and
+// stops threads all the time (docs/performance.md).
+constexpr unsigned kMaxLoopThreads = 16;
+constexpr unsigned kIdleLoopThreads = 8;
+
+// The mount's source, "roamfs:" and the store's absolute path: what roamctl
+// finds the store by in the mount table.
+roam::Result<std::string> mount_source(const Args& args) {
+  char real_store[PATH_MAX];
+  if (!::realpath(args.store.c_str(), real_store))
+    return Status::error(errno, "store " + args.store + ": " + std::strerror(errno));
+  return "roamfs:" + std::string(real_store);
+}
+
+// The FUSE mount options: the source, then the user's.
+roam::Result<std::string> mount_options(const Args& args, const std::string& source, bool read_only) {
+  std::string opts = "fsname=" + source + ",subtype=roamfs,default_permissions";
+  if (::geteuid() == 0) opts += ",allow_other";
+  if (read_only) opts += ",ro";
+  if (!args.options.empty()) opts += "," + args.options;
+  return opts;
+}
+
+// Where a session's connection comes from: libfuse mounts the mount point,
+// or, with --userns, mount_for_userns mounted it at `mountpoint` for that
+// namespace and libfuse serves /dev/fd/N.
+struct MountTarget {
+  std::string mountpoint;  // absolute
+  std::string source;      // mount_source
+  std::string userns;      // empty: libfuse mounts
+};
+
+roam::Result<std::string> connection_for(const MountTarget& t, bool read_only) {
+  if (t.userns.empty()) return t.mountpoint;
+  ROAM_ASSIGN(int fd, roam::mount_for_userns({t.userns, t.mountpoint, t.source, "roamfs", read_only}));
   return "/dev/fd/" + std::to_string(fd);
 }
 
-// libfuse unmounts only what it mounted: a --userns mount still at
-// `mountpoint` when serving ends is detached here, so that roamfs leaves no
-// mount behind either way.
-void detach_userns_mount(const Args& args, const std::string& mountpoint, const std::string& store) {
-  if (args.userns.empty()) return;
-  auto m = roam::mount_at(mountpoint);
-  if (m && m->fstype == "fuse.roamfs" && m->source == "roamfs:" + store) ::umount2(mountpoint.c_str(), MNT_DETACH);
+// libfuse unmounts only what it mounted: a --userns mount still at the mount
+// point is detached here, so that roamfs leaves no mount behind either way.
+void detach_userns_mount(const MountTarget& t) {
+  if (t.userns.empty()) return;
+  auto m = roam::mount_at(t.mountpoint);
+  if (m && m->fstype == "fuse.roamfs" && m->source == t.source) ::umount2(t.mountpoint.c_str(), MNT_DETACH);
+}
+
+// A FUSE session mounted at a mount point, with roamfs's signal handlers
+// installed; unmounted and destroyed when it goes. Move-only.
+class MountedSession {
+ public:
+  // Fails with the step that failed; undoes the steps before it.
+  static roam::Result<MountedSession> mount(const Args& args, const std::string& options, MountTarget target,
+                                            roam::FuseContext& context) {
+    std::vector<std::string> argv_s = {"roamfs", "-o", options};
+    if (args.debug) argv_s.emplace_back("-d");
+    std::vector<char*> argv;
+    for (auto& a : argv_s) argv.push_back(a.data());
+    fuse_args fargs = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
+    MountedSession s;
+    s.target_ = std::move(target);
+    s.se_ = fuse_session_new(&fargs, &roam::roamfs_ops(), sizeof(fuse_lowlevel_ops), &context);
+    fuse_opt_free_args(&fargs);  // fuse_session_new re-parses them into an allocated copy
+    if (!s.se_) return Status::invalid("bad mount options: " + args.options);
+    if (fuse_set_signal_handlers(s.se_) != 0) return Status::io("cannot install signal handlers");
+    s.signal_handlers_ = true;
+    ROAM_ASSIGN(std::string connection, connection_for(s.target_, context.options.read_only));
+    s.mounted_ = true;  // a --userns mount is there now, whatever libfuse does
+    if (fuse_session_mount(s.se_, connection.c_str()) != 0)
+      return Status::io("cannot mount on " + args.mountpoint + " (is /dev/fuse available?)");
+    return s;
+  }
+
+  MountedSession(MountedSession&& o) noexcept
+      : target_(std::move(o.target_)),
+        se_(std::exchange(o.se_, nullptr)),
+        signal_handlers_(o.signal_handlers_),
+        mounted_(o.mounted_) {}
+  MountedSession& operator=(MountedSession&&) = delete;
+  ~MountedSession() {
+    if (!se_) return;
+    if (mounted_) fuse_session_unmount(se_);
+    if (mounted_) detach_userns_mount(target_);
+    if (signal_handlers_) fuse_remove_signal_handlers(se_);
+    fuse_session_destroy(se_);
+  }
+
+  fuse_session* get() const { return se_; }
+
+ private:
+  MountedSession() = default;
+  MountTarget target_;
+  fuse_session* se_ = nullptr;
+  bool signal_handlers_ = false;
+  bool mounted_ = false;
+};
+
+// Serves requests until the file system is unmounted; libfuse's result.
+int run_loop(fuse_session* se, bool single_thread) {
+  if (single_thread) return fuse_session_loop(se);
+  fuse_loop_config* cfg = fuse_loop_cfg_create();
+  fuse_loop_cfg_set_max_threads(cfg, kMaxLoopThreads);
+  fuse_loop_cfg_set_idle_threads(cfg, kIdleLoopThreads);
+  const int rc = fuse_session_loop_mt(se, cfg);
+  fuse_loop_cfg_destroy(cfg);
+  return rc;
+}
+
+// A daemon's standard streams go nowhere once the parent has its report.
+void detach_stdio() {
+  int null = ::open("/dev/null", O_RDWR);
+  ::dup2(null, STDIN_FILENO), ::dup2(null, STDOUT_FILENO), ::dup2(null, STDERR_FILENO);
+  if (null > STDERR_FILENO) ::close(null);
+}
+
+// Mounts, reports ready, serves until unmounted, then unmounts: returns the
+// loop's result. Fails only before it reports ready, having undone what it did.
+roam::Result<int> mount_and_serve(const Args& args, roam::Store& store, roam::FuseContext& context,
+                                  StartupPipe& startup) {
+  const bool past = context.options.read_only;
+  char real_mountpoint[PATH_MAX];  // the control handler opens restored paths through it
+  if (!::realpath(args.mountpoint.c_str(), real_mountpoint))
+    return Status::error(errno, "mount point " + args.mountpoint + ": " + std::strerror(errno));
+  ROAM_ASSIGN(std::string source, mount_source(args));
+  ROAM_ASSIGN(std::string options, mount_options(args, source, past));
+  ROAM_ASSIGN(MountedSession session,
+              MountedSession::mount(args, options, MountTarget{real_mountpoint, source, args.userns}, context));
+  context.session = session.get();
+  if (int rc = context.device_io.install(session.get(), context.options.handle_killpriv_v2); rc != 0)
+    return Status::error(-rc, std::string("cannot hook the FUSE device: ") + std::strerror(-rc));
+  // A past view changes nothing: no control socket (restores go to the live
+  // disk), no sync, no GC. Both stop before the session goes (declared after
+  // it); the control socket first: no more restores.
+  std::optional<roam::Housekeeper> housekeeper;
+  std::unique_ptr<roam::control::Server> control;
+  if (!past) {
+    ROAM_ASSIGN(control, start_control(store, session.get(), real_mountpoint, context.open_files));
+    housekeeper.emplace(store, roam::Housekeeper::Intervals{},
+                        [&context](uint64_t ino) { return context.open_files.is_open(ino); });
+  }
+  startup.ready();
+  if (!args.foreground) detach_stdio();
+  return run_loop(session.get(), args.single_thread);
 }
 
 int serve(const Args& args, StartupPipe& startup) {
@@ -152,95 +286,18 @@ int serve(const Args& args, StartupPipe& startup) {
   if (Status s = check_mountpoint(args.mountpoint); !s) return fail(s);
   auto disk = open_disk(args);
   if (!disk) return fail(disk.status());
-  auto& store = disk->store;
   const bool past = disk->at_seq.has_value();
-  roam::Fs fs(*store, disk->at_seq);
+  roam::Fs fs(*disk->store, disk->at_seq);
   roam::FuseContext context{fs, {}, {}};
   context.options.read_only = past;
   context.options.handle_killpriv_v2 = !past && !args.no_killpriv;
-
-  char real_mountpoint[PATH_MAX];  // the control handler opens restored paths through it
-  if (!::realpath(args.mountpoint.c_str(), real_mountpoint))
-    return fail(Status::error(errno, "mount point " + args.mountpoint + ": " + std::strerror(errno)));
-  // The absolute path, so that roamctl can find the store from the mount table.
-  char real_store[PATH_MAX];
-  if (!::realpath(args.store.c_str(), real_store)) return fail(Status::error(errno, "store " + args.store + ": " + std::strerror(errno)));
-  std::string opts = "fsname=roamfs:" + std::string(real_store) + ",subtype=roamfs,default_permissions";
-  if (::geteuid() == 0) opts += ",allow_other";
-  if (past) opts += ",ro";
-  if (!args.options.empty()) opts += "," + args.options;
-  std::vector<std::string> argv_s = {"roamfs", "-o", opts};
-  if (args.debug) argv_s.emplace_back("-d");
-  std::vector<char*> argv;
-  for (auto& a : argv_s) argv.push_back(a.data());
-  fuse_args fargs = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
-  fuse_session* se = fuse_session_new(&fargs, &roam::roamfs_ops(), sizeof(fuse_lowlevel_ops), &context);
-  fuse_opt_free_args(&fargs);  // fuse_session_new re-parses them into an allocated copy
-  if (!se) return fail(Status::invalid("bad mount options: " + args.options));
-  if (fuse_set_signal_handlers(se) != 0) {
-    fuse_session_destroy(se);
-    return fail(Status::io("cannot install signal handlers"));
-  }
-  auto connection = connection_for(args, real_mountpoint, real_store);
-  if (!connection || fuse_session_mount(se, connection->c_str()) != 0) {
-    fuse_remove_signal_handlers(se);
-    fuse_session_destroy(se);
-    return fail(connection ? Status::io("cannot mount on " + args.mountpoint + " (is /dev/fuse available?)")
-                           : connection.status());
-  }
-  context.session = se;
-  auto unmount = [&] {
-    fuse_session_unmount(se);
-    detach_userns_mount(args, real_mountpoint, real_store);
-  };
-  if (int rc = context.device_io.install(se, context.options.handle_killpriv_v2); rc != 0) {
-    unmount();
-    fuse_remove_signal_handlers(se);
-    fuse_session_destroy(se);
-    return fail(Status::error(-rc, std::string("cannot hook the FUSE device: ") + std::strerror(-rc)));
-  }
-  // A past view changes nothing: no control socket (restores go to the live
-  // disk), no sync, no GC.
-  std::unique_ptr<roam::control::Server> control;
-  std::optional<roam::Housekeeper> housekeeper;
-  if (!past) {
-    auto started = start_control(*store, se, real_mountpoint, context.open_files);
-    if (!started) {
-      unmount();
-      fuse_remove_signal_handlers(se);
-      fuse_session_destroy(se);
-      return fail(started.status());
-    }
-    control = std::move(*started);
-    housekeeper.emplace(*store, roam::Housekeeper::Intervals{},
-                        [&context](uint64_t ino) { return context.open_files.is_open(ino); });
-  }
-  startup.ready();
-  if (!args.foreground) {
-    int null = ::open("/dev/null", O_RDWR);
-    ::dup2(null, 0), ::dup2(null, 1), ::dup2(null, 2);
-    if (null > 2) ::close(null);
-  }
-  int rc;
-  if (args.single_thread) {
-    rc = fuse_session_loop(se);
-  } else {
-    fuse_loop_config* cfg = fuse_loop_cfg_create();
-    fuse_loop_cfg_set_max_threads(cfg, 16);
-    fuse_loop_cfg_set_idle_threads(cfg, 8);
-    rc = fuse_session_loop_mt(se, cfg);
-    fuse_loop_cfg_destroy(cfg);
-  }
-  control.reset();  // no more restores: the session is going away
-  housekeeper.reset();
-  unmount();
-  fuse_remove_signal_handlers(se);
-  fuse_session_destroy(se);
+  auto rc = mount_and_serve(args, *disk->store, context, startup);
+  if (!rc) return fail(rc.status());
   if (Status s = past ? Status::ok() : fs.sync(); !s) {
     syslog(LOG_ERR, "roamfs: final sync failed: %s", s.message().c_str());
     return 1;
   }
-  return rc == 0 ? 0 : 1;
+  return *rc == 0 ? 0 : 1;
 }
 
 // Forks; the parent waits for the child's startup report and exits with it.
@@ -263,10 +320,11 @@ int daemonize_and_serve(const Args& args) {
   }
   ::close(fds[1]);
   std::string report;
-  char buf[512];
+  constexpr size_t kReadSize = 512;  // any size: the report is read until the child closes the pipe
+  char buf[kReadSize];
   for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;) report.append(buf, static_cast<size_t>(n));
   ::close(fds[0]);
-  if (report == "ok") return 0;
+  if (report == kReadyReport) return 0;
   int status = 0;
   ::waitpid(pid, &status, 0);
   // The child already printed its error on our shared stderr.

@@ -17,6 +17,48 @@ namespace roam {
 
 namespace {
 
+// What stat reports: st_blocks counts 512-byte units (POSIX, whatever the
+// filesystem's own blocks); the preferred I/O size is a page.
+constexpr blkcnt_t kStatBlockUnit = 512;
+constexpr blksize_t kPreferredIoSize = 4096;
+// Inode numbers are never reused, so every inode is of the first generation.
+constexpr uint64_t kGeneration = 1;
+
+// What op_init asks of the kernel.
+// WRITE and readahead requests of up to 1 MiB, the kernel's largest (256
+// pages, FUSE_MAX_MAX_PAGES): the writeback cache merges small writes into
+// requests this large, and fewer requests mean fewer round trips.
+constexpr unsigned kMaxWriteBytes = 1 << 20;
+constexpr unsigned kMaxReadaheadBytes = 1 << 20;
+// Background requests (readahead, writeback) the kernel keeps in flight: more
+// than its default of 12, so that readahead and writeback are not held to 12
+// at a time; it counts itself congested at 3/4 of that, its own default
+// ratio (12 and 9).
+constexpr unsigned kMaxBackground = 64;
+constexpr unsigned kCongestionThreshold = kMaxBackground * 3 / 4;
+// Timestamps are kept to the nanosecond.
+constexpr unsigned kTimeGranularityNs = 1;
+
+// fuse_lowlevel_notify_inval_inode's offset for "the attributes only, not
+// the cached pages".
+constexpr off_t kInvalidateAttributesOnly = -1;
+
+// The kernel's FATTR_KILL_SUIDGID (include/uapi/linux/fuse.h), which libfuse
+// hands on as FUSE_SET_ATTR_KILL_SUID: chown, and truncate by a caller
+// without CAP_FSETID.
+constexpr int kFattrKillSuidgid = 1 << 11;
+static_assert(FUSE_SET_ATTR_KILL_SUID == kFattrKillSuidgid, "FATTR_KILL_SUIDGID");
+
+// A readdirplus entry takes over this many bytes of the reply (its
+// fuse_entry_out alone is 128), so a reply of n bytes holds fewer than
+// n / kMinDirentPlusBytes + 1 entries.
+constexpr size_t kMinDirentPlusBytes = 128;
+
+// Process names are read again after this long (a process may exec, a pid be
+// reused), and forgotten all at once past this many pids (a bound on memory).
+constexpr auto kCommTtl = std::chrono::seconds(1);
+constexpr size_t kCommCacheMaxPids = 4096;
+
 FuseContext& ctx(fuse_req_t req) { return *static_cast<FuseContext*>(fuse_req_userdata(req)); }
 
 // The one place where an engine Status becomes an errno.
@@ -44,8 +86,8 @@ struct stat to_stat(const Inode& i) {
   st.st_gid = i.gid;
   st.st_rdev = i.rdev;
   st.st_size = static_cast<off_t>(i.size);
-  st.st_blksize = 4096;
-  st.st_blocks = static_cast<blkcnt_t>((i.size + 511) / 512);
+  st.st_blksize = kPreferredIoSize;
+  st.st_blocks = static_cast<blkcnt_t>((i.size + kStatBlockUnit - 1) / kStatBlockUnit);
   st.st_atim = {i.atime.sec, i.atime.nsec};
   st.st_mtim = {i.mtime.sec, i.mtime.nsec};
   st.st_ctim = {i.ctime.sec, i.ctime.nsec};
@@ -55,7 +97,7 @@ struct stat to_stat(const Inode& i) {
 fuse_entry_param to_entry(fuse_req_t req, const Inode& i) {
   fuse_entry_param e{};
   e.ino = i.ino;
-  e.generation = 1;  // inode numbers are never reused
+  e.generation = kGeneration;
   e.attr = to_stat(i);
   e.attr_timeout = ctx(req).options.attr_timeout;
   e.entry_timeout = ctx(req).options.entry_timeout;
@@ -113,11 +155,11 @@ void op_init(void* userdata, fuse_conn_info* conn) {
   conn->want |= conn->capable & (FUSE_CAP_PARALLEL_DIROPS | FUSE_CAP_CACHE_SYMLINKS | FUSE_CAP_ASYNC_READ);
   conn->want |= conn->capable & FUSE_CAP_READDIRPLUS;
   conn->want &= ~static_cast<unsigned>(FUSE_CAP_READDIRPLUS_AUTO);
-  conn->max_write = 1 << 20;
-  conn->max_readahead = 1 << 20;
-  conn->max_background = 64;
-  conn->congestion_threshold = 48;
-  conn->time_gran = 1;
+  conn->max_write = kMaxWriteBytes;
+  conn->max_readahead = kMaxReadaheadBytes;
+  conn->max_background = kMaxBackground;
+  conn->congestion_threshold = kCongestionThreshold;
+  conn->time_gran = kTimeGranularityNs;
 }
 
 void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
@@ -145,15 +187,11 @@ bool has_killable_mode(uint32_t mode) {
 void forget_cached_mode(fuse_req_t req, fuse_ino_t ino) {
   fuse_session* se = ctx(req).session;
   if (!se) return;
-  int rc = fuse_lowlevel_notify_inval_inode(se, ino, -1, 0);
+  int rc = fuse_lowlevel_notify_inval_inode(se, ino, kInvalidateAttributesOnly, 0);
   if (rc != 0 && rc != -ENOENT)
     syslog(LOG_WARNING, "roamfs: inode %llu: cached mode not invalidated: %s", static_cast<unsigned long long>(ino),
            std::strerror(-rc));
 }
-
-// libfuse keeps the kernel's FATTR_KILL_SUIDGID (chown, and truncate by a
-// caller without CAP_FSETID) under this name.
-static_assert(FUSE_SET_ATTR_KILL_SUID == (1 << 11), "FATTR_KILL_SUIDGID");
 
 void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info*) {
   SetattrArgs a;
@@ -313,9 +351,9 @@ Result<size_t> fill_readdir(fuse_req_t req, fuse_ino_t ino, std::vector<char>& b
   }
   const size_t size = buf.size();
   const size_t first = std::min(static_cast<size_t>(off), dh.entries.size());
-  // At most this many entries fit in the reply (an entry takes over 128 bytes
-  // with its attributes), so readdirplus reads their inodes in one transaction.
-  const size_t last = plus ? std::min(dh.entries.size(), first + size / 128 + 1) : dh.entries.size();
+  // At most this many entries fit in the reply, so readdirplus reads their
+  // inodes in one transaction.
+  const size_t last = plus ? std::min(dh.entries.size(), first + size / kMinDirentPlusBytes + 1) : dh.entries.size();
   std::vector<std::optional<Inode>> inodes;
   if (plus) {
     std::vector<uint64_t> inos;
@@ -454,13 +492,13 @@ std::string CommCache::comm_of(uint32_t pid) {
   {
     std::lock_guard lock(mu_);
     auto it = entries_.find(pid);
-    if (it != entries_.end() && now - it->second.read_at < std::chrono::seconds(1)) return it->second.comm;
+    if (it != entries_.end() && now - it->second.read_at < kCommTtl) return it->second.comm;
   }
   std::string comm;
   std::ifstream in("/proc/" + std::to_string(pid) + "/comm");
   std::getline(in, comm);
   std::lock_guard lock(mu_);
-  if (entries_.size() > 4096) entries_.clear();
+  if (entries_.size() > kCommCacheMaxPids) entries_.clear();
   entries_[pid] = {comm, now};
   return comm;
 }

@@ -19,12 +19,13 @@
 namespace roam {
 
 struct MountOptions {
+  static constexpr double kDaySeconds = 24 * 60 * 60;
   // roamfs is the only writer of its store, so the kernel may trust cached
-  // entries and attributes for long; changes made behind its back (restore)
-  // invalidate them explicitly.
-  double entry_timeout = 86400;
-  double attr_timeout = 86400;
-  double negative_timeout = 86400;
+  // entries and attributes for long (a day); changes made behind its back
+  // (restore) invalidate them explicitly.
+  double entry_timeout = kDaySeconds;
+  double attr_timeout = kDaySeconds;
+  double negative_timeout = kDaySeconds;
   bool writeback_cache = true;
   bool read_only = false;
   // Negotiate FUSE_HANDLE_KILLPRIV_V2 (fuse/device_io.h): roamfs, not the

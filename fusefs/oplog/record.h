@@ -68,26 +68,11 @@ struct Caller {
   uint32_t gid = 0;
   uint32_t pid = 0;
   std::string comm;  // the process name at the time (from /proc/PID/comm)
+  bool operator==(const Caller&) const = default;
 };
 
-// The fields of an inode record, as bits: which ones a before-image holds.
-enum InodeField : uint32_t {
-  kFieldMode = 1 << 0,
-  kFieldUid = 1 << 1,
-  kFieldGid = 1 << 2,
-  kFieldNlink = 1 << 3,
-  kFieldSize = 1 << 4,
-  kFieldRdev = 1 << 5,
-  kFieldAtime = 1 << 6,
-  kFieldMtime = 1 << 7,
-  kFieldCtime = 1 << 8,
-  kFieldParent = 1 << 9,
-  kFieldName = 1 << 10,
-  kFieldSymlink = 1 << 11,
-};
-inline constexpr uint32_t kAllInodeFields = (1u << 12) - 1;
-
-// The fields in which two inode records differ.
+// The fields (InodeField bits, fusefs/store/format.h) in which two inode
+// records differ.
 uint32_t inode_fields_differing(const Inode& a, const Inode& b);
 
 // An inode record as it was before the operation.

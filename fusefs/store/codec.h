@@ -6,6 +6,7 @@
 #pragma once
 
 #include <algorithm>
+#include <concepts>
 #include <cstdint>
 #include <cstring>
 #include <optional>
@@ -60,6 +61,11 @@ inline void put_bytes(std::string& out, std::string_view s) {
   put_varint(out, s.size());
   out.append(s);
 }
+
+// A field of a record, stored without a tag: an integer as a varint, a
+// string as bytes. Read back with get_value.
+inline void put_value(std::string& out, uint64_t v) { put_varint(out, v); }
+inline void put_value(std::string& out, std::string_view s) { put_bytes(out, s); }
 
 // Reads values written by the put_* functions. A read past the end or a
 // malformed varint sets the reader to failed; callers check ok() once at the
@@ -124,5 +130,13 @@ class Reader {
   size_t pos_ = 0;
   bool ok_ = true;
 };
+
+// Reads what put_value wrote into `v`. An integer wider than `v` keeps its
+// low bits (as a static_cast does): a corrupt value, not a crash.
+template <std::unsigned_integral T>
+void get_value(Reader& r, T& v) {
+  v = static_cast<T>(r.varint());
+}
+inline void get_value(Reader& r, std::string& s) { s = std::string(r.bytes()); }
 
 }  // namespace roam::codec

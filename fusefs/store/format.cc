@@ -13,34 +13,38 @@ namespace {
 // without rewriting the store.
 constexpr uint8_t kInodeV1 = 1;
 
-void put_time(std::string& out, const Timespec& t) {
+// An inode's fields as its value stores them: integers as varints, strings
+// as bytes, times as svarint seconds and varint ns.
+using codec::get_value;
+using codec::put_value;
+void put_value(std::string& out, const Timespec& t) {
   put_svarint(out, t.sec);
   put_varint(out, t.nsec);
 }
-Timespec get_time(codec::Reader& r) {
-  Timespec t;
+void get_value(codec::Reader& r, Timespec& t) {
   t.sec = r.svarint();
   t.nsec = static_cast<uint32_t>(r.varint());
-  return t;
 }
+
+// for_each_inode_field gives each bit once, in order, and every bit of
+// kAllInodeFields: the bits and the stored order are the same thing.
+constexpr bool inode_fields_in_bit_order() {
+  uint32_t next = 1;
+  bool in_order = true;
+  for_each_inode_field([&](uint32_t bit, auto) {
+    in_order = in_order && bit == next;
+    next <<= 1;
+  });
+  return in_order && next - 1 == kAllInodeFields;
+}
+static_assert(inode_fields_in_bit_order());
 }  // namespace
 
 std::string encode(const Inode& i) {
   std::string out;
   out.reserve(64 + i.name.size() + i.symlink_target.size());
   out.push_back(static_cast<char>(kInodeV1));
-  put_varint(out, i.mode);
-  put_varint(out, i.uid);
-  put_varint(out, i.gid);
-  put_varint(out, i.nlink);
-  put_varint(out, i.size);
-  put_varint(out, i.rdev);
-  put_time(out, i.atime);
-  put_time(out, i.mtime);
-  put_time(out, i.ctime);
-  put_varint(out, i.parent);
-  put_bytes(out, i.name);
-  put_bytes(out, i.symlink_target);
+  for_each_inode_field([&](uint32_t, auto member) { put_value(out, i.*member); });
   return out;
 }
 
@@ -49,18 +53,7 @@ Result<Inode> decode_inode(uint64_t ino, std::string_view value) {
   if (r.byte() != kInodeV1) return Status::corrupt("inode " + std::to_string(ino) + ": unknown record version");
   Inode i;
   i.ino = ino;
-  i.mode = static_cast<uint32_t>(r.varint());
-  i.uid = static_cast<uint32_t>(r.varint());
-  i.gid = static_cast<uint32_t>(r.varint());
-  i.nlink = static_cast<uint32_t>(r.varint());
-  i.size = r.varint();
-  i.rdev = r.varint();
-  i.atime = get_time(r);
-  i.mtime = get_time(r);
-  i.ctime = get_time(r);
-  i.parent = r.varint();
-  i.name = std::string(r.bytes());
-  i.symlink_target = std::string(r.bytes());
+  for_each_inode_field([&](uint32_t, auto member) { get_value(r, i.*member); });
   if (!r.ok()) return Status::corrupt("inode " + std::to_string(ino) + ": truncated record");
   return i;
 }

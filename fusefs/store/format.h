@@ -89,6 +89,47 @@ struct Inode {
 
   bool operator==(const Inode&) const = default;
 };
+
+// The fields of an inode's value, as bits: an op log before-image says with
+// them which fields it holds (fusefs/oplog/record.h).
+enum InodeField : uint32_t {
+  kFieldMode = 1 << 0,
+  kFieldUid = 1 << 1,
+  kFieldGid = 1 << 2,
+  kFieldNlink = 1 << 3,
+  kFieldSize = 1 << 4,
+  kFieldRdev = 1 << 5,
+  kFieldAtime = 1 << 6,
+  kFieldMtime = 1 << 7,
+  kFieldCtime = 1 << 8,
+  kFieldParent = 1 << 9,
+  kFieldName = 1 << 10,
+  kFieldSymlink = 1 << 11,
+};
+inline constexpr uint32_t kAllInodeFields = (1u << 12) - 1;
+
+// Every field of an inode's value (all but `ino`, the key), declared once for
+// whatever reads, writes or compares them field by field: calls
+// visit(bit, &Inode::member) for each, in the order every encoding stores
+// them — the `inodes` table (encode below) and op log before-images
+// (fusefs/oplog/record.cc). The order is on disk: a new field goes at the
+// end, with the next bit.
+template <typename Visit>
+constexpr void for_each_inode_field(Visit&& visit) {
+  visit(kFieldMode, &Inode::mode);
+  visit(kFieldUid, &Inode::uid);
+  visit(kFieldGid, &Inode::gid);
+  visit(kFieldNlink, &Inode::nlink);
+  visit(kFieldSize, &Inode::size);
+  visit(kFieldRdev, &Inode::rdev);
+  visit(kFieldAtime, &Inode::atime);
+  visit(kFieldMtime, &Inode::mtime);
+  visit(kFieldCtime, &Inode::ctime);
+  visit(kFieldParent, &Inode::parent);
+  visit(kFieldName, &Inode::name);
+  visit(kFieldSymlink, &Inode::symlink_target);
+}
+
 std::string encode(const Inode& inode);
 Result<Inode> decode_inode(uint64_t ino, std::string_view value);
 

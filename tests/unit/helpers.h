@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <cctype>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -71,6 +72,33 @@ inline std::string random_bytes(std::mt19937_64& rng, size_t n) {
   std::string s(n, '\0');
   for (auto& c : s) c = static_cast<char>(rng() & 0xff);
   return s;
+}
+
+// The bytes spelled by `hex`: pairs of hex digits, whitespace between them
+// ignored. For tests that pin an on-disk encoding to fixed bytes.
+inline std::string from_hex(std::string_view hex) {
+  std::string out;
+  int high = -1;
+  for (char c : hex) {
+    if (std::isspace(static_cast<unsigned char>(c))) continue;
+    const int digit = std::isdigit(static_cast<unsigned char>(c)) ? c - '0' : std::tolower(c) - 'a' + 10;
+    if (high < 0) {
+      high = digit;
+    } else {
+      out.push_back(static_cast<char>(high << 4 | digit));
+      high = -1;
+    }
+  }
+  REQUIRE(high < 0);  // an odd number of digits is a typo in the test
+  return out;
+}
+
+// `bytes` as lowercase hex, for a failing comparison's message.
+inline std::string to_hex(std::string_view bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : bytes) out.append({kDigits[c >> 4], kDigits[c & 15]});
+  return out;
 }
 
 inline std::string describe(const Status& s) {

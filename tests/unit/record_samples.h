@@ -65,6 +65,43 @@ inline OpRecord full_record() {
   return r;
 }
 
+// A record as a chunk holds it after another of the same caller: a partial
+// inode image, an undo range that is the record's own, names taken from the
+// record's paths, and times both near the record's and far from it.
+inline OpRecord narrow_record() {
+  OpRecord r;
+  r.seq = 43;
+  r.ts_ns = 1795774500123000000;
+  r.kind = OpKind::kWrite;
+  r.caller = {1000, 1001, 4242, "bash"};
+  r.ino = 17;
+  r.path = "/home/u/a b";
+  r.path2 = "/home/u/new";
+  r.offset = 4096;
+  r.length = 8192;
+  r.size = 12288;
+  r.atime = {INT64_MAX, 7};               // too far from ts_ns for a relative time
+  r.mtime = {1795774499, 999999999};      // just before ts_ns
+  // Partial images hold only their fields (the rest zero, as decoded).
+  Inode size_and_mtime;  // what a write changed
+  size_and_mtime.ino = 17;
+  size_and_mtime.size = 12345;
+  size_and_mtime.mtime = {-1, 999999999};
+  r.inodes_before.push_back({17, size_and_mtime, kFieldSize | kFieldMtime});
+  Inode owner_and_target;
+  owner_and_target.ino = 5;
+  owner_and_target.uid = 1000;
+  owner_and_target.symlink_target = "target";
+  r.inodes_before.push_back({5, owner_and_target, kFieldUid | kFieldSymlink});
+  r.dirents_before.push_back({1, "new", Dirent{17, S_IFREG}});
+  r.xattrs_before.push_back({9, "user.y", std::string("z")});
+  r.data_before.push_back({17, 4096, 8192, {{4096, 11, 512, 8192}}});
+  return r;
+}
+
+// The record before narrow_record in its chunk: later in time, same caller.
+inline RecordContext narrow_record_prev() { return {1795774500123456789, {1000, 1001, 4242, "bash"}}; }
+
 inline void check_same(const OpRecord& a, const OpRecord& b) {
   CHECK(a.seq == b.seq);
   CHECK(a.ts_ns == b.ts_ns);

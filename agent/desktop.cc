@@ -1,0 +1,74 @@
+#include "agent/desktop.h"
+
+#include <cstdio>
+
+namespace roam::agent {
+
+namespace {
+
+uint64_t code_of(const Status& s) { return static_cast<uint64_t>(s.err()); }
+
+}  // namespace
+
+std::vector<proto::Message> Desktop::on_message(const proto::Message& m) {
+  if (const auto* d = std::get_if<proto::Detach>(&m)) return {detach(*d)};
+  if (const auto* a = std::get_if<proto::Attach>(&m)) return {attach(*a)};
+  return {};
+}
+
+std::vector<proto::Message> Desktop::on_interval(Clock::time_point now) {
+  unmount_fenced_homes();
+  if (auto damage = check_health(now)) return {*damage};
+  return {};
+}
+
+proto::DetachDone Desktop::detach(const proto::Detach& d) {
+  const std::string home = home_of(d.user);
+  Status st;
+  if (driver_.mounted(home)) {
+    os_.sync(home);
+    st = os_.release_busy(home, d.force, static_cast<int>(d.grace_ms));
+    if (st) st = driver_.detach(home);
+  }
+  std::fprintf(stderr, "roam-agent: detach %s: %s\n", home.c_str(), st ? "ok" : st.message().c_str());
+  return proto::DetachDone{d.request_id, code_of(st), st ? "detached" : st.message()};
+}
+
+proto::AttachDone Desktop::attach(const proto::Attach& a) {
+  const std::string home = home_of(a.user);
+  const std::string export_path = local_export(a.export_path);
+  Status st = driver_.attach(export_path, home);
+  if (st) st = os_.give_home(home, a.user);
+  std::fprintf(stderr, "roam-agent: attach %s at %s: %s\n", export_path.c_str(), home.c_str(),
+               st ? "ok" : st.message().c_str());
+  return proto::AttachDone{a.request_id, code_of(st), st ? "attached" : st.message()};
+}
+
+std::string Desktop::local_export(const std::string& export_path) const {
+  if (cfg_.export_dir.empty()) return export_path;
+  const size_t slash = export_path.rfind('/');
+  return cfg_.export_dir + "/" + (slash == std::string::npos ? export_path : export_path.substr(slash + 1));
+}
+
+// A home whose disk the broker fenced (while this agent was unreachable)
+// answers every access with ENOTCONN; unmount it so that the desktop shows an
+// empty home rather than a broken one.
+void Desktop::unmount_fenced_homes() {
+  for (const auto& mount_point : os_.fenced_mounts(cfg_.home_base)) {
+    std::fprintf(stderr, "roam-agent: %s was fenced by the broker; unmounting it\n", mount_point.c_str());
+    os_.unmount_lazily(mount_point);
+  }
+}
+
+std::optional<proto::Damage> Desktop::check_health(Clock::time_point now) {
+  if (cfg_.health_checks.empty() || now < next_health_) return std::nullopt;
+  next_health_ = now + std::chrono::milliseconds(cfg_.health_interval_ms);
+  auto failure = os_.first_failing_check(cfg_.health_checks, cfg_.health_timeout_ms);
+  const bool newly_failing = failure && !damage_reported_;
+  damage_reported_ = failure.has_value();
+  if (!newly_failing) return std::nullopt;
+  std::fprintf(stderr, "roam-agent: OS damage: %s\n", failure->c_str());
+  return proto::Damage{*failure};
+}
+
+}  // namespace roam::agent

@@ -1,0 +1,289 @@
+// The agent's side of a switch (agent/desktop.h) with a fake mount driver
+// and a fake OS: what it answers to Detach and Attach, and what it reports
+// and unmounts every heartbeat interval. No socket, mount or process.
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <map>
+#include <set>
+
+#include "agent/desktop.h"
+#include "tests/unit/helpers.h"
+
+using namespace roam;
+using namespace roam::agent;
+using namespace std::chrono_literals;
+
+namespace {
+
+// Homes mounted by path, as the `bind` driver would leave them.
+class FakeDriver final : public MountDriver {
+ public:
+  Status attach(const std::string& export_path, const std::string& home) override {
+    if (!attach_result) return attach_result;
+    mounts[home] = export_path;
+    return Status::ok();
+  }
+  Status detach(const std::string& home) override {
+    if (!detach_result) return detach_result;
+    mounts.erase(home);
+    return Status::ok();
+  }
+  bool mounted(const std::string& home) const override { return mounts.count(home) != 0; }
+
+  std::map<std::string, std::string> mounts;  // home -> export path
+  Status attach_result;
+  Status detach_result;
+};
+
+struct ReleaseCall {
+  std::string home;
+  bool force;
+  int grace_ms;
+};
+
+// Processes holding files under a home, health checks that pass or fail,
+// fenced mounts: whatever the test sets.
+class FakeOs final : public DesktopOs {
+ public:
+  void sync(const std::string& home) override { synced.push_back(home); }
+  Status release_busy(const std::string& home, bool force, int grace_ms) override {
+    releases.push_back({home, force, grace_ms});
+    if (busy.empty()) return Status::ok();
+    if (!force) return Status::error(EBUSY, "1 process(es) hold files under " + home + ": " + *busy.begin());
+    busy.clear();  // SIGTERM, then SIGKILL: gone
+    return Status::ok();
+  }
+  std::optional<std::string> first_failing_check(const std::vector<std::string>& commands, int) override {
+    ++checks_run;
+    checked = commands;
+    return failing;
+  }
+  std::vector<std::string> fenced_mounts(const std::string& home_base) override {
+    asked_base = home_base;
+    return {fenced.begin(), fenced.end()};
+  }
+  void unmount_lazily(const std::string& mount_point) override {
+    unmounted.push_back(mount_point);
+    fenced.erase(mount_point);
+  }
+  Status give_home(const std::string& home, const std::string& user) override {
+    given.emplace_back(home, user);
+    return give_result;
+  }
+
+  std::set<std::string> busy;  // process names under the home being detached
+  std::optional<std::string> failing;
+  std::set<std::string> fenced;
+  std::vector<std::string> synced;
+  std::vector<ReleaseCall> releases;
+  int checks_run = 0;
+  std::vector<std::string> checked;
+  std::string asked_base;
+  std::vector<std::string> unmounted;
+  std::vector<std::pair<std::string, std::string>> given;  // (home, user) of each give_home
+  Status give_result;
+};
+
+constexpr char kExport[] = "/run/roamdisk/exports/D/alice@3";
+
+struct World {
+  explicit World(std::vector<std::string> checks = {}, std::string export_dir = {})
+      : desktop({"/homes", std::move(checks), 1000, 10000, std::move(export_dir)}, driver, os) {}
+
+  proto::DetachDone detach(uint64_t id, bool force) {
+    return only<proto::DetachDone>(desktop.on_message(proto::Detach{id, "alice", force, 2000}));
+  }
+  proto::AttachDone attach(uint64_t id) {
+    return only<proto::AttachDone>(desktop.on_message(proto::Attach{id, "alice", kExport}));
+  }
+  // The Damage messages of one interval at `now`.
+  std::vector<proto::Damage> damage_at(Desktop::Clock::time_point now) {
+    std::vector<proto::Damage> out;
+    for (const auto& m : desktop.on_interval(now)) {
+      const auto* d = std::get_if<proto::Damage>(&m);
+      REQUIRE(d != nullptr);  // nothing else is sent on an interval
+      out.push_back(*d);
+    }
+    return out;
+  }
+  template <typename T>
+  static T only(const std::vector<proto::Message>& out) {
+    REQUIRE(out.size() == 1);
+    const T* m = std::get_if<T>(&out[0]);
+    REQUIRE(m != nullptr);
+    return *m;
+  }
+
+  FakeDriver driver;
+  FakeOs os;
+  Desktop desktop;
+};
+
+const Desktop::Clock::time_point kT0 = Desktop::Clock::time_point{} + 24h;
+
+}  // namespace
+
+// ---------------------------------------------------------------- attach
+
+TEST_CASE("an attach mounts the export at HOME_BASE/USER and says so", "[agent]") {
+  World w;
+  auto done = w.attach(41);
+  CHECK(done.request_id == 41);
+  CHECK(done.code == 0);
+  REQUIRE(w.driver.mounts.count("/homes/alice") == 1);
+  CHECK(w.driver.mounts["/homes/alice"] == kExport);
+  CHECK(w.driver.mounts.size() == 1);
+}
+
+TEST_CASE("an attach gives the home to its user, after the mount", "[agent]") {
+  World w;
+  REQUIRE(w.attach(42).code == 0);
+  REQUIRE(w.os.given.size() == 1);
+  CHECK(w.os.given[0] == std::make_pair(std::string("/homes/alice"), std::string("alice")));
+}
+
+TEST_CASE("a home that cannot be given to its user fails the attach with the reason", "[agent]") {
+  World w;
+  w.os.give_result = Status::error(EROFS, "cannot give /homes/alice to alice: Read-only file system");
+  auto done = w.attach(43);
+  CHECK(done.code == uint64_t{EROFS});
+  CHECK(done.message == "cannot give /homes/alice to alice: Read-only file system");
+}
+
+TEST_CASE("with an export dir, the export is taken from there by its last component", "[agent]") {
+  World w({}, "/run/roam-agent/exports");
+  REQUIRE(w.attach(44).code == 0);
+  CHECK(w.driver.mounts["/homes/alice"] == "/run/roam-agent/exports/alice@3");
+}
+
+TEST_CASE("a failed attach answers the driver's errno and sentence", "[agent]") {
+  World w;
+  w.driver.attach_result = Status::io("/homes/alice is not the user disk (not a FUSE filesystem)");
+  auto done = w.attach(42);
+  CHECK(done.request_id == 42);
+  CHECK(done.code == uint64_t{EIO});
+  CHECK(done.message == "/homes/alice is not the user disk (not a FUSE filesystem)");
+  CHECK(w.driver.mounts.empty());
+  CHECK(w.os.given.empty());
+}
+
+// ---------------------------------------------------------------- detach
+
+TEST_CASE("a detach of a home that is not mounted succeeds, every time", "[agent]") {
+  World w;
+  for (uint64_t id : {1, 2}) {
+    auto done = w.detach(id, false);
+    CHECK(done.request_id == id);
+    CHECK(done.code == 0);
+  }
+  CHECK(w.os.releases.empty());  // nothing to release, nothing to sync
+  CHECK(w.os.synced.empty());
+}
+
+TEST_CASE("a detach syncs and unmounts; busy processes are made to let go, or refuse it", "[agent]") {
+  World w;
+  w.attach(1);
+  w.os.busy = {"vim"};
+  SECTION("with force: they are made to let go and the home is unmounted") {
+    auto done = w.detach(2, true);
+    CHECK(done.request_id == 2);
+    CHECK(done.code == 0);
+    CHECK_FALSE(w.driver.mounted("/homes/alice"));
+  }
+  SECTION("without force: EBUSY naming them, and the home stays mounted") {
+    auto done = w.detach(2, false);
+    CHECK(done.request_id == 2);
+    CHECK(done.code == uint64_t{EBUSY});
+    CHECK_THAT(done.message, Catch::Contains("vim"));
+    CHECK(w.driver.mounts["/homes/alice"] == kExport);
+  }
+  CHECK(w.os.synced == std::vector<std::string>{"/homes/alice"});
+  REQUIRE(w.os.releases.size() == 1);
+  CHECK(w.os.releases[0].home == "/homes/alice");
+  CHECK(w.os.releases[0].grace_ms == 2000);
+  CHECK(w.os.releases[0].force == w.driver.mounts.empty());
+}
+
+TEST_CASE("a home the driver cannot unmount stays mounted and the detach says why", "[agent]") {
+  World w;
+  w.attach(1);
+  w.driver.detach_result = Status::error(EBUSY, "files under /homes/alice are still in use");
+  auto done = w.detach(2, true);
+  CHECK(done.code == uint64_t{EBUSY});
+  CHECK(done.message == "files under /homes/alice are still in use");
+  CHECK(w.driver.mounted("/homes/alice"));
+}
+
+TEST_CASE("a repeated attach or detach is harmless", "[agent]") {
+  World w;
+  CHECK(w.attach(1).code == 0);
+  CHECK(w.attach(1).code == 0);
+  CHECK(w.driver.mounts.size() == 1);
+  CHECK(w.driver.mounts["/homes/alice"] == kExport);
+  CHECK(w.detach(2, true).code == 0);
+  CHECK(w.detach(2, true).code == 0);
+  CHECK(w.driver.mounts.empty());
+  CHECK(w.attach(3).code == 0);
+  CHECK(w.driver.mounted("/homes/alice"));
+}
+
+TEST_CASE("messages that are not Detach or Attach get no answer", "[agent]") {
+  World w;
+  CHECK(w.desktop.on_message(proto::Heartbeat{}).empty());
+  CHECK(w.desktop.on_message(proto::Reply{0, ENOTCONN, "register first", {}}).empty());
+  CHECK(w.driver.mounts.empty());
+}
+
+// ---------------------------------------------------------------- every interval
+
+TEST_CASE("a failing health check is reported once, and again after a recovery", "[agent]") {
+  World w({"test -w /", "rpm -V coreutils"});
+  CHECK(w.damage_at(kT0).empty());
+  CHECK(w.os.checks_run == 1);
+  CHECK(w.os.checked == std::vector<std::string>{"test -w /", "rpm -V coreutils"});
+
+  w.os.failing = "health check 'test -w /' exited with 1";
+  auto damage = w.damage_at(kT0 + 1s);
+  REQUIRE(damage.size() == 1);
+  CHECK(damage[0].reason == "health check 'test -w /' exited with 1");
+  CHECK(w.damage_at(kT0 + 2s).empty());  // still failing: not reported again
+  CHECK(w.damage_at(kT0 + 3s).empty());
+
+  w.os.failing.reset();
+  CHECK(w.damage_at(kT0 + 4s).empty());
+  w.os.failing = "health check 'rpm -V coreutils' exited with 2";
+  damage = w.damage_at(kT0 + 5s);
+  REQUIRE(damage.size() == 1);
+  CHECK(damage[0].reason == "health check 'rpm -V coreutils' exited with 2");
+  CHECK(w.os.checks_run == 6);
+}
+
+TEST_CASE("health checks run once per health interval, from the first heartbeat on", "[agent]") {
+  World w({"true"});
+  w.os.failing = "health check 'true' exited with 1";
+  CHECK(w.damage_at(kT0).size() == 1);
+  CHECK(w.damage_at(kT0 + 500ms).empty());
+  CHECK(w.os.checks_run == 1);
+  w.damage_at(kT0 + 999ms);
+  CHECK(w.os.checks_run == 1);
+  w.damage_at(kT0 + 1000ms);
+  CHECK(w.os.checks_run == 2);
+}
+
+TEST_CASE("without health checks nothing is run and nothing reported", "[agent]") {
+  World w;
+  w.os.failing = "would be damage";
+  CHECK(w.damage_at(kT0).empty());
+  CHECK(w.os.checks_run == 0);
+}
+
+TEST_CASE("a home the broker fenced is unmounted at the next interval", "[agent]") {
+  World w;
+  w.os.fenced = {"/homes/alice"};
+  CHECK(w.damage_at(kT0).empty());
+  CHECK(w.os.asked_base == "/homes");
+  CHECK(w.os.unmounted == std::vector<std::string>{"/homes/alice"});
+  w.damage_at(kT0 + 500ms);
+  CHECK(w.os.unmounted.size() == 1);
+}
