@@ -70,14 +70,19 @@ break_desktop() {  # break_desktop ID: its OS is damaged (its health check fails
 }
 
 # Slots (uid ranges, roots, veth pairs) that roam-desktop claimed for
-# desktops of this test and that a stop did not release. The root holds binds
-# of the host's /usr: unmounted first, and rm never crosses a mount.
+# desktops of this test and that a stop did not release (a desktop whose pid
+# file is missing): its unshare is killed, which takes the namespace's init
+# with it. The root holds binds of the host's /usr: unmounted first, and rm
+# never crosses a mount.
 release_slots() {
-    local owner slot dir
+    local owner slot dir pid
     for owner in "${ROAM_DESKTOP_RUN:-/run/roam-desktop}"/slots/*/owner; do
         if [[ ! -f "$owner" ]] || ! grep -qF "$T/" "$owner"; then continue; fi
         dir=$(dirname "$owner")
         slot=$(basename "$dir")
+        for pid in $(pgrep -x unshare); do
+            grep -qF "$dir/root" "/proc/$pid/cmdline" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+        done
         if mountpoint -q "$dir/root"; then umount -R -l "$dir/root" || continue; fi
         ip link del "rd${slot}h" 2>/dev/null
         rm -rf --one-file-system "$dir"
@@ -90,13 +95,8 @@ cleanup() {
     for d in "$T"/desktops/*/; do
         [[ -d "$d" ]] && desktop stop "$(basename "$d")" >/dev/null 2>&1
     done
-    # Desktops whose pid file is missing: kill their unshare (its pid file
-    # is written with the init's), which takes the namespace's init with it.
-    local pid
-    for pid in $(pgrep -x unshare); do
-        grep -qF "$T/desktops/" "/proc/$pid/cmdline" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
-    done
     release_slots
+    local pid
     # roamfs processes the broker started (their mount points are under $T).
     for pid in $(pgrep -x roamfs); do
         grep -qF "$T/" "/proc/$pid/cmdline" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
