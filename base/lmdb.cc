@@ -23,57 +23,33 @@ Status status_from(int rc, std::string_view what) {
   }
 }
 
-Env::~Env() {
-  if (env_) mdb_env_close(env_);
-}
-
-Env& Env::operator=(Env&& o) noexcept {
-  if (this != &o) {
-    if (env_) mdb_env_close(env_);
-    env_ = std::exchange(o.env_, nullptr);
-  }
-  return *this;
-}
-
 Result<Env> Env::open(const std::string& dir, unsigned flags, size_t map_size, unsigned max_dbs) {
   Env env;
-  if (int rc = mdb_env_create(&env.env_); rc) return status_from(rc, "mdb_env_create");
-  if (int rc = mdb_env_set_mapsize(env.env_, map_size); rc) return status_from(rc, "mdb_env_set_mapsize");
-  if (int rc = mdb_env_set_maxdbs(env.env_, max_dbs); rc) return status_from(rc, "mdb_env_set_maxdbs");
-  if (int rc = mdb_env_open(env.env_, dir.c_str(), flags | MDB_NOTLS, 0600); rc)
+  if (int rc = mdb_env_create(env.env_.out()); rc) return status_from(rc, "mdb_env_create");
+  if (int rc = mdb_env_set_mapsize(env.get(), map_size); rc) return status_from(rc, "mdb_env_set_mapsize");
+  if (int rc = mdb_env_set_maxdbs(env.get(), max_dbs); rc) return status_from(rc, "mdb_env_set_maxdbs");
+  if (int rc = mdb_env_open(env.get(), dir.c_str(), flags | MDB_NOTLS, 0600); rc)
     return status_from(rc, "opening LMDB environment in " + dir);
   return env;
 }
 
-Status Env::sync() { return status_from(mdb_env_sync(env_, 1), "mdb_env_sync"); }
-
-Txn& Txn::operator=(Txn&& o) noexcept {
-  if (this != &o) {
-    abort();
-    txn_ = std::exchange(o.txn_, nullptr);
-  }
-  return *this;
-}
+Status Env::sync() { return status_from(mdb_env_sync(get(), 1), "mdb_env_sync"); }
 
 Result<Txn> Txn::begin(const Env& env, bool read_only) {
   Txn t;
-  int rc = mdb_txn_begin(env.get(), nullptr, read_only ? MDB_RDONLY : 0, &t.txn_);
+  int rc = mdb_txn_begin(env.get(), nullptr, read_only ? MDB_RDONLY : 0, t.txn_.out());
   if (rc) return status_from(rc, "mdb_txn_begin");
   return t;
 }
 
 Status Txn::commit() {
-  int rc = mdb_txn_commit(std::exchange(txn_, nullptr));  // frees the txn even on failure
+  int rc = mdb_txn_commit(txn_.release());  // frees the txn even on failure
   return status_from(rc, "mdb_txn_commit");
-}
-
-void Txn::abort() {
-  if (txn_) mdb_txn_abort(std::exchange(txn_, nullptr));
 }
 
 Result<MDB_dbi> Txn::open_dbi(const char* name, unsigned flags) {
   MDB_dbi dbi = 0;
-  int rc = mdb_dbi_open(txn_, name, flags, &dbi);
+  int rc = mdb_dbi_open(get(), name, flags, &dbi);
   const std::string what = name ? name : "(main)";
   if (rc == MDB_NOTFOUND) return Status::not_found("table " + what + " does not exist");
   if (rc) return status_from(rc, "opening table " + what);
@@ -82,13 +58,13 @@ Result<MDB_dbi> Txn::open_dbi(const char* name, unsigned flags) {
 
 Result<unsigned> Txn::dbi_flags(MDB_dbi dbi) const {
   unsigned flags = 0;
-  if (int rc = mdb_dbi_flags(txn_, dbi, &flags); rc) return status_from(rc, "mdb_dbi_flags");
+  if (int rc = mdb_dbi_flags(get(), dbi, &flags); rc) return status_from(rc, "mdb_dbi_flags");
   return flags;
 }
 
 Result<std::optional<std::string_view>> Txn::get(MDB_dbi dbi, std::string_view key) const {
   MDB_val k = to_val(key), v{};
-  int rc = mdb_get(txn_, dbi, &k, &v);
+  int rc = mdb_get(get(), dbi, &k, &v);
   if (rc == MDB_NOTFOUND) return std::optional<std::string_view>{};
   if (rc) return status_from(rc, "mdb_get");
   return std::optional<std::string_view>{from_val(v)};
@@ -96,12 +72,12 @@ Result<std::optional<std::string_view>> Txn::get(MDB_dbi dbi, std::string_view k
 
 Status Txn::put(MDB_dbi dbi, std::string_view key, std::string_view value, unsigned flags) {
   MDB_val k = to_val(key), v = to_val(value);
-  return status_from(mdb_put(txn_, dbi, &k, &v, flags), "mdb_put");
+  return status_from(mdb_put(get(), dbi, &k, &v, flags), "mdb_put");
 }
 
 Result<bool> Txn::del(MDB_dbi dbi, std::string_view key) {
   MDB_val k = to_val(key);
-  int rc = mdb_del(txn_, dbi, &k, nullptr);
+  int rc = mdb_del(get(), dbi, &k, nullptr);
   if (rc == MDB_NOTFOUND) return false;
   if (rc) return status_from(rc, "mdb_del");
   return true;
@@ -109,35 +85,23 @@ Result<bool> Txn::del(MDB_dbi dbi, std::string_view key) {
 
 Result<bool> Txn::del(MDB_dbi dbi, std::string_view key, std::string_view value) {
   MDB_val k = to_val(key), v = to_val(value);
-  int rc = mdb_del(txn_, dbi, &k, &v);
+  int rc = mdb_del(get(), dbi, &k, &v);
   if (rc == MDB_NOTFOUND) return false;
   if (rc) return status_from(rc, "mdb_del");
   return true;
 }
 
-Status Txn::drop(MDB_dbi dbi) { return status_from(mdb_drop(txn_, dbi, 1), "mdb_drop"); }
-
-Cursor::~Cursor() {
-  if (cur_) mdb_cursor_close(cur_);
-}
-
-Cursor& Cursor::operator=(Cursor&& o) noexcept {
-  if (this != &o) {
-    if (cur_) mdb_cursor_close(cur_);
-    cur_ = std::exchange(o.cur_, nullptr);
-  }
-  return *this;
-}
+Status Txn::drop(MDB_dbi dbi) { return status_from(mdb_drop(get(), dbi, 1), "mdb_drop"); }
 
 Result<Cursor> Cursor::open(const Txn& txn, MDB_dbi dbi) {
   Cursor c;
-  if (int rc = mdb_cursor_open(txn.get(), dbi, &c.cur_); rc) return status_from(rc, "mdb_cursor_open");
+  if (int rc = mdb_cursor_open(txn.get(), dbi, c.cur_.out()); rc) return status_from(rc, "mdb_cursor_open");
   return c;
 }
 
 Result<std::optional<Cursor::Entry>> Cursor::move(std::string_view key, MDB_cursor_op op) {
   MDB_val k = to_val(key), v{};
-  int rc = mdb_cursor_get(cur_, &k, &v, op);
+  int rc = mdb_cursor_get(cur_.get(), &k, &v, op);
   if (rc == MDB_NOTFOUND) return std::optional<Entry>{};
   if (rc) return status_from(rc, "mdb_cursor_get");
   return std::optional<Entry>{Entry{from_val(k), from_val(v)}};
@@ -152,7 +116,7 @@ Result<std::optional<Cursor::Entry>> Cursor::prev() { return move({}, MDB_PREV);
 Result<std::optional<Cursor::Entry>> Cursor::move_and_read(std::string_view key, std::string_view value,
                                                            MDB_cursor_op op) {
   MDB_val k = to_val(key), v = to_val(value);
-  int rc = mdb_cursor_get(cur_, &k, &v, op);
+  int rc = mdb_cursor_get(cur_.get(), &k, &v, op);
   if (rc == MDB_NOTFOUND) return std::optional<Entry>{};
   if (rc) return status_from(rc, "mdb_cursor_get");
   return move({}, MDB_GET_CURRENT);

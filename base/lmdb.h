@@ -37,39 +37,59 @@ inline std::string_view from_val(const MDB_val& v) {
   return {static_cast<const char*>(v.mv_data), v.mv_size};
 }
 
+// Owns one LMDB handle (an MDB_env, MDB_txn or MDB_cursor) and frees it with
+// `Free` when destroyed or overwritten by a move; move-only. Env, Txn and
+// Cursor hold one each, so they are move-only and free their handle too.
+template <typename T, void (*Free)(T*)>
+class Handle {
+ public:
+  Handle() = default;
+  ~Handle() { reset(); }
+  Handle(Handle&& o) noexcept : p_(std::exchange(o.p_, nullptr)) {}
+  Handle& operator=(Handle&& o) noexcept {
+    if (this != &o) {
+      reset();
+      p_ = std::exchange(o.p_, nullptr);
+    }
+    return *this;
+  }
+  Handle(const Handle&) = delete;
+  Handle& operator=(const Handle&) = delete;
+
+  T* get() const { return p_; }
+  // Where an LMDB call that makes a handle (mdb_env_create, ...) stores it;
+  // the Handle must be empty.
+  T** out() { return &p_; }
+  // Gives the handle up, to a call that frees it itself (mdb_txn_commit).
+  T* release() { return std::exchange(p_, nullptr); }
+  void reset() {
+    if (p_) Free(std::exchange(p_, nullptr));
+  }
+
+ private:
+  T* p_ = nullptr;
+};
+
 class Env {
  public:
-  Env() = default;
-  ~Env();
-  Env(Env&& o) noexcept : env_(std::exchange(o.env_, nullptr)) {}
-  Env& operator=(Env&& o) noexcept;
-  Env(const Env&) = delete;
-  Env& operator=(const Env&) = delete;
-
   // Opens (creating if needed) the environment in directory `dir`.
   static Result<Env> open(const std::string& dir, unsigned flags, size_t map_size, unsigned max_dbs);
   // Flushes LMDB's data and meta pages to stable storage (fsync).
   Status sync();
-  MDB_env* get() const { return env_; }
+  MDB_env* get() const { return env_.get(); }
 
  private:
-  MDB_env* env_ = nullptr;
+  Handle<MDB_env, mdb_env_close> env_;
 };
 
+// Aborted when destroyed or overwritten unless committed (or aborted) first.
 class Txn {
  public:
-  Txn() = default;
-  ~Txn() { abort(); }
-  Txn(Txn&& o) noexcept : txn_(std::exchange(o.txn_, nullptr)) {}
-  Txn& operator=(Txn&& o) noexcept;
-  Txn(const Txn&) = delete;
-  Txn& operator=(const Txn&) = delete;
-
   static Result<Txn> begin(const Env& env, bool read_only);
   Status commit();
-  void abort();
-  MDB_txn* get() const { return txn_; }
-  bool active() const { return txn_ != nullptr; }
+  void abort() { txn_.reset(); }
+  MDB_txn* get() const { return txn_.get(); }
+  bool active() const { return txn_.get() != nullptr; }
 
   // Opens a named database (MDB_CREATE in `flags` creates it in a write
   // transaction); a missing one without MDB_CREATE is ENOENT. A null `name`
@@ -91,7 +111,7 @@ class Txn {
   Status drop(MDB_dbi dbi);
 
  private:
-  MDB_txn* txn_ = nullptr;
+  Handle<MDB_txn, mdb_txn_abort> txn_;
 };
 
 // A cursor over one database inside one transaction; closed in its destructor.
@@ -103,13 +123,6 @@ class Cursor {
     std::string_view key;
     std::string_view value;
   };
-
-  Cursor() = default;
-  ~Cursor();
-  Cursor(Cursor&& o) noexcept : cur_(std::exchange(o.cur_, nullptr)) {}
-  Cursor& operator=(Cursor&& o) noexcept;
-  Cursor(const Cursor&) = delete;
-  Cursor& operator=(const Cursor&) = delete;
 
   static Result<Cursor> open(const Txn& txn, MDB_dbi dbi);
 
@@ -135,7 +148,7 @@ class Cursor {
   // For operations that leave the key (or the value) as passed in: make the
   // move, then read the entry back from the map (MDB_GET_CURRENT).
   Result<std::optional<Entry>> move_and_read(std::string_view key, std::string_view value, MDB_cursor_op op);
-  MDB_cursor* cur_ = nullptr;
+  Handle<MDB_cursor, mdb_cursor_close> cur_;
 };
 
 }  // namespace roam::lmdb

@@ -136,6 +136,28 @@ std::optional<int64_t> parse_iso(std::string_view s) {
   return static_cast<int64_t>(t) * kNs + frac_ns;
 }
 
+// A moment broken down into calendar fields (in UTC, or in the local zone),
+// and the nanoseconds after its second, which are never negative: a moment
+// before 1970 rounds its seconds down.
+struct BrokenDownTime {
+  std::tm tm{};
+  long frac_ns = 0;
+};
+
+BrokenDownTime break_down(int64_t ns, bool utc) {
+  time_t secs = static_cast<time_t>(ns / kNs);
+  long frac = static_cast<long>(ns % kNs);
+  if (frac < 0) frac += kNs, --secs;
+  BrokenDownTime t;
+  t.frac_ns = frac;
+  if (utc) {
+    gmtime_r(&secs, &t.tm);
+  } else {
+    localtime_r(&secs, &t.tm);
+  }
+  return t;
+}
+
 }  // namespace
 
 int64_t wall_clock_ns() {
@@ -163,26 +185,18 @@ Result<int64_t> parse_time(std::string_view text, int64_t now_ns) {
 }
 
 std::string format_time_utc(int64_t ns) {
-  time_t secs = static_cast<time_t>(ns / kNs);
-  long frac = static_cast<long>(ns % kNs);
-  if (frac < 0) frac += kNs, --secs;
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
+  const BrokenDownTime t = break_down(ns, /*utc=*/true);
   char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%09ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%09ldZ", t.tm.tm_year + 1900, t.tm.tm_mon + 1,
+                t.tm.tm_mday, t.tm.tm_hour, t.tm.tm_min, t.tm.tm_sec, t.frac_ns);
   return buf;
 }
 
 std::string format_time_local(int64_t ns) {
-  time_t secs = static_cast<time_t>(ns / kNs);
-  long frac = static_cast<long>(ns % kNs);
-  if (frac < 0) frac += kNs, --secs;
-  std::tm tm{};
-  localtime_r(&secs, &tm);
+  const BrokenDownTime t = break_down(ns, /*utc=*/false);
   char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02d %02d:%02d:%02d.%03ld", tm.tm_year + 1900, tm.tm_mon + 1,
-                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac / 1000000);
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02d %02d:%02d:%02d.%03ld", t.tm.tm_year + 1900, t.tm.tm_mon + 1,
+                t.tm.tm_mday, t.tm.tm_hour, t.tm.tm_min, t.tm.tm_sec, t.frac_ns / 1000000);
   return buf;
 }
 

@@ -23,6 +23,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include "base/sys/mountinfo.h"
+
 namespace roamtest {
 
 namespace {
@@ -67,20 +69,6 @@ std::string real_path(const std::string& p) {
   char buf[PATH_MAX];
   if (!::realpath(p.c_str(), buf)) return p;
   return buf;
-}
-
-// mountinfo escapes spaces etc. as \ooo.
-std::string unescape_mountinfo(const std::string& s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '\\' && i + 3 < s.size()) {
-      out.push_back(static_cast<char>(std::strtol(s.substr(i + 1, 3).c_str(), nullptr, 8)));
-      i += 3;
-    } else {
-      out.push_back(s[i]);
-    }
-  }
-  return out;
 }
 
 std::string describe_status(int status) {
@@ -162,22 +150,9 @@ void remove_tree(const std::string& path) {
 }
 
 bool is_mounted(const std::string& path, std::string* fstype) {
-  const std::string want = real_path(path);
-  std::ifstream in("/proc/self/mountinfo");
-  bool found = false;
-  for (std::string line; std::getline(in, line);) {
-    std::istringstream f(line);
-    std::string id, parent, dev, root, point, word;
-    f >> id >> parent >> dev >> root >> point;
-    if (unescape_mountinfo(point) != want) continue;
-    while (f >> word && word != "-") {
-    }
-    std::string type;
-    f >> type;
-    if (fstype) *fstype = type;  // the last (topmost) mount wins
-    found = true;
-  }
-  return found;
+  auto m = roam::mount_at(real_path(path));  // the last (topmost) mount wins
+  if (m && fstype) *fstype = m->fstype;
+  return m.has_value();
 }
 
 std::string read_file(const std::string& path) {

@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "protocol/transport.h"
+#include "tools/roamctl/commands.h"
 #include "tools/roamctl/json.h"
 
 namespace roam::ctl {
@@ -79,14 +80,32 @@ void print_table(const proto::Reply& reply, bool json) {
 int run_request(const std::string& cmd, const BrokerArgs& args, const proto::Message& request,
                 const std::string& done) {
   auto reply = ask_broker(args, request);
-  if (!reply) {
-    std::fprintf(stderr, "roamctl %s: %s\n", cmd.c_str(), reply.status().message().c_str());
-    return 1;
-  }
+  if (!reply) return fail(cmd, reply.status());
   if (!reply->rows.empty()) print_table(*reply, args.json);
   else if (args.json) std::printf("{\"result\": %s}\n", json_string(done).c_str());
   else std::printf("%s\n", done.c_str());
   return 0;
+}
+
+void add_broker_command(CLI::App& parent, const BrokerCommand& command, int& exit_code) {
+  auto* cmd = parent.add_subcommand(command.name, command.help);
+  auto args = std::make_shared<BrokerArgs>();
+  auto value = std::make_shared<std::string>();
+  if (command.arg) cmd->add_option(command.arg, *value, command.arg)->required();
+  add_broker_options(cmd, *args);
+  const std::string full_name = parent.get_parent() ? parent.get_name() + " " + command.name : command.name;
+  cmd->callback([command, full_name, args, value, &exit_code] {
+    std::string done = command.done;
+    if (auto at = done.find('%'); at != std::string::npos) done.replace(at, 1, *value);
+    exit_code = run_request(full_name, *args, command.request(new_request_id(), *value), done);
+  });
+}
+
+void add_broker_group(CLI::App& app, const std::string& name, const std::string& help,
+                      std::initializer_list<BrokerCommand> commands, int& exit_code) {
+  CLI::App* group = app.add_subcommand(name, help);
+  group->require_subcommand(1);
+  for (const BrokerCommand& command : commands) add_broker_command(*group, command, exit_code);
 }
 
 }  // namespace roam::ctl

@@ -1,10 +1,12 @@
 // How roamctl's broker commands reach the broker: the connection options
-// every such command takes, one request/reply exchange, and printing a
-// reply's table for people or as JSON for scripts.
+// every such command takes, one request/reply exchange, printing a reply's
+// table for people or as JSON for scripts, and the commands that are just
+// that (status, audit, desktop ..., disk ..., user ...).
 #pragma once
 
 #include <CLI/CLI.hpp>
 
+#include <initializer_list>
 #include <memory>
 #include <string>
 
@@ -39,5 +41,33 @@ int run_request(const std::string& cmd, const BrokerArgs& args, const proto::Mes
 
 // A request id that is unique enough for one roamctl process.
 uint64_t new_request_id();
+
+// A broker command that sends one request and prints the reply's table.
+struct BrokerCommand {
+  const char* name;
+  const char* help;
+  const char* arg;  // the name of its one positional argument; nullptr: none
+  proto::Message (*request)(uint64_t id, const std::string& arg);
+  const char* done;  // printed when the reply has no table; '%' stands for the argument
+};
+
+// Adds `command` to `parent` (the app, or a group such as `desktop`) with
+// the broker options; errors are reported as "roamctl PARENT NAME: ...".
+void add_broker_command(CLI::App& parent, const BrokerCommand& command, int& exit_code);
+
+// Adds the group `name` (one of its commands must be given) with `commands`.
+void add_broker_group(CLI::App& app, const std::string& name, const std::string& help,
+                      std::initializer_list<BrokerCommand> commands, int& exit_code);
+
+// BrokerCommand::request for a message that holds only the request id.
+template <typename M>
+proto::Message request_of(uint64_t id, const std::string&) {
+  return M{id};
+}
+// BrokerCommand::request for a message that names one thing (a desktop, a user).
+template <typename M>
+proto::Message request_naming(uint64_t id, const std::string& name) {
+  return M{id, name};
+}
 
 }  // namespace roam::ctl

@@ -3,9 +3,11 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstring>
 
 #include "fusefs/control/execute.h"
+#include "tools/roamctl/json.h"
 
 namespace roam::ctl {
 
@@ -51,7 +53,28 @@ Result<control::Reply> run_offline(const Target& t, const control::Request& req)
 }  // namespace
 
 Result<control::Reply> run_control(const Target& target, const control::Request& req) {
-  return target.mountpoint.empty() ? run_offline(target, req) : run_mounted(target, req);
+  ROAM_ASSIGN(control::Reply reply, target.mountpoint.empty() ? run_offline(target, req) : run_mounted(target, req));
+  if (reply.err != 0) return Status::error(reply.err, reply.message);
+  return reply;
+}
+
+Result<control::Reply> run_control(const std::string& target_arg, const control::Request& req) {
+  ROAM_ASSIGN(Target target, resolve_target(target_arg));
+  return run_control(target, req);
+}
+
+int64_t figure(const control::Reply& r, const std::string& name) {
+  for (const auto& [n, v] : r.figures)
+    if (n == name) return v;
+  return 0;
+}
+
+void print_figures_json(const control::Reply& r) {
+  std::printf("{");
+  for (size_t i = 0; i < r.figures.size(); ++i)
+    std::printf("%s%s:%lld", i ? "," : "", json_string(r.figures[i].first).c_str(),
+                static_cast<long long>(r.figures[i].second));
+  std::printf("}\n");
 }
 
 }  // namespace roam::ctl

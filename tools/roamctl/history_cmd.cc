@@ -2,7 +2,7 @@
 #include <sys/stat.h>
 
 #include <cstdio>
-#include <memory>
+#include <string>
 
 #include "fusefs/history/versions.h"
 #include "base/timefmt.h"
@@ -46,19 +46,15 @@ void print_json(const Version& v) {
 }
 
 int run_history(const HistoryArgs& a) {
-  auto fail = [](const Status& s) {
-    std::fprintf(stderr, "roamctl history: %s\n", s.message().c_str());
-    return 1;
-  };
   auto target = resolve_target(a.target);
-  if (!target) return fail(target.status());
+  if (!target) return fail("history", target.status());
   auto store = Store::open(target->store, {.read_only = true});
-  if (!store) return fail(store.status());
+  if (!store) return fail("history", store.status());
   auto txn = (*store)->begin_read();
-  if (!txn) return fail(txn.status());
+  if (!txn) return fail("history", txn.status());
   const std::string path = disk_path(*target, a.path);
   auto versions = versions_of(*txn, path);
-  if (!versions) return fail(versions.status());
+  if (!versions) return fail("history", versions.status());
   if (a.json) {
     for (const auto& v : *versions) print_json(v);
     return 0;
@@ -73,12 +69,11 @@ int run_history(const HistoryArgs& a) {
 }  // namespace
 
 void add_history_command(CLI::App& app, int& exit_code) {
-  auto* cmd = app.add_subcommand("history", "list every version of a path, across renames");
-  auto a = std::make_shared<HistoryArgs>();
-  cmd->add_option("target", a->target, "store directory or mount point")->required();
+  auto [cmd, a] = add_command<HistoryArgs>(app, "history", "list every version of a path, across renames",
+                                           run_history, exit_code);
+  add_target_argument(cmd, a->target);
   cmd->add_option("path", a->path, "the path inside the disk")->required();
   cmd->add_flag("--json", a->json, "one JSON object per line");
-  cmd->callback([a, &exit_code] { exit_code = run_history(*a); });
 }
 
 }  // namespace roam::ctl

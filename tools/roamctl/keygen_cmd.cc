@@ -1,26 +1,27 @@
 // roamctl keygen FILE: write a new CURVE key pair for a broker, an agent or an operator.
 #include <cstdio>
-#include <memory>
+#include <string>
 
 #include "protocol/curve_keys.h"
 #include "tools/roamctl/commands.h"
 
 namespace roam::ctl {
 
+namespace {
+
+int run_keygen(const std::string& file) {
+  auto keys = proto::generate_keypair();
+  if (Status st = keys ? proto::write_key_file(file, *keys) : keys.status(); !st) return fail("keygen", st);
+  std::printf("%s\n", proto::to_hex(keys->public_key).c_str());
+  return 0;
+}
+
+}  // namespace
+
 void add_keygen_command(CLI::App& app, int& exit_code) {
-  auto* cmd = app.add_subcommand("keygen", "write a new CURVE key pair (mode 0600) and print its public key");
-  auto file = std::make_shared<std::string>();
+  auto [cmd, file] = add_command<std::string>(
+      app, "keygen", "write a new CURVE key pair (mode 0600) and print its public key", run_keygen, exit_code);
   cmd->add_option("file", *file, "key file to create (must not exist)")->required();
-  cmd->callback([file, &exit_code] {
-    auto keys = proto::generate_keypair();
-    Status st = keys ? proto::write_key_file(*file, *keys) : keys.status();
-    if (!st) {
-      std::fprintf(stderr, "roamctl keygen: %s\n", st.message().c_str());
-      exit_code = 1;
-      return;
-    }
-    std::printf("%s\n", proto::to_hex(keys->public_key).c_str());
-  });
 }
 
 }  // namespace roam::ctl

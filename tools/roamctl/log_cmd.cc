@@ -3,7 +3,7 @@
 #include <sys/stat.h>
 
 #include <cstdio>
-#include <memory>
+#include <string>
 
 #include "fusefs/history/versions.h"
 #include "fusefs/oplog/oplog.h"
@@ -97,37 +97,33 @@ void print_json(const OpRecord& r) {
 }
 
 int run_log(const LogArgs& a) {
-  auto fail = [](const Status& s) {
-    std::fprintf(stderr, "roamctl log: %s\n", s.message().c_str());
-    return 1;
-  };
   auto target = resolve_target(a.target);
-  if (!target) return fail(target.status());
+  if (!target) return fail("log", target.status());
   oplog::Filter filter;
   const int64_t now = wall_clock_ns();
   if (!a.since.empty()) {
     auto t = parse_time(a.since, now);
-    if (!t) return fail(t.status().with_context("--since"));
+    if (!t) return fail("log", t.status().with_context("--since"));
     filter.since_ns = *t;
   }
   if (!a.until.empty()) {
     auto t = parse_time(a.until, now);
-    if (!t) return fail(t.status().with_context("--until"));
+    if (!t) return fail("log", t.status().with_context("--until"));
     filter.until_ns = *t;
   }
   if (!a.op.empty()) {
     filter.kind = op_kind_from_name(a.op);
     if (!filter.kind)
-      return fail(Status::invalid("unknown operation '" + a.op +
-                                  "'; one of create mknod mkdir symlink link unlink rmdir rename write setattr "
-                                  "fallocate setxattr removexattr restore"));
+      return fail("log", Status::invalid("unknown operation '" + a.op +
+                                         "'; one of create mknod mkdir symlink link unlink rmdir rename write "
+                                         "setattr fallocate setxattr removexattr restore"));
   }
   if (!a.path.empty()) filter.path = disk_path(*target, a.path);
   if (a.limit) filter.limit = a.limit;
   auto store = Store::open(target->store, {.read_only = true});
-  if (!store) return fail(store.status());
+  if (!store) return fail("log", store.status());
   auto txn = (*store)->begin_read();
-  if (!txn) return fail(txn.status());
+  if (!txn) return fail("log", txn.status());
   if (!a.json)
     std::printf("%8s  %-23s  %-11s  %-40s  %-28s  %s\n", "SEQ", "TIME", "OP", "PATH", "BY", "DETAILS");
   auto print = [&](const OpRecord& r) {
@@ -135,23 +131,21 @@ int run_log(const LogArgs& a) {
     return true;
   };
   Status s = filter.path ? scan_path(*txn, filter, print) : oplog::scan(*txn, filter, print);
-  if (!s) return fail(s);
+  if (!s) return fail("log", s);
   return 0;
 }
 
 }  // namespace
 
 void add_log_command(CLI::App& app, int& exit_code) {
-  auto* cmd = app.add_subcommand("log", "show the operation log of a user disk");
-  auto a = std::make_shared<LogArgs>();
-  cmd->add_option("target", a->target, "store directory or mount point")->required();
+  auto [cmd, a] = add_command<LogArgs>(app, "log", "show the operation log of a user disk", run_log, exit_code);
+  add_target_argument(cmd, a->target);
   cmd->add_option("--path", a->path, "only operations on this path or below it");
   cmd->add_option("--since", a->since, "only operations at or after TIME");
   cmd->add_option("--until", a->until, "only operations at or before TIME");
   cmd->add_option("--op", a->op, "only operations of this kind (create, write, rename, ...)");
   cmd->add_option("--limit", a->limit, "at most N operations");
   cmd->add_flag("--json", a->json, "one JSON object per line");
-  cmd->callback([a, &exit_code] { exit_code = run_log(*a); });
 }
 
 }  // namespace roam::ctl

@@ -5,7 +5,7 @@
 // once); dirty pages are flushed first so the kernel cannot write stale data
 // over the restored files afterwards. On an unmounted store it runs here.
 #include <cstdio>
-#include <memory>
+#include <string>
 
 #include "base/timefmt.h"
 #include "tools/roamctl/commands.h"
@@ -21,6 +21,9 @@ struct RestoreArgs {
   std::string target, path, at, to;
   uint64_t before_op = 0;
   bool dry_run = false, json = false;
+  // Whether --at and --before-op were given (--before-op 0 is a value).
+  const CLI::Option* at_option = nullptr;
+  const CLI::Option* before_op_option = nullptr;
 };
 
 void print(const RestoreArgs& a, const control::RestoreCall& call, const control::Reply& r) {
@@ -49,26 +52,23 @@ void print(const RestoreArgs& a, const control::RestoreCall& call, const control
 }
 
 int run_restore(const RestoreArgs& a) {
-  auto fail = [](const Status& s) {
-    std::fprintf(stderr, "roamctl restore: %s\n", s.message().c_str());
-    return 1;
-  };
+  if (a.at_option->count() == 0 && a.before_op_option->count() == 0)
+    return fail("restore", Status::invalid("say which moment: --at TIME or --before-op SEQ"), 2);
   auto target = resolve_target(a.target);
-  if (!target) return fail(target.status());
+  if (!target) return fail("restore", target.status());
   control::RestoreCall call;
   call.path = disk_path(*target, a.path);
   if (!a.to.empty()) call.to = disk_path(*target, a.to);
   call.dry_run = a.dry_run;
   if (!a.at.empty()) {
     auto t = parse_time(a.at, wall_clock_ns());
-    if (!t) return fail(t.status().with_context("--at"));
+    if (!t) return fail("restore", t.status().with_context("--at"));
     call.at_ns = *t;
   } else {
     call.before_op = a.before_op;
   }
   auto reply = run_control(*target, call);
-  if (!reply) return fail(reply.status());
-  if (reply->err != 0) return fail(Status::error(reply->err, reply->message));
+  if (!reply) return fail("restore", reply.status());
   print(a, call, *reply);
   return 0;
 }
@@ -76,24 +76,18 @@ int run_restore(const RestoreArgs& a) {
 }  // namespace
 
 void add_restore_command(CLI::App& app, int& exit_code) {
-  auto* cmd = app.add_subcommand("restore", "bring a file or directory back to a past moment");
-  auto a = std::make_shared<RestoreArgs>();
-  cmd->add_option("target", a->target, "store directory or mount point")->required();
+  auto [cmd, a] = add_command<RestoreArgs>(app, "restore", "bring a file or directory back to a past moment",
+                                           run_restore, exit_code);
+  add_target_argument(cmd, a->target);
   cmd->add_option("path", a->path, "file or directory to restore (\"/\" for the whole disk)")->required();
   auto* at = cmd->add_option("--at", a->at, "the moment: ISO 8601, @EPOCH or -90s/-15m/-2h/-3d");
   auto* before = cmd->add_option("--before-op", a->before_op, "just before this operation (its SEQ in roamctl log)");
   at->excludes(before);
+  a->at_option = at;
+  a->before_op_option = before;
   cmd->add_option("--to", a->to, "restore a copy at this new path instead");
   cmd->add_flag("--dry-run", a->dry_run, "list what would change, change nothing");
   cmd->add_flag("--json", a->json, "one JSON object per line");
-  cmd->callback([a, at, before, &exit_code] {
-    if (at->count() == 0 && before->count() == 0) {
-      std::fprintf(stderr, "roamctl restore: say which moment: --at TIME or --before-op SEQ\n");
-      exit_code = 2;
-      return;
-    }
-    exit_code = run_restore(*a);
-  });
 }
 
 }  // namespace roam::ctl

@@ -30,7 +30,9 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-PT_SOURCE=/usr/share/doc/libfuse3-dev/examples/passthrough_ll.c
+SCRIPTS_DIR="$ROOT/tools/scripts"
+# shellcheck source-path=SCRIPTDIR
+source "$SCRIPTS_DIR/fuse_daemons.sh"
 
 MODE=roamfs
 FS_DIR=
@@ -73,20 +75,11 @@ on_signal() {
 cleanup() {
     local rc=$?
     cd /
-    if [[ -n "$MNT" ]] && mountpoint -q "$MNT" 2>/dev/null; then
-        fusermount3 -u "$MNT" 2>/dev/null || umount "$MNT" 2>/dev/null ||
-            umount -l "$MNT" 2>/dev/null || log "could not unmount $MNT"
+    if [[ -n "$MNT" ]]; then
+        unmount_fuse "$MNT" || log "could not unmount $MNT"
     fi
     if [[ -n "$DAEMON_PID" ]]; then
-        local i
-        for ((i = 0; i < 100; i++)); do
-            kill -0 "$DAEMON_PID" 2>/dev/null || break
-            sleep 0.1
-        done
-        if kill -0 "$DAEMON_PID" 2>/dev/null; then
-            log "daemon $DAEMON_PID still running after unmount; killing it"
-            kill -9 "$DAEMON_PID" 2>/dev/null || true
-        fi
+        wait_exit_or_kill "$DAEMON_PID" 10 || log "daemon $DAEMON_PID still running after unmount; killing it"
         wait "$DAEMON_PID" 2>/dev/null || true
     fi
     if ((KEEP)); then
@@ -175,25 +168,15 @@ check_prereqs() {
     fi
 }
 
-# passthrough_ll keeps an O_PATH descriptor per known inode: give the FUSE
-# daemons the highest open-file limit allowed.
-raise_nofile() {
-    ulimit -n "$(cat /proc/sys/fs/nr_open)" 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-}
-
-# wait_mount DIR PID: wait up to 20 s for DIR to become a mount point while
-# PID (the FUSE daemon) stays alive.
-wait_mount() {
-    local dir=$1 pid=$2 i
-    for ((i = 0; i < 200; i++)); do
-        mountpoint -q "$dir" && return 0
-        if ! kill -0 "$pid" 2>/dev/null; then
-            sed 's/^/  daemon: /' "$TMP/daemon.log" >&2 2>/dev/null || true
-            die "the FUSE daemon exited before $dir was mounted"
-        fi
-        sleep 0.1
-    done
-    die "$dir was not mounted within 20 s"
+# mounted_or_die DIR: wait up to 20 s for DIR to become a mount point while
+# the FUSE daemon (DAEMON_PID) stays alive.
+mounted_or_die() {
+    wait_mount "$1" "$DAEMON_PID" 20 && return 0
+    if ! kill -0 "$DAEMON_PID" 2>/dev/null; then
+        sed 's/^/  daemon: /' "$TMP/daemon.log" >&2 2>/dev/null || true
+        die "the FUSE daemon exited before $1 was mounted"
+    fi
+    die "$1 was not mounted within 20 s"
 }
 
 setup_target() {
@@ -210,17 +193,13 @@ setup_target() {
         ;;
     passthrough)
         local bin="$TMP/passthrough_ll"
-        # shellcheck disable=SC2046  # pkg-config output must be split
-        gcc -O2 -Wall -I"$(dirname "$PT_SOURCE")" -o "$bin" "$PT_SOURCE" \
-            $(pkg-config fuse3 --cflags --libs) ||
-            die "could not compile $PT_SOURCE"
+        compile_passthrough_ll "$bin" || die "could not compile $PT_SOURCE"
         mkdir -p "$TMP/backing" "$TMP/mnt"
         chmod 755 "$TMP/backing" "$TMP/mnt"
         MNT="$TMP/mnt"
         local opts="source=$TMP/backing${MOUNT_OPTS:+,$MOUNT_OPTS}"
-        (raise_nofile && exec "$bin" -f -o "$opts" "$MNT") </dev/null >"$TMP/daemon.log" 2>&1 &
-        DAEMON_PID=$!
-        wait_mount "$MNT" "$DAEMON_PID"
+        start_daemon "$TMP/daemon.log" "$bin" -f -o "$opts" "$MNT"
+        mounted_or_die "$MNT"
         RUN_DIR=$MNT
         TARGET="passthrough_ll (-o $opts)"
         ;;
@@ -230,10 +209,8 @@ setup_target() {
         "$BUILD_DIR/tools/roamctl/roamctl" mkfs "$TMP/store" </dev/null >/dev/null ||
             die "roamctl mkfs $TMP/store failed"
         MNT="$TMP/mnt"
-        (raise_nofile && exec "$BUILD_DIR/fusefs/roamfs" "$TMP/store" "$MNT" -f "${oflag[@]}") \
-            </dev/null >"$TMP/daemon.log" 2>&1 &
-        DAEMON_PID=$!
-        wait_mount "$MNT" "$DAEMON_PID"
+        start_daemon "$TMP/daemon.log" "$BUILD_DIR/fusefs/roamfs" "$TMP/store" "$MNT" -f "${oflag[@]}"
+        mounted_or_die "$MNT"
         RUN_DIR=$MNT
         TARGET="roamfs${MOUNT_OPTS:+ (-o $MOUNT_OPTS)}"
         ;;
