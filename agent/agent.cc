@@ -25,7 +25,8 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentConfig cfg) {
   a->os_ = make_desktop_os();
   const AgentConfig& c = a->cfg_;
   a->desktop_ = std::make_unique<Desktop>(
-      DesktopConfig{c.home_base, c.health_checks, c.health_interval_ms, c.health_timeout_ms}, *a->driver_, *a->os_);
+      DesktopConfig{c.home_base, c.health_checks, c.health_interval_ms, c.health_timeout_ms, c.export_dir},
+      *a->driver_, *a->os_);
   ROAM_ASSIGN(a->signal_fd_, stop_signal_fd());
   return a;
 }

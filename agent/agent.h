@@ -32,6 +32,7 @@ struct AgentConfig {
   std::string broker_public_key;  // hex
   std::string key_file;           // this agent's key pair
   std::string home_base = "/home";
+  std::string export_dir;  // DesktopConfig::export_dir
   std::string mount_driver = "bind";
   std::vector<std::string> health_checks;
   int health_interval_ms = 1000;

@@ -36,10 +36,18 @@ proto::DetachDone Desktop::detach(const proto::Detach& d) {
 
 proto::AttachDone Desktop::attach(const proto::Attach& a) {
   const std::string home = home_of(a.user);
-  Status st = driver_.attach(a.export_path, home);
-  std::fprintf(stderr, "roam-agent: attach %s at %s: %s\n", a.export_path.c_str(), home.c_str(),
+  const std::string export_path = local_export(a.export_path);
+  Status st = driver_.attach(export_path, home);
+  if (st) st = os_.give_home(home, a.user);
+  std::fprintf(stderr, "roam-agent: attach %s at %s: %s\n", export_path.c_str(), home.c_str(),
                st ? "ok" : st.message().c_str());
   return proto::AttachDone{a.request_id, code_of(st), st ? "attached" : st.message()};
+}
+
+std::string Desktop::local_export(const std::string& export_path) const {
+  if (cfg_.export_dir.empty()) return export_path;
+  const size_t slash = export_path.rfind('/');
+  return cfg_.export_dir + "/" + (slash == std::string::npos ? export_path : export_path.substr(slash + 1));
 }
 
 // A home whose disk the broker fenced (while this agent was unreachable)

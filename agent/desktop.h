@@ -42,9 +42,16 @@ class DesktopOs {
   virtual std::vector<std::string> fenced_mounts(const std::string& home_base) = 0;
   // Detaches the mount at `mount_point` lazily; best effort.
   virtual void unmount_lazily(const std::string& mount_point) = 0;
+  // Gives `home`, the root of a user disk just attached, to `user` while it
+  // still belongs to uid 0 (a new disk: the broker made it): the uid and gid
+  // this desktop's /etc/passwd names, mode 0700, so that the user owns their
+  // home (on every desktop that gives them the same uid). A home owned by
+  // anyone else, or a user the desktop does not know, is left alone.
+  virtual Status give_home(const std::string& home, const std::string& user) = 0;
 };
 
-// The real one: syncfs, /proc, /bin/sh, mountinfo, statfs and umount2.
+// The real one: syncfs, /proc, /bin/sh, mountinfo, statfs, umount2, and the
+// desktop's /etc/passwd with chown.
 std::unique_ptr<DesktopOs> make_desktop_os();
 
 struct DesktopConfig {
@@ -52,6 +59,11 @@ struct DesktopConfig {
   std::vector<std::string> health_checks;
   int health_interval_ms = 1000;
   int health_timeout_ms = 10000;
+  // Where this desktop sees the broker's export directory for it, when its
+  // root is its own (a container): the broker names an export by its host
+  // path, and the agent mounts EXPORT_DIR/<its last component> instead.
+  // Empty: the host's path is visible as it is.
+  std::string export_dir;
 };
 
 class Desktop {
@@ -75,8 +87,11 @@ class Desktop {
  private:
   // Syncs the home, makes busy processes let go, unmounts. Not mounted: success.
   proto::DetachDone detach(const proto::Detach& d);
-  // Mounts the export at the home and verifies it; idempotent (driver).
+  // Mounts the export at the home, verifies it and gives a new home to its
+  // user; idempotent (driver, DesktopOs::give_home).
   proto::AttachDone attach(const proto::Attach& a);
+  // Where this desktop sees the export the broker names `export_path`.
+  std::string local_export(const std::string& export_path) const;
   void unmount_fenced_homes();
   std::optional<proto::Damage> check_health(Clock::time_point now);
   std::string home_of(const std::string& user) const { return cfg_.home_base + "/" + user; }

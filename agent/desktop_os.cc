@@ -1,14 +1,18 @@
 // The real DesktopOs (desktop.h).
 #include <fcntl.h>
+#include <pwd.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <vector>
 
 #include "agent/busy.h"
 #include "agent/desktop.h"
 #include "agent/health.h"
+#include "base/sys/files.h"
 #include "base/sys/mountinfo.h"
 
 namespace roam::agent {
@@ -44,6 +48,19 @@ class SystemDesktopOs final : public DesktopOs {
   }
 
   void unmount_lazily(const std::string& mount_point) override { ::umount2(mount_point.c_str(), MNT_DETACH); }
+
+  Status give_home(const std::string& home, const std::string& user) override {
+    struct stat st {};
+    if (::stat(home.c_str(), &st) != 0) return errno_error("cannot stat " + home);
+    if (st.st_uid != 0) return Status::ok();
+    std::vector<char> buf(16384);
+    passwd pw{}, *found = nullptr;
+    if (::getpwnam_r(user.c_str(), &pw, buf.data(), buf.size(), &found) != 0 || !found || found->pw_uid == 0)
+      return Status::ok();
+    if (::chown(home.c_str(), found->pw_uid, found->pw_gid) != 0 || ::chmod(home.c_str(), 0700) != 0)
+      return errno_error("cannot give " + home + " to " + user);
+    return Status::ok();
+  }
 };
 
 }  // namespace

@@ -15,6 +15,9 @@ int main(int argc, char** argv) {
   app.add_option("--broker-public-key", c.broker_public_key, "the broker's public key (hex)")->required();
   app.add_option("--key-file", c.key_file, "this agent's key pair (roamctl keygen)")->required();
   app.add_option("--home-base", c.home_base, "users' homes are HOME_BASE/USER")->capture_default_str();
+  app.add_option("--export-dir", c.export_dir,
+                 "where this desktop sees the broker's exports for it (a container's own root); "
+                 "default: the broker's path as it is");
   app.add_option("--mount-driver", c.mount_driver, "how the disk is mounted (bind)")->capture_default_str();
   app.add_option("--health-check", c.health_checks, "a command whose failure means OS damage (repeatable)");
   app.add_option("--health-interval-ms", c.health_interval_ms)->capture_default_str();

@@ -4,7 +4,6 @@
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -60,15 +59,26 @@ bool wait_gone(pid_t pid, int timeout_ms) {
 
 // Aborts the FUSE connection behind `mount_point`; every pending and future
 // request on it fails with ENOTCONN. Best effort: SIGKILL has the same effect
-// once the process is gone.
+// once the process is gone. The connection is found by the device number in
+// the mount table, not by stat(): a disk served to a desktop's user namespace
+// refuses the host's processes (EACCES), and a hung roamfs would hang it.
 void abort_connection(const std::string& mount_point) {
-  struct stat st {};
-  if (::stat(mount_point.c_str(), &st) != 0) return;
-  std::string path = std::string(kFusectl) + "/" + std::to_string(minor(st.st_dev)) + "/abort";
+  auto m = mount_at(mount_point);
+  if (!m || m->fstype != "fuse.roamfs") return;
+  const size_t colon = m->device.find(':');
+  if (colon == std::string::npos) return;
+  std::string path = std::string(kFusectl) + "/" + m->device.substr(colon + 1) + "/abort";
   int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
   if (fd < 0) return;
   [[maybe_unused]] auto n = ::write(fd, "1", 1);
   ::close(fd);
+}
+
+// EXPORTS/DESKTOP.userns for a mount point EXPORTS/DESKTOP/USER@EPOCH: the
+// handle of the desktop's user namespace that its provisioner leaves when the
+// desktop has one (tools/desktop/roam-desktop).
+std::string desktop_userns(const std::string& mount_point) {
+  return mount_point.substr(0, mount_point.rfind('/')) + ".userns";
 }
 
 void detach_mount(const std::string& mount_point) {
@@ -108,6 +118,7 @@ Result<pid_t> start_roamfs(const DiskServerConfig& cfg, const std::string& store
     return errno_error("cannot create mount point " + mount_point);
   int log = ::open(log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (log < 0) return errno_error("cannot open " + log_file);
+  const std::string userns = desktop_userns(mount_point);
   pid_t pid = ::fork();
   if (pid < 0) {
     ::close(log);
@@ -120,6 +131,9 @@ Result<pid_t> start_roamfs(const DiskServerConfig& cfg, const std::string& store
     if (null >= 0) ::dup2(null, 0);
     unblock_signals_for_exec();
     ::setsid();  // not in the broker's process group: a Ctrl-C aimed at the broker spares the disks
+    if (::access(userns.c_str(), F_OK) == 0)
+      ::execl(cfg.roamfs.c_str(), "roamfs", store.c_str(), mount_point.c_str(), "-f", "--userns", userns.c_str(),
+              static_cast<char*>(nullptr));
     ::execl(cfg.roamfs.c_str(), "roamfs", store.c_str(), mount_point.c_str(), "-f", static_cast<char*>(nullptr));
     ::_exit(127);
   }

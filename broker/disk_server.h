@@ -46,7 +46,12 @@ Result<std::string> desktop_export_dir(const DiskServerConfig& cfg, const std::s
 
 // Starts `roamfs STORE MOUNT_POINT -f` as a child (log appended to
 // LOG_FILE) and returns its pid once the mount is visible; EIO with the
-// log's last line when roamfs exits or times out first.
+// log's last line when roamfs exits or times out first. When the desktop
+// (EXPORTS/DESKTOP) has a user namespace of its own, its provisioner left a
+// handle of it at EXPORTS/DESKTOP.userns, and roamfs gets `--userns` that
+// handle: the disk is served to that namespace, its uids and gids are the
+// desktop's, and the host's processes cannot use the mount (nothing here
+// stats it).
 Result<pid_t> start_roamfs(const DiskServerConfig& cfg, const std::string& store, const std::string& mount_point,
                            const std::string& log_file);
 

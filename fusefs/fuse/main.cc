@@ -6,6 +6,7 @@
 // the command the user ran, with a non-zero exit.
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <syslog.h>
@@ -24,6 +25,7 @@
 #include "fusefs/fuse/control_handler.h"
 #include "fusefs/fuse/housekeeper.h"
 #include "fusefs/fuse/ops.h"
+#include "fusefs/fuse/userns_mount.h"
 #include "fusefs/gc/pins.h"
 #include "fusefs/history/moment.h"
 #include "base/timefmt.h"
@@ -57,7 +59,8 @@ Status check_mountpoint(const std::string& mnt) {
 
 struct Args {
   std::string store, mountpoint, options;
-  std::string at;  // --at TIME: a read-only view of the past
+  std::string at;      // --at TIME: a read-only view of the past
+  std::string userns;  // --userns PATH: the user namespace the disk is served to
   bool foreground = false, debug = false, single_thread = false;
   bool no_killpriv = false;
 };
@@ -154,18 +157,45 @@ roam::Result<Disk> open_disk(const Args& args) {
 constexpr unsigned kMaxLoopThreads = 16;
 constexpr unsigned kIdleLoopThreads = 8;
 
-// The FUSE mount options: what roamctl finds the store by in the mount table,
-// then the user's.
-roam::Result<std::string> mount_options(const Args& args, bool read_only) {
-  // The absolute path, so that roamctl can find the store from the mount table.
+// The mount's source, "roamfs:" and the store's absolute path: what roamctl
+// finds the store by in the mount table.
+roam::Result<std::string> mount_source(const Args& args) {
   char real_store[PATH_MAX];
   if (!::realpath(args.store.c_str(), real_store))
     return Status::error(errno, "store " + args.store + ": " + std::strerror(errno));
-  std::string opts = "fsname=roamfs:" + std::string(real_store) + ",subtype=roamfs,default_permissions";
+  return "roamfs:" + std::string(real_store);
+}
+
+// The FUSE mount options: the source, then the user's.
+roam::Result<std::string> mount_options(const Args& args, const std::string& source, bool read_only) {
+  std::string opts = "fsname=" + source + ",subtype=roamfs,default_permissions";
   if (::geteuid() == 0) opts += ",allow_other";
   if (read_only) opts += ",ro";
   if (!args.options.empty()) opts += "," + args.options;
   return opts;
+}
+
+// Where a session's connection comes from: libfuse mounts the mount point,
+// or, with --userns, mount_for_userns mounted it at `mountpoint` for that
+// namespace and libfuse serves /dev/fd/N.
+struct MountTarget {
+  std::string mountpoint;  // absolute
+  std::string source;      // mount_source
+  std::string userns;      // empty: libfuse mounts
+};
+
+roam::Result<std::string> connection_for(const MountTarget& t, bool read_only) {
+  if (t.userns.empty()) return t.mountpoint;
+  ROAM_ASSIGN(int fd, roam::mount_for_userns({t.userns, t.mountpoint, t.source, "roamfs", read_only}));
+  return "/dev/fd/" + std::to_string(fd);
+}
+
+// libfuse unmounts only what it mounted: a --userns mount still at the mount
+// point is detached here, so that roamfs leaves no mount behind either way.
+void detach_userns_mount(const MountTarget& t) {
+  if (t.userns.empty()) return;
+  auto m = roam::mount_at(t.mountpoint);
+  if (m && m->fstype == "fuse.roamfs" && m->source == t.source) ::umount2(t.mountpoint.c_str(), MNT_DETACH);
 }
 
 // A FUSE session mounted at a mount point, with roamfs's signal handlers
@@ -173,30 +203,37 @@ roam::Result<std::string> mount_options(const Args& args, bool read_only) {
 class MountedSession {
  public:
   // Fails with the step that failed; undoes the steps before it.
-  static roam::Result<MountedSession> mount(const Args& args, const std::string& options, roam::FuseContext& context) {
+  static roam::Result<MountedSession> mount(const Args& args, const std::string& options, MountTarget target,
+                                            roam::FuseContext& context) {
     std::vector<std::string> argv_s = {"roamfs", "-o", options};
     if (args.debug) argv_s.emplace_back("-d");
     std::vector<char*> argv;
     for (auto& a : argv_s) argv.push_back(a.data());
     fuse_args fargs = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
     MountedSession s;
+    s.target_ = std::move(target);
     s.se_ = fuse_session_new(&fargs, &roam::roamfs_ops(), sizeof(fuse_lowlevel_ops), &context);
     fuse_opt_free_args(&fargs);  // fuse_session_new re-parses them into an allocated copy
     if (!s.se_) return Status::invalid("bad mount options: " + args.options);
     if (fuse_set_signal_handlers(s.se_) != 0) return Status::io("cannot install signal handlers");
     s.signal_handlers_ = true;
-    if (fuse_session_mount(s.se_, args.mountpoint.c_str()) != 0)
+    ROAM_ASSIGN(std::string connection, connection_for(s.target_, context.options.read_only));
+    s.mounted_ = true;  // a --userns mount is there now, whatever libfuse does
+    if (fuse_session_mount(s.se_, connection.c_str()) != 0)
       return Status::io("cannot mount on " + args.mountpoint + " (is /dev/fuse available?)");
-    s.mounted_ = true;
     return s;
   }
 
   MountedSession(MountedSession&& o) noexcept
-      : se_(std::exchange(o.se_, nullptr)), signal_handlers_(o.signal_handlers_), mounted_(o.mounted_) {}
+      : target_(std::move(o.target_)),
+        se_(std::exchange(o.se_, nullptr)),
+        signal_handlers_(o.signal_handlers_),
+        mounted_(o.mounted_) {}
   MountedSession& operator=(MountedSession&&) = delete;
   ~MountedSession() {
     if (!se_) return;
     if (mounted_) fuse_session_unmount(se_);
+    if (mounted_) detach_userns_mount(target_);
     if (signal_handlers_) fuse_remove_signal_handlers(se_);
     fuse_session_destroy(se_);
   }
@@ -205,6 +242,7 @@ class MountedSession {
 
  private:
   MountedSession() = default;
+  MountTarget target_;
   fuse_session* se_ = nullptr;
   bool signal_handlers_ = false;
   bool mounted_ = false;
@@ -236,8 +274,10 @@ roam::Result<int> mount_and_serve(const Args& args, roam::Store& store, roam::Fu
   char real_mountpoint[PATH_MAX];  // the control handler opens restored paths through it
   if (!::realpath(args.mountpoint.c_str(), real_mountpoint))
     return Status::error(errno, "mount point " + args.mountpoint + ": " + std::strerror(errno));
-  ROAM_ASSIGN(std::string options, mount_options(args, past));
-  ROAM_ASSIGN(MountedSession session, MountedSession::mount(args, options, context));
+  ROAM_ASSIGN(std::string source, mount_source(args));
+  ROAM_ASSIGN(std::string options, mount_options(args, source, past));
+  ROAM_ASSIGN(MountedSession session,
+              MountedSession::mount(args, options, MountTarget{real_mountpoint, source, args.userns}, context));
   context.session = session.get();
   if (int rc = context.device_io.install(session.get(), context.options.handle_killpriv_v2); rc != 0)
     return Status::error(-rc, std::string("cannot hook the FUSE device: ") + std::strerror(-rc));
@@ -324,6 +364,10 @@ int main(int argc, char** argv) {
   app.add_flag("--no-killpriv", args.no_killpriv,
                "leave setuid/setgid clearing to the kernel (no FUSE_HANDLE_KILLPRIV_V2): it then reads "
                "security.capability before each write");
+  app.add_option("--userns", args.userns,
+                 "serve the disk to the user namespace PATH (/proc/PID/ns/user or a bind mount of one): "
+                 "uids and gids are that namespace's, in requests and in the store, and only its processes "
+                 "can use the mount");
   app.add_option("--at", args.at,
                  "mount a read-only view of the disk as it was at TIME (ISO 8601, @EPOCH, -2h, ...)");
   CLI11_PARSE(app, argc, argv);

@@ -1,8 +1,11 @@
 # shellcheck shell=bash
 # Shared by the end-to-end tests: a broker with its own state, run and key
-# directories under one temporary directory, desktops started through the
-# broker's provisioner (tools/desktop/roam-desktop), and cleanup that removes every
-# process and mount even when a check fails.
+# directories under one temporary directory, container desktops started
+# through the broker's provisioner (tools/desktop/roam-desktop: own root, user
+# and network namespaces, users alice 1000, bob 1001, carol 1002, dora 1003),
+# and cleanup that removes every process, mount and veth pair even when a
+# check fails. The tests act in a desktop as its users (as_user), as root only
+# where an administrator would.
 #
 # Needs: ROAM_BROKER_BIN, ROAM_AGENT_BIN, ROAMCTL, ROAMFS, ROAM_DESKTOP_TOOL
 # (meson sets them; tests/e2e/meson.build). Run as root.
@@ -15,7 +18,12 @@ PORT=$((20000 + RANDOM % 20000))
 export ROAM_BROKER="tcp://127.0.0.1:$PORT"
 export ROAM_DESKTOP_DIR="$T/desktops"
 export ROAM_EXPORTS="$T/run/exports"
-export ROAM_AGENT_BIN
+export ROAM_AGENT_BIN ROAMCTL
+# Desktops reach the broker over their veth pair, at the host's end of it.
+ROAM_BROKER_LISTEN=${ROAM_BROKER_LISTEN:-tcp://0.0.0.0:$PORT}
+DESKTOP_USERS="--user alice:1000 --user bob:1001 --user carol:1002 --user dora:1003"
+# A desktop's health check fails once this file exists in it (break_desktop).
+DAMAGE_MARK=/etc/roam-test-damaged
 BROKER_PID=""
 
 log() { printf '[%s] %s\n' "$(date +%T.%3N)" "$*"; }
@@ -45,10 +53,40 @@ ctl() { "$ROAMCTL" "$@"; }
 
 desktop() { "$ROAM_DESKTOP_TOOL" "$@"; }
 
-in_desktop() {  # in_desktop ID COMMAND...: run inside the desktop's namespaces
+in_desktop() {  # in_desktop ID COMMAND...: run inside the desktop, as its root
     local id=$1
     shift
     desktop exec "$id" "$@"
+}
+
+as_user() {  # as_user ID USER COMMAND...: run inside the desktop as USER
+    local id=$1 user=$2
+    shift 2
+    desktop exec "$id" --user "$user" "$@"
+}
+
+break_desktop() {  # break_desktop ID: its OS is damaged (its health check fails from now on)
+    in_desktop "$1" touch "$DAMAGE_MARK"
+}
+
+# Slots (uid ranges, roots, veth pairs) that roam-desktop claimed for
+# desktops of this test and that a stop did not release (a desktop whose pid
+# file is missing): its unshare is killed, which takes the namespace's init
+# with it. The root holds binds of the host's /usr: unmounted first, and rm
+# never crosses a mount.
+release_slots() {
+    local owner slot dir pid
+    for owner in "${ROAM_DESKTOP_RUN:-/run/roam-desktop}"/slots/*/owner; do
+        if [[ ! -f "$owner" ]] || ! grep -qF "$T/" "$owner"; then continue; fi
+        dir=$(dirname "$owner")
+        slot=$(basename "$dir")
+        for pid in $(pgrep -x unshare); do
+            grep -qF "$dir/root" "/proc/$pid/cmdline" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+        done
+        if mountpoint -q "$dir/root"; then umount -R -l "$dir/root" || continue; fi
+        ip link del "rd${slot}h" 2>/dev/null
+        rm -rf --one-file-system "$dir"
+    done
 }
 
 cleanup() {
@@ -57,13 +95,8 @@ cleanup() {
     for d in "$T"/desktops/*/; do
         [[ -d "$d" ]] && desktop stop "$(basename "$d")" >/dev/null 2>&1
     done
-    # Desktops whose pid file is missing: kill the namespace's init (the
-    # agent's parent), which takes every process of the desktop with it.
+    release_slots
     local pid
-    for pid in $(pgrep -x roam-agent); do
-        grep -qF "$T/" "/proc/$pid/cmdline" 2>/dev/null &&
-            kill -KILL "$(ps -o ppid= -p "$pid" | tr -d ' ')" "$pid" 2>/dev/null
-    done
     # roamfs processes the broker started (their mount points are under $T).
     for pid in $(pgrep -x roamfs); do
         grep -qF "$T/" "/proc/$pid/cmdline" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
@@ -76,7 +109,7 @@ cleanup() {
 trap cleanup EXIT
 
 # Writes keys and the broker configuration; $1 = extra config lines,
-# $2 = extra options for roam-desktop provision (e.g. --net).
+# $2 = extra options for roam-desktop provision.
 setup_broker() {
     mkdir -p "$T/keys"
     ctl keygen "$T/keys/broker.key" >"$T/keys/broker.pub" || return 1
@@ -86,12 +119,12 @@ setup_broker() {
     ROAM_BROKER_KEY=$(cat "$T/keys/broker.pub")
     cat >"$T/provision.sh" <<PROV
 #!/bin/sh
-export ROAM_DESKTOP_DIR='$ROAM_DESKTOP_DIR' ROAM_AGENT_BIN='$ROAM_AGENT_BIN'
-exec '$ROAM_DESKTOP_TOOL' provision ${2:-} --health-check 'test ! -e $T/damaged-\$(hostname)'
+export ROAM_DESKTOP_DIR='$ROAM_DESKTOP_DIR' ROAM_AGENT_BIN='$ROAM_AGENT_BIN' ROAMCTL='$ROAMCTL'
+exec '$ROAM_DESKTOP_TOOL' provision $DESKTOP_USERS ${2:-} --health-check 'test ! -e $DAMAGE_MARK'
 PROV
     chmod +x "$T/provision.sh"
     cat >"$T/broker.conf" <<CONF
-endpoint = ${ROAM_BROKER_LISTEN:-$ROAM_BROKER}
+endpoint = $ROAM_BROKER_LISTEN
 key-file = $T/keys/broker.key
 state-dir = $T/state
 run-dir = $T/run

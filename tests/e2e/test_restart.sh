@@ -33,10 +33,10 @@ main() {
     check "switch alice to A" ctl switch alice A
     check "B is provisioned" ctl desktop create B
     check "B connects" wait_for 30 connected B
-    in_desktop A sh -c 'cd /home/alice && head -c 5242880 /dev/urandom > data && md5sum data' >"$T/sum.A"
-    check "data written in A" test -s "$T/sum.A"
-    # A process that keeps alice's home busy: the detach waits 4 s before SIGKILL.
-    in_desktop A sh -c 'cd /home/alice && trap "" TERM && exec sleep 600' >/dev/null 2>&1 &
+    as_user A alice sh -c 'cd /home/alice && head -c 5242880 /dev/urandom > data && md5sum data' >"$T/sum.A"
+    check "data written in A by alice" test -s "$T/sum.A"
+    # A process of alice's that keeps her home busy: the detach waits 4 s before SIGKILL.
+    as_user A alice sh -c 'cd /home/alice && trap "" TERM && exec sleep 600' >/dev/null 2>&1 &
     wait_for 10 sh -c "$ROAM_DESKTOP_TOOL exec A pgrep -x sleep"
 
     ctl switch alice B --timeout 60 >"$T/switch.out" 2>&1 &
@@ -46,7 +46,7 @@ main() {
     log "broker killed mid-switch"
     start_broker || finish
     check "the resumed switch ends with alice on B, attached exactly once" wait_for 60 attached_once_at B
-    check "every byte is in B" sh -c "$ROAM_DESKTOP_TOOL exec B sh -c 'cd /home/alice && md5sum data' | cmp -s - $T/sum.A"
+    check "every byte is in B" sh -c "$ROAM_DESKTOP_TOOL exec B --user alice sh -c 'cd /home/alice && md5sum data' | cmp -s - $T/sum.A"
     check "A no longer has alice's home" wait_for 30 sh -c "! $ROAM_DESKTOP_TOOL exec A mountpoint -q /home/alice"
     check "the audit shows the resumed switch" grep -q "resuming the switch of alice to B" "$T/broker.log"
 
@@ -57,7 +57,7 @@ main() {
         grep -qF "$T/state/disks/alice" "/proc/$pid/cmdline" 2>/dev/null && kill -KILL "$pid"
     done
     check "a crashed roamfs is replaced: alice is back on B" wait_for 30 sh -c \
-        "$ROAM_DESKTOP_TOOL exec B sh -c 'cd /home/alice && md5sum data' 2>/dev/null | cmp -s - $T/sum.A"
+        "$ROAM_DESKTOP_TOOL exec B --user alice sh -c 'cd /home/alice && md5sum data' 2>/dev/null | cmp -s - $T/sum.A"
     check "attached exactly once after the recovery" wait_for 10 attached_once_at B
     finish
 }

@@ -1,26 +1,26 @@
 #!/usr/bin/env bash
-# 100 switches back and forth between two desktops while a writer in the
-# current desktop appends numbered lines, fsyncing each one and only then
-# recording it as acknowledged (in a file outside the disk). The detach kills
-# the writer; the next one continues in the other desktop. At the end every
-# acknowledged line must be on the disk. ROAM_SOAK_SWITCHES changes the count.
+# 100 switches back and forth between two desktops while a writer of alice's
+# in the current desktop appends numbered lines, fsyncing each one and only
+# then acknowledging it on its standard output, which the host appends to a
+# file outside the disk. The detach kills the writer; the next one continues
+# in the other desktop. At the end every acknowledged line must be on the
+# disk. ROAM_SOAK_SWITCHES changes the count.
 source "$(dirname "$0")/lib.sh"
 
 SWITCHES=${ROAM_SOAK_SWITCHES:-100}
 
 write_forever() {  # write_forever DESKTOP FIRST_NUMBER
-    in_desktop "$1" python3 -c '
+    as_user "$1" alice python3 -c '
 import os, sys
 fd = os.open("/home/alice/log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-n = int(sys.argv[2])
-with open(sys.argv[1], "a") as ack:
-    while True:
-        os.write(fd, b"%d\n" % n)
-        os.fsync(fd)
-        ack.write("%d\n" % n)
-        ack.flush()
-        n += 1
-' "$T/acked" "$2" >/dev/null 2>&1 &
+n = int(sys.argv[1])
+while True:
+    os.write(fd, b"%d\n" % n)
+    os.fsync(fd)
+    sys.stdout.write("%d\n" % n)
+    sys.stdout.flush()
+    n += 1
+' "$2" >>"$T/acked" 2>/dev/null &
 }
 
 acked_some_since() {  # acked_some_since N: the writer acknowledged a line numbered >= N
@@ -46,7 +46,7 @@ main() {
         there=$t
     done
     check "$SWITCHES switches succeeded" test "$failed_switches" = 0
-    in_desktop "$here" cat /home/alice/log >"$T/on-disk"
+    as_user "$here" alice cat /home/alice/log >"$T/on-disk"
     local lost
     lost=$(sort -n "$T/acked" | comm -23 - <(sort -n "$T/on-disk" | uniq) | wc -l)
     log "$(wc -l <"$T/acked") writes acknowledged, $(wc -l <"$T/on-disk") lines on the disk, $lost lost"

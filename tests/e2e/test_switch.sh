@@ -1,15 +1,23 @@
 #!/usr/bin/env bash
-# End to end: a broker, a disk for alice, desktop A; files written in A;
-# switch to B (provisioned on demand): the files are there at once and A no
-# longer sees them; B reports damage: alice moves by herself; the agent of her
-# desktop is SIGKILLed, then (next desktop) SIGSTOPped: she moves, and the old
-# desktop is fenced (every read and write from it fails, nothing reaches the
-# op log); an unknown key is refused; an agent key cannot switch another user
-# but may switch its own; --no-force with a busy home refuses and changes nothing.
+# End to end: a broker, a disk for alice, container desktop A; files written
+# in A by alice (uid 1000, who owns her home); switch to B (provisioned on
+# demand): the files are there at once, still hers, and A no longer sees them;
+# B reports damage: alice moves by herself; the agent of her desktop is
+# SIGKILLed, then (next desktop) SIGSTOPped: she moves, and the old desktop is
+# fenced (every read and write from it fails, nothing reaches the op log); an
+# unknown key is refused; an agent key cannot switch another user but may
+# switch its own; --no-force with a busy home refuses and changes nothing.
 source "$(dirname "$0")/lib.sh"
 
-same_files() {  # same_files DESKTOP: the checksums in DESKTOP match the ones taken in A
-    in_desktop "$1" sh -c 'cd /home/alice && md5sum f big sub/g' >"$T/sums.$1" && cmp -s "$T/sums.A" "$T/sums.$1"
+same_files() {  # same_files DESKTOP: the checksums alice reads in DESKTOP match the ones taken in A
+    as_user "$1" alice sh -c 'cd /home/alice && md5sum f big sub/g' >"$T/sums.$1" && cmp -s "$T/sums.A" "$T/sums.$1"
+}
+
+# alice's home and files belong to uid 1000 = alice, as DESKTOP sees them.
+owned_by_alice() {  # owned_by_alice DESKTOP
+    local owners
+    owners=$(in_desktop "$1" stat -c '%u:%g %U' /home/alice /home/alice/f /home/alice/sub/g | sort -u)
+    [[ "$owners" == "1000:1000 alice" ]] || { log "owners in $1: $owners"; return 1; }
 }
 
 not_attached_in() {  # the old desktop has no disk at alice's home
@@ -20,10 +28,10 @@ not_attached_in() {  # the old desktop has no disk at alice's home
 # none of the attempts shows up in the op log.
 fenced() {  # fenced OLD_DESKTOP
     local old=$1 marker="after-fence-$1"
-    if in_desktop "$old" cat /home/alice/f >/dev/null 2>&1; then
+    if as_user "$old" alice cat /home/alice/f >/dev/null 2>&1; then
         log "a read from $old succeeded"; return 1
     fi
-    if in_desktop "$old" sh -c "echo x > /home/alice/$marker" 2>/dev/null; then
+    if as_user "$old" alice sh -c "echo x > /home/alice/$marker" 2>/dev/null; then
         log "a write from $old succeeded"; return 1
     fi
     if ctl log "$(mount_of alice)" | grep -q "$marker"; then
@@ -35,7 +43,7 @@ fenced() {  # fenced OLD_DESKTOP
 # Keeps a shell in the desktop with its working directory in alice's home,
 # so that the desktop holds the old mount when its agent stops answering.
 hold_home() {  # hold_home DESKTOP
-    in_desktop "$1" sh -c 'cd /home/alice && exec sleep 600' >/dev/null 2>&1 &
+    as_user "$1" alice sh -c 'cd /home/alice && exec sleep 600' >/dev/null 2>&1 &
     wait_for 10 sh -c "$ROAM_DESKTOP_TOOL exec $1 pgrep -x sleep"
 }
 
@@ -57,16 +65,21 @@ main() {
     check "switch alice to A" ctl switch alice A
     check "alice is on A" test "$(desktop_of alice)" = A
 
-    in_desktop A sh -c 'cd /home/alice && echo hello > f && mkdir sub && echo g > sub/g &&
+    check "alice is uid 1000 in A" test "$(as_user A alice id -u)" = 1000
+    as_user A alice sh -c 'cd /home/alice && echo hello > f && mkdir sub && echo g > sub/g &&
         head -c 10485760 /dev/urandom > big && sync && md5sum f big sub/g' >"$T/sums.A"
-    check "files written in A" test -s "$T/sums.A"
+    check "files written in A by alice" test -s "$T/sums.A"
+    check "alice owns her home and files in A" owned_by_alice A
+    check "the op log records alice as uid 1000" sh -c "$ROAMCTL log $(mount_of alice) --json | grep '\"path\":\"/sub/g\"' | grep -q '\"uid\":1000'"
 
     local t0=$SECONDS
     check "switch alice to B (B is provisioned)" ctl switch alice B
     log "switch with provisioning took $((SECONDS - t0)) s"
     check "every byte is in B at once" same_files B
+    check "and alice owns them in B" owned_by_alice B
     check "A no longer has alice's home" not_attached_in A
-    check "A cannot reach B's disk" sh -c "! $ROAM_DESKTOP_TOOL exec A find $ROAM_EXPORTS -name big | grep -q ."
+    check "A has no disk mounted anywhere" sh -c "! $ROAM_DESKTOP_TOOL exec A grep -q ' - fuse.roamfs ' /proc/self/mountinfo"
+    check "bob cannot read alice's files in B" sh -c "! $ROAM_DESKTOP_TOOL exec B --user bob cat /home/alice/f 2>/dev/null"
 
     # --no-force: a process holding a file makes the detach refuse; nothing changes.
     hold_home B
@@ -77,9 +90,12 @@ main() {
     check "and her files are still there" same_files B
     in_desktop B pkill -x sleep
 
-    # From inside the desktop, with the desktop's own key: allowed for its own user.
-    check "the agent key may switch its own user" in_desktop B "$ROAMCTL" switch alice B2 \
-        --key-file "$T/state/desktops/B.key" --broker "$ROAM_BROKER" --broker-key "$ROAM_BROKER_KEY"
+    # From inside the desktop, with the desktop's own key (its copy in the
+    # desktop, readable by its root only): allowed for its own user.
+    # shellcheck disable=SC2016  # expanded in the desktop
+    check "the agent key may switch its own user" in_desktop B sh -c 'conf=/etc/roam-agent/agent.conf
+        roamctl switch alice B2 --key-file /etc/roam-agent/agent.key \
+            --broker "$(sed -n "s/^broker = //p" $conf)" --broker-key "$(sed -n "s/^broker-public-key = //p" $conf)"'
     check "every byte is in B2" same_files B2
     check "switch back to B" ctl switch alice B
 
@@ -93,7 +109,7 @@ main() {
     check "a desktop in use is refused to another user" sh -c "! $ROAMCTL switch bob B 2>/dev/null"
 
     # Damage: B's health check fails; the broker moves alice to a spare.
-    touch "$T/damaged-B"
+    break_desktop B
     check "damage on B moves alice" wait_for 30 moved_from alice B
     local c
     c=$(desktop_of alice)
@@ -103,7 +119,7 @@ main() {
 
     # SIGKILL of the agent of alice's desktop: declared dead, fenced, moved.
     hold_home "$c"
-    in_desktop "$c" sh -c 'echo before > /home/alice/before-kill && sync'
+    as_user "$c" alice sh -c 'echo before > /home/alice/before-kill && sync'
     local killed_at
     killed_at=$(date +%s%N)
     kill -KILL "$(desktop agent-pid "$c")"
@@ -129,10 +145,10 @@ main() {
     kill -CONT "$agent"
     check "$d's agent reconnects" wait_for 30 connected "$d"
     check "$d's agent unmounts its fenced home" wait_for 30 sh -c "! $ROAM_DESKTOP_TOOL exec $d mountpoint -q /home/alice"
-    in_desktop "$d" sh -c "echo x > /home/alice/late-$d" 2>/dev/null
+    as_user "$d" alice sh -c "echo x > /home/alice/late-$d" 2>/dev/null
     check "nothing $d writes later reaches alice's disk" sh -c \
         "! $ROAMCTL log $(mount_of alice) | grep -q late-$d && ! $ROAM_DESKTOP_TOOL exec $e test -e /home/alice/late-$d"
-    check "the write made before the kill survived" in_desktop "$e" grep -q before /home/alice/before-kill
+    check "the write made before the kill survived" as_user "$e" alice grep -q before /home/alice/before-kill
 
     ctl audit >"$T/audit"
     cat "$T/audit"

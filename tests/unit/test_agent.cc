@@ -67,6 +67,10 @@ class FakeOs final : public DesktopOs {
     unmounted.push_back(mount_point);
     fenced.erase(mount_point);
   }
+  Status give_home(const std::string& home, const std::string& user) override {
+    given.emplace_back(home, user);
+    return give_result;
+  }
 
   std::set<std::string> busy;  // process names under the home being detached
   std::optional<std::string> failing;
@@ -77,13 +81,15 @@ class FakeOs final : public DesktopOs {
   std::vector<std::string> checked;
   std::string asked_base;
   std::vector<std::string> unmounted;
+  std::vector<std::pair<std::string, std::string>> given;  // (home, user) of each give_home
+  Status give_result;
 };
 
 constexpr char kExport[] = "/run/roamdisk/exports/D/alice@3";
 
 struct World {
-  explicit World(std::vector<std::string> checks = {})
-      : desktop({"/homes", std::move(checks), 1000, 10000}, driver, os) {}
+  explicit World(std::vector<std::string> checks = {}, std::string export_dir = {})
+      : desktop({"/homes", std::move(checks), 1000, 10000, std::move(export_dir)}, driver, os) {}
 
   proto::DetachDone detach(uint64_t id, bool force) {
     return only<proto::DetachDone>(desktop.on_message(proto::Detach{id, "alice", force, 2000}));
@@ -130,6 +136,27 @@ TEST_CASE("an attach mounts the export at HOME_BASE/USER and says so", "[agent]"
   CHECK(w.driver.mounts.size() == 1);
 }
 
+TEST_CASE("an attach gives the home to its user, after the mount", "[agent]") {
+  World w;
+  REQUIRE(w.attach(42).code == 0);
+  REQUIRE(w.os.given.size() == 1);
+  CHECK(w.os.given[0] == std::make_pair(std::string("/homes/alice"), std::string("alice")));
+}
+
+TEST_CASE("a home that cannot be given to its user fails the attach with the reason", "[agent]") {
+  World w;
+  w.os.give_result = Status::error(EROFS, "cannot give /homes/alice to alice: Read-only file system");
+  auto done = w.attach(43);
+  CHECK(done.code == uint64_t{EROFS});
+  CHECK(done.message == "cannot give /homes/alice to alice: Read-only file system");
+}
+
+TEST_CASE("with an export dir, the export is taken from there by its last component", "[agent]") {
+  World w({}, "/run/roam-agent/exports");
+  REQUIRE(w.attach(44).code == 0);
+  CHECK(w.driver.mounts["/homes/alice"] == "/run/roam-agent/exports/alice@3");
+}
+
 TEST_CASE("a failed attach answers the driver's errno and sentence", "[agent]") {
   World w;
   w.driver.attach_result = Status::io("/homes/alice is not the user disk (not a FUSE filesystem)");
@@ -138,6 +165,7 @@ TEST_CASE("a failed attach answers the driver's errno and sentence", "[agent]") 
   CHECK(done.code == uint64_t{EIO});
   CHECK(done.message == "/homes/alice is not the user disk (not a FUSE filesystem)");
   CHECK(w.driver.mounts.empty());
+  CHECK(w.os.given.empty());
 }
 
 // ---------------------------------------------------------------- detach

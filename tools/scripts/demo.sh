@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# The roamdisk story (as root): installs dependencies, builds, starts a
-# broker, creates a disk for alice and desktop A, writes files in A, switches
-# alice to B (which does not exist yet and is provisioned), shows the files
-# there at once, then removes A, breaks B's OS (its health check fails) and
-# shows alice moved to a new, provisioned desktop by herself; there alice
-# deletes a file by mistake, and it is restored by time. Each step is printed
-# with its timing. Everything lives in a temporary directory removed at the end.
+# The roamdisk story (run as root; the desktops are containers, and alice
+# works in them as alice, uid 1000): installs dependencies, builds, starts a
+# broker, creates a disk for alice and desktop A, writes files in A as alice,
+# switches alice to B (which does not exist yet and is provisioned), shows the
+# files there at once, hers, then removes A, breaks B's OS (its health check
+# fails) and shows alice moved to a new, provisioned desktop by herself; there
+# alice deletes a file by mistake, and it is restored by time. Each step is
+# printed with its timing. Everything lives in a temporary directory removed
+# at the end.
 # (tools/scripts/demo-disk.sh shows one user disk up close: the log, a past view,
 # history, restore and undo.)
 #
@@ -43,31 +45,33 @@ main() {
     step "start the broker (keys, config and state in $T)" start_broker
     step "add user alice" ctl user add alice
     step "create alice's disk" ctl disk create alice
-    step "create desktop A (the provisioner starts a namespace with its agent)" ctl desktop create A
+    step "create desktop A (the provisioner starts a container with its agent)" ctl desktop create A
     step "wait until A's agent has registered" wait_for 30 connected A
     step "attach alice's disk to A" ctl switch alice A
-    step "write files as alice in A" in_desktop A sh -c \
+    step "alice in A: uid 1000, her home is hers" as_user A alice sh -c 'id && ls -ld /home/alice'
+    step "write files as alice in A" as_user A alice sh -c \
         'cd /home/alice && echo "my thesis" > thesis.txt && mkdir photos &&
          head -c 20971520 /dev/urandom > photos/holiday.raw && sync && ls -l . photos'
-    in_desktop A sh -c 'cd /home/alice && md5sum thesis.txt photos/holiday.raw' >"$T/sums"
+    as_user A alice sh -c 'cd /home/alice && md5sum thesis.txt photos/holiday.raw' >"$T/sums"
     step "switch alice to B, which does not exist yet" ctl switch alice B
-    step "the files are in B at once" in_desktop B sh -c 'cd /home/alice && md5sum -c -' <"$T/sums"
-    step "and no longer in A" sh -c "! $ROAM_DESKTOP_TOOL exec A ls /home/alice/thesis.txt 2>/dev/null"
+    step "the files are in B at once, still alice's" as_user B alice sh -c \
+        'cd /home/alice && md5sum -c - && ls -ln thesis.txt' <"$T/sums"
+    step "and no longer in A" sh -c "! $ROAM_DESKTOP_TOOL exec A --user alice ls /home/alice/thesis.txt 2>/dev/null"
     step "remove desktop A (so that failover needs a new desktop)" ctl desktop remove A
-    step "break B's OS: its health check starts failing" touch "$T/damaged-B"
+    step "break B's OS: its health check starts failing" break_desktop B
     step "the broker moves alice by itself" wait_for 30 alice_left B
     local now
     now=$(desktop_of alice)
-    step "alice is on $now with every file" in_desktop "$now" sh -c 'cd /home/alice && md5sum -c -' <"$T/sums"
-    step "a moment to come back to" in_desktop "$now" sync
+    step "alice is on $now with every file" as_user "$now" alice sh -c 'cd /home/alice && md5sum -c -' <"$T/sums"
+    step "a moment to come back to" as_user "$now" alice sync
     local before
     before=@$(date +%s.%N)
     sleep 0.2
-    step "alice deletes her thesis by mistake" in_desktop "$now" rm /home/alice/thesis.txt
+    step "alice deletes her thesis by mistake" as_user "$now" alice rm /home/alice/thesis.txt
     step "the operation log on the storage node says who did it" ctl log "$(mount_of alice)" --path /thesis.txt
     step "restore it as it was before (through the disk's roamfs; nothing is copied)" \
         ctl restore "$(mount_of alice)" /thesis.txt --at "$before"
-    step "alice sees it in $now at once" in_desktop "$now" cat /home/alice/thesis.txt
+    step "alice sees it in $now at once" as_user "$now" alice cat /home/alice/thesis.txt
     step "desktops" ctl desktop list
     step "status" ctl status
     printf '\n== the broker log\n'

@@ -1,0 +1,149 @@
+# shellcheck shell=sh
+# Attacks on the storage node, run by tests/e2e/test_security.sh inside a
+# desktop (as its root and as an ordinary user) with `sh -s -- NAME=VALUE...`,
+# and once on the host as root, where each one must succeed (that run shows
+# that every probe detects a success). Prints one line per probe:
+#   PROBE <name> blocked|SUCCEEDED: <what happened>
+# and nothing else on standard output. Harmless where it succeeds: it reads,
+# signals with signal 0 (the permission check of kill(2), nothing delivered),
+# aborts only the connections it is given, and removes the device node it
+# makes.
+#
+# Parameters (NAME=VALUE arguments):
+#   STATE RUN KEYS     the broker's state and run directories, the test's keys
+#   STORE              alice's store
+#   OWN_STORE          the store of this desktop's own user (its mount is allowed)
+#   SECRETS            secret keys (hex) of the broker, desktop A and the operator
+#   ALICE_MARK         text only alice's files hold
+#   SEARCH             where to search file contents ("/" in a desktop)
+#   CONNECTIONS        FUSE connection numbers to abort
+#   ROAMFS_PIDS BROKER_PID   host pids
+#   SOCKETS            abstract control socket names (without the leading @)
+#   DISK_DEVICE        major:minor of the storage node's disk
+for assignment in "$@"; do export "${assignment?}"; done
+
+probe() {  # probe NAME COMMAND...: runs the attack; success of COMMAND = the attack worked
+    name=$1
+    shift
+    if out=$("$@" 2>&1); then
+        echo "PROBE $name SUCCEEDED: $(echo "$out" | head -n 1)"
+    else
+        echo "PROBE $name blocked: $(echo "$out" | tail -n 1)"
+    fi
+}
+
+readable() {  # readable FILE...: some FILE gives bytes
+    for f in "$@"; do
+        [ "$(head -c 64 "$f" 2>/dev/null | wc -c)" -gt 0 ] && { echo "read $f"; return 0; }
+    done
+    echo "none of $# files readable"
+    return 1
+}
+
+# Any file under SEARCH (not /proc, /sys, /dev or the read-only system /usr)
+# that contains one of the strings.
+contents_found() {  # contents_found STRING...
+    pattern=$(printf '%s\n' "$@")
+    hit=$(find "$SEARCH" \( -path /proc -o -path /sys -o -path /dev -o -path /usr \) -prune -o \
+        -type f -size -64M -print0 2>/dev/null | xargs -0 -r grep -lsF -e "$pattern" 2>/dev/null | head -n 1)
+    [ -n "$hit" ] && { echo "found in $hit"; return 0; }
+    echo "not found under $SEARCH"
+    return 1
+}
+
+store_files() {  # every file of every store under STATE/disks
+    find "$STATE/disks" -type f 2>/dev/null
+}
+
+read_any_store() {
+    # shellcheck disable=SC2046  # one argument per file
+    readable $(store_files) "$STATE/disks/alice/data.mdb"
+}
+
+# A FUSE mount of a user disk other than this desktop's own user's.
+other_disk_mounted() {
+    m=$(awk -v own="roamfs:$OWN_STORE" '$0 ~ / - fuse\.roamfs / {
+            for (i = 7; $i != "-"; i++) {}
+            if ($(i + 2) != own) { print $5 " " $(i + 2); exit }
+        }' /proc/self/mountinfo)
+    [ -n "$m" ] && { echo "mounted: $m"; return 0; }
+    echo "no other disk in the mount table"
+    return 1
+}
+
+abort_connection() {  # through /sys/fs/fuse/connections, or a fusectl mounted here
+    dirs=/sys/fs/fuse/connections
+    fc=$(mktemp -d 2>/dev/null) && mount -t fusectl fusectl "$fc" 2>/dev/null && dirs="$dirs $fc"
+    done_any=1
+    for d in $dirs; do
+        for c in $CONNECTIONS; do
+            if [ -e "$d/$c/abort" ] && (echo 1 >"$d/$c/abort") 2>/dev/null; then
+                echo "aborted connection $c through $d"
+                done_any=0
+            fi
+        done
+    done
+    [ -n "$fc" ] && { umount "$fc" 2>/dev/null; rmdir "$fc" 2>/dev/null; }
+    [ "$done_any" = 0 ] || echo "no connection of $CONNECTIONS could be aborted through $dirs"
+    return "$done_any"
+}
+
+signal() {  # signal COMM PID...: may we signal a process COMM, found by pid or by name?
+    comm=$1
+    shift
+    for p in "$@"; do
+        [ "$(cat "/proc/$p/comm" 2>/dev/null)" = "$comm" ] && kill -0 "$p" 2>/dev/null &&
+            { echo "may signal $comm $p"; return 0; }
+    done
+    pkill -0 -x "$comm" 2>/dev/null && { echo "may signal a $comm found by name"; return 0; }
+    echo "no $comm to signal"
+    return 1
+}
+
+connect_control_socket() {
+    # shellcheck disable=SC2086  # one argument per name
+    python3 - $SOCKETS <<'EOF'
+import socket, sys
+for name in sys.argv[1:]:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.connect("\0" + name)
+        print("connected to @" + name)
+        sys.exit(0)
+    except OSError as e:
+        err = e
+    finally:
+        s.close()
+print("no control socket reachable: %s" % (err if sys.argv[1:] else "none given"))
+sys.exit(1)
+EOF
+}
+
+make_disk_node() {
+    node=$(mktemp -u "${TMPDIR:-/tmp}/disk.XXXXXX")
+    if mknod "$node" b "${DISK_DEVICE%:*}" "${DISK_DEVICE#*:}" 2>/dev/null; then
+        rm -f "$node"
+        echo "made a device node of the storage node's disk ($DISK_DEVICE)"
+        return 0
+    fi
+    echo "mknod of $DISK_DEVICE refused"
+    return 1
+}
+
+# shellcheck disable=SC2086  # lists of pids
+{
+    probe read-alice-store readable "$STORE/data.mdb" "$STORE"/segments/*
+    probe read-any-store read_any_store
+    probe read-broker-secret readable "$KEYS/broker.key"
+    probe read-desktop-A-key readable "$STATE/desktops/A.key"
+    probe read-operator-key readable "$KEYS/operator.key"
+    probe find-any-secret contents_found $SECRETS
+    probe find-alice-files contents_found "$ALICE_MARK"
+    probe see-run-dir ls "$RUN/exports"
+    probe see-other-disks other_disk_mounted
+    probe abort-fuse-connection abort_connection
+    probe signal-roamfs signal roamfs $ROAMFS_PIDS
+    probe signal-broker signal roam-broker $BROKER_PID
+    probe reach-control-socket connect_control_socket
+    probe make-disk-device make_disk_node
+}
