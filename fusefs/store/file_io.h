@@ -23,8 +23,8 @@ class FileIo {
   virtual void close(int fd) = 0;
 };
 
-// The real thing.
-class PosixFileIo final : public FileIo {
+// The real thing. Not final: fault-injection tests override single calls.
+class PosixFileIo : public FileIo {
  public:
   Result<int> open(const std::string& path, int flags, mode_t mode) override;
   Status pwrite_all(int fd, const char* buf, size_t len, off_t off) override;

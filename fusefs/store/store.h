@@ -287,6 +287,11 @@ class Store {
   // (the root transaction's changed pages are in its own memory).
   void trim_resident_memory();
 
+  // The numbers the next WriteTxn starts from.
+  Counters counters() const {
+    std::lock_guard lock(mu_);
+    return counters_;
+  }
   Segments& segments() { return *segments_; }
   std::mutex& gc_mutex() { return gc_mu_; }
   const Dbis& dbis() const { return dbis_; }
