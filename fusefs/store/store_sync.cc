@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <xxhash.h>
 
+#include <array>
 #include <cstdio>
 #include <cstring>
 #include <set>
@@ -28,18 +29,25 @@ uint64_t le64_at(std::string_view s, size_t at) {
 
 // ---- table numbers in WAL records ----
 
+namespace {
+
+// The tables in the order of their numbers in WAL records (docs/wal-format.md).
+std::array<MDB_dbi, 9> tables_in_wal_order(const Dbis& d) {
+  return {d.meta, d.inodes, d.dirents, d.links, d.xattrs, d.extents, d.blobs, d.oplog, d.log_by_ino};
+}
+
+}  // namespace
+
 uint8_t Store::table_of(MDB_dbi dbi) const {
-  const MDB_dbi order[] = {dbis_.meta,    dbis_.inodes, dbis_.dirents, dbis_.links,     dbis_.xattrs,
-                           dbis_.extents, dbis_.blobs,  dbis_.oplog,   dbis_.log_by_ino};
-  for (uint8_t i = 0; i < sizeof order / sizeof order[0]; ++i)
+  const auto order = tables_in_wal_order(dbis_);
+  for (uint8_t i = 0; i < order.size(); ++i)
     if (order[i] == dbi) return i;
   return static_cast<uint8_t>(WalTable::kNone);
 }
 
 Result<MDB_dbi> Store::dbi_of(uint8_t table) const {
-  const MDB_dbi order[] = {dbis_.meta,    dbis_.inodes, dbis_.dirents, dbis_.links,     dbis_.xattrs,
-                           dbis_.extents, dbis_.blobs,  dbis_.oplog,   dbis_.log_by_ino};
-  if (table >= sizeof order / sizeof order[0]) return Status::corrupt("WAL names table " + std::to_string(table));
+  const auto order = tables_in_wal_order(dbis_);
+  if (table >= order.size()) return Status::corrupt("WAL names table " + std::to_string(table));
   return order[table];
 }
 

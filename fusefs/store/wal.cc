@@ -170,16 +170,21 @@ void Wal::top_up_reserve() {
 }
 
 Status Wal::sync() {
+  // What this caller needs durable: every record appended before it asked.
+  const uint64_t needed = appended_.load(std::memory_order_acquire);
+  if (synced_.load() >= needed) return Status::ok();
   std::lock_guard sync_lock(sync_mu_);
-  const uint64_t target = appended_.load(std::memory_order_acquire);
-  if (synced_.load() >= target) return Status::ok();  // a flush since covered it
+  // Group commit: callers that queued behind a flush find their records
+  // covered by it, or the first of them flushes for all who came since.
+  if (synced_.load() >= needed) return Status::ok();
+  const uint64_t flushing = appended_.load(std::memory_order_acquire);
   {
     std::lock_guard lock(mu_);
     top_up_reserve();
   }
   ROAM_TRY(io_.fdatasync(fd_).with_context("flushing " + path_));
   uint64_t seen = synced_.load();
-  while (seen < target && !synced_.compare_exchange_weak(seen, target)) {
+  while (seen < flushing && !synced_.compare_exchange_weak(seen, flushing)) {
   }
   return Status::ok();
 }

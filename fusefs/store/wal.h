@@ -51,8 +51,10 @@ class Wal {
   // are; the file is then as before (a later append overwrites the bytes).
   Status append(std::string_view payload);
 
-  // Makes every record appended so far durable (one fdatasync, shared by
-  // concurrent callers). Tops up the zeros ahead of the tail first.
+  // Makes every record appended before the call durable. Concurrent callers
+  // share flushes (group commit): one fdatasync at a time, and a caller whose
+  // records a flush covered while it waited returns without one. Tops up the
+  // zeros ahead of the tail first.
   Status sync();
 
   // Bytes of records appended since start() (checkpoint trigger).

@@ -1,22 +1,23 @@
 // Power loss (promise 5 across a machine crash, docs/crash-model.md): a store
-// on ext4 mounted with data=journal, a workload running, then roamfs is
-// killed and the filesystem cut off the way a power failure would
-// (EXT4_IOC_SHUTDOWN with NOLOGFLUSH: nothing more reaches the disk, the
-// journal is not flushed), and ext4 is mounted again, replaying its journal.
-// The disk must mount with no repair step, hold every file that was fsync'd,
-// and pass `roamctl scrub`. (Killing roamfs a moment before the cut leaves the
+// on a loop-mounted ext4 (data=ordered, its default) or XFS, a workload
+// running, then roamfs is killed and the filesystem cut off the way a power
+// failure would (the shutdown ioctl without a log flush: nothing more reaches
+// the disk), and the filesystem is mounted again, replaying its journal. The
+// disk must mount with no repair step, hold every file that was fsync'd, and
+// pass `roamctl scrub`. (Killing roamfs a moment before the cut leaves the
 // disk as a power cut at that moment would: roamfs writes nothing once dead.)
 //
 // The kernel's writeback is made eager for the test (vm.dirty_expire and
-// dirty_writeback 0.1 s), so that LMDB's pages and meta pages reach the disk
-// between syncs in whatever order writeback picks: the case that breaks a
-// store on ext4 data=ordered (docs/crash-model.md has the figures).
+// dirty_writeback 0.1 s), so that pages reach the disk between syncs in
+// whatever order writeback picks: what destroyed stores of format 2 (LMDB
+// without syncs) on ext4 data=ordered and XFS.
 //
-// Needs loop devices and ext4; where there are none (a container without
-// /dev/loop*), the test says so and exits 77, which meson counts as skipped.
-// ROAM_POWERLOSS_ROUNDS (default 6) and ROAM_SEED tune it.
-// ROAM_POWERLOSS_DATA_MODE=ordered mounts ext4 with data=ordered instead, to
-// see the failure data=journal prevents (that run is expected to fail).
+// Needs loop devices; where there are none (a container without /dev/loop*),
+// the test says so and exits 77, which meson counts as skipped. A filesystem
+// whose mkfs is missing is skipped with a note.
+// ROAM_POWERLOSS_ROUNDS (cuts per filesystem, default 4), ROAM_POWERLOSS_FS
+// (comma-separated, default "ext4-ordered,xfs"; also "ext4-journal") and
+// ROAM_SEED tune it.
 #include <fcntl.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
@@ -25,7 +26,9 @@
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
+#include <optional>
 #include <random>
+#include <sstream>
 #include <thread>
 
 #include "crash_workload.h"
@@ -35,8 +38,10 @@ using namespace roamtest;
 
 namespace {
 
-// linux/ext4.h is not a uapi header everywhere; the values are fixed ABI.
-constexpr unsigned long kExt4IocShutdown = _IOR('X', 125, uint32_t);
+// EXT4_IOC_SHUTDOWN and XFS_IOC_GOINGDOWN are one ioctl number with one
+// meaning of flag 2 (NOLOGFLUSH); linux/ext4.h is not a uapi header
+// everywhere, and the values are fixed ABI.
+constexpr unsigned long kIocShutdown = _IOR('X', 125, uint32_t);
 constexpr uint32_t kShutdownNoLogFlush = 2;
 
 // Sets a /proc/sys knob for the life of the object. Where /proc/sys is
@@ -69,27 +74,44 @@ class Sysctl {
   bool set_ = false;
 };
 
-// An ext4 filesystem in an image file, loop-mounted with data=`mode`.
-class LoopExt4 {
+// A filesystem under test: how to make it and how to mount it.
+struct FsKind {
+  std::string name;   // "ext4-ordered"
+  std::string mkfs;   // shell command run with the image path appended
+  std::string mount_options;
+};
+
+std::optional<FsKind> fs_kind(const std::string& name) {
+  if (name == "ext4-ordered") return FsKind{name, "mkfs.ext4 -q -F", "loop,data=ordered"};
+  if (name == "ext4-journal") return FsKind{name, "mkfs.ext4 -q -F", "loop,data=journal"};
+  if (name == "xfs") return FsKind{name, "mkfs.xfs -q -f", "loop"};
+  return std::nullopt;
+}
+
+// A filesystem in an image file, loop-mounted.
+class LoopFs {
  public:
-  LoopExt4(const std::string& dir, std::string mode)
-      : image_(dir + "/ext4.img"), mnt_(dir + "/ext4"), mode_(std::move(mode)) {
+  LoopFs(const std::string& dir, FsKind kind)
+      : image_(dir + "/" + kind.name + ".img"), mnt_(dir + "/" + kind.name), kind_(std::move(kind)) {
     REQUIRE(::mkdir(mnt_.c_str(), 0755) == 0);
-    ProcResult mk = run({"sh", "-c", "truncate -s 1G '" + image_ + "' && mkfs.ext4 -q -F '" + image_ + "'"});
-    INFO(mk.describe());
-    REQUIRE(mk.exit_code() == 0);
   }
-  ~LoopExt4() {
+  ~LoopFs() {
     if (mounted_) run({"umount", "-l", mnt_});
     ::unlink(image_.c_str());
   }
-  LoopExt4(const LoopExt4&) = delete;
-  LoopExt4& operator=(const LoopExt4&) = delete;
+  LoopFs(const LoopFs&) = delete;
+  LoopFs& operator=(const LoopFs&) = delete;
 
+  // Makes the filesystem; false (with the reason) when its mkfs fails.
+  bool make(std::string* why) {
+    ProcResult mk = run({"sh", "-c", "truncate -s 1G '" + image_ + "' && " + kind_.mkfs + " '" + image_ + "'"});
+    *why = mk.describe();
+    return mk.exit_code() == 0;
+  }
   // Mounts it (replaying the journal after a cut); false when loop mounts are
   // not possible here.
   bool mount(std::string* why = nullptr) {
-    ProcResult m = run({"mount", "-o", "loop,data=" + mode_, image_, mnt_});
+    ProcResult m = run({"mount", "-o", kind_.mount_options, image_, mnt_});
     if (why) *why = m.describe();
     mounted_ = m.exit_code() == 0;
     return mounted_;
@@ -99,8 +121,8 @@ class LoopExt4 {
     int fd = ::open(mnt_.c_str(), O_RDONLY | O_DIRECTORY);
     REQUIRE(fd >= 0);
     uint32_t flags = kShutdownNoLogFlush;
-    const int rc = ::ioctl(fd, kExt4IocShutdown, &flags);
-    INFO("EXT4_IOC_SHUTDOWN: " << std::strerror(errno));
+    const int rc = ::ioctl(fd, kIocShutdown, &flags);
+    INFO("shutdown ioctl: " << std::strerror(errno));
     ::close(fd);
     REQUIRE(rc == 0);
   }
@@ -111,74 +133,103 @@ class LoopExt4 {
     mounted_ = false;
   }
   const std::string& dir() const { return mnt_; }
+  const std::string& name() const { return kind_.name; }
 
  private:
-  std::string image_, mnt_, mode_;
+  std::string image_, mnt_;
+  FsKind kind_;
   bool mounted_ = false;
 };
 
-}  // namespace
-
-TEST_CASE("a power loss on ext4 data=journal loses nothing fsync'd and needs no repair", "[powerloss]") {
-  const uint64_t seed = env_u64("ROAM_SEED", 4242);
-  const int rounds = static_cast<int>(env_u64("ROAM_POWERLOSS_ROUNDS", 6));
-  std::printf("powerloss: ROAM_SEED=%" PRIu64 " ROAM_POWERLOSS_ROUNDS=%d\n", seed, rounds);
-  std::fflush(stdout);
-  INFO("reproduce with ROAM_SEED=" << seed << " ROAM_POWERLOSS_ROUNDS=" << rounds);
-  std::mt19937_64 rng(seed);
-
-  const TempTree work_tree("powerloss");  // removed after `ext4` below is unmounted
-  const std::string& work = work_tree.path;
-  const char* mode = std::getenv("ROAM_POWERLOSS_DATA_MODE");
-  LoopExt4 ext4(work, mode ? mode : "journal");
-  if (std::string why; !ext4.mount(&why)) {
-    std::printf("powerloss: skipped: cannot loop-mount an ext4 image here (%s)\n", why.c_str());
-    std::fflush(stdout);
-    std::exit(77);
+std::vector<std::string> split_commas(const std::string& list) {
+  std::vector<std::string> out;
+  std::istringstream in(list);
+  for (std::string item; std::getline(in, item, ',');) {
+    if (!item.empty()) out.push_back(item);
   }
-  Sysctl expire("/proc/sys/vm/dirty_expire_centisecs", "10");
-  Sysctl writeback("/proc/sys/vm/dirty_writeback_centisecs", "10");
+  return out;
+}
 
-  MountFixture fx(MountOptions{ext4.dir(), {}, 10});
+// `rounds` cuts under a running workload on `fs`, each followed by a
+// remount and the full check.
+void cut_and_check(LoopFs& fs, const std::string& work, int rounds, std::mt19937_64& rng) {
+  MountFixture fx(MountOptions{fs.dir(), {}, 10});
   {
     ProcResult df = roamctl({"df", "--json", fx.store()});
     INFO(df.describe());
-    CHECK((df.out.find("\"power_loss_safe\":true") != std::string::npos) == (mode == nullptr));
+    CHECK(df.out.find("\"power_loss_safe\":true") != std::string::npos);
   }
   std::vector<Durable> durable;
   for (int round = 0; round < rounds; ++round) {
-    INFO("round " << round);
+    INFO(fs.name() << " round " << round);
     const std::string rel = "r" + std::to_string(round);
     REQUIRE(::mkdir(fx.path(rel).c_str(), 0755) == 0);
-    const std::string records = work + "/durable-" + std::to_string(round) + ".txt";
+    const std::string records = work + "/durable-" + fs.name() + "-" + std::to_string(round) + ".txt";
     const uint64_t wseed = rng();
     Churn churn(fx.mnt(), rel, records, wseed, 3);  // few fsyncs: long unsynced stretches
 
     // Long enough for syncs, and for writeback between them.
     const auto delay = std::chrono::milliseconds(1000 + rng() % 3000);
     std::this_thread::sleep_for(delay);
-    // roamfs first: once ext4 is shut down, a fault on LMDB's map of a page
-    // not in memory kills roamfs with SIGBUS, which the fixture would report
-    // as a crash.
+    // roamfs first: once the filesystem is shut down, a fault on LMDB's map
+    // of a page not in memory kills roamfs with SIGBUS, which the fixture
+    // would report as a crash.
     fx.kill9();
-    ext4.cut_power();
+    fs.cut_power();
     auto fresh = churn.stop(round);
     durable.insert(durable.end(), fresh.begin(), fresh.end());
 
-    // The machine comes back: ext4 replays its journal; roamfs mounts the
-    // store as it finds it.
-    ext4.unmount();
+    // The machine comes back: the filesystem replays its journal; roamfs
+    // mounts the store as it finds it.
+    fs.unmount();
     std::string why;
-    const bool remounted = ext4.mount(&why);
-    INFO("mounting ext4 again: " << why);
+    const bool remounted = fs.mount(&why);
+    INFO("mounting " << fs.name() << " again: " << why);
     REQUIRE(remounted);
     fx.mount();
     const AfterCrash after = check_after_crash(fx, durable, round);
-    std::printf("powerloss round %d: power cut after %lld ms; %zu durable files from this round, %zu in all; "
+    std::printf("powerloss %s round %d: power cut after %lld ms; %zu durable files from this round, %zu in all; "
                 "%zu entries; %zu log records\n",
-                round, static_cast<long long>(delay.count()), fresh.size(), durable.size(), after.entries,
-                after.log_records);
+                fs.name().c_str(), round, static_cast<long long>(delay.count()), fresh.size(), durable.size(),
+                after.entries, after.log_records);
     std::fflush(stdout);
   }
   fx.unmount();
+}
+
+}  // namespace
+
+TEST_CASE("a power loss on ext4 data=ordered or XFS loses nothing fsync'd and needs no repair", "[powerloss]") {
+  const uint64_t seed = env_u64("ROAM_SEED", 4242);
+  const int rounds = static_cast<int>(env_u64("ROAM_POWERLOSS_ROUNDS", 4));
+  const char* fs_env = std::getenv("ROAM_POWERLOSS_FS");
+  const std::string fs_list = fs_env ? fs_env : "ext4-ordered,xfs";
+  std::printf("powerloss: ROAM_SEED=%" PRIu64 " ROAM_POWERLOSS_ROUNDS=%d ROAM_POWERLOSS_FS=%s\n", seed, rounds,
+              fs_list.c_str());
+  std::fflush(stdout);
+  INFO("reproduce with ROAM_SEED=" << seed << " ROAM_POWERLOSS_ROUNDS=" << rounds << " ROAM_POWERLOSS_FS=" << fs_list);
+  std::mt19937_64 rng(seed);
+
+  Sysctl expire("/proc/sys/vm/dirty_expire_centisecs", "10");
+  Sysctl writeback("/proc/sys/vm/dirty_writeback_centisecs", "10");
+  int tested = 0;
+  for (const std::string& name : split_commas(fs_list)) {
+    const std::optional<FsKind> kind = fs_kind(name);
+    INFO("ROAM_POWERLOSS_FS names " << name);
+    REQUIRE(kind);
+    const TempTree work_tree("powerloss");  // removed after `fs` below is unmounted
+    LoopFs fs(work_tree.path, *kind);
+    if (std::string why; !fs.make(&why)) {
+      std::printf("powerloss: note: %s not tested: cannot make it (%s)\n", name.c_str(), why.c_str());
+      continue;
+    }
+    if (std::string why; !fs.mount(&why)) {
+      std::printf("powerloss: skipped: cannot loop-mount an image here (%s)\n", why.c_str());
+      std::fflush(stdout);
+      std::exit(77);
+    }
+    cut_and_check(fs, work_tree.path, rounds, rng);
+    ++tested;
+  }
+  CHECK(tested > 0);
 }

@@ -1,5 +1,5 @@
-// base/backing_fs.h and the mountinfo parsing under it: which
-// filesystems keep write order across a power loss.
+// base/backing_fs.h and the mountinfo parsing under it: on which
+// filesystems a store survives a power loss.
 #include "base/backing_fs.h"
 
 #include <catch2/catch.hpp>
@@ -9,31 +9,37 @@
 
 using namespace roam;
 
-TEST_CASE("ext4 keeps write order only with data=journal", "[backing_fs]") {
-  CHECK(classify_backing_fs("ext4", "rw,nodioread_nolock,nodelalloc,data=journal").order == WriteOrder::kKept);
-  CHECK(classify_backing_fs("ext3", "rw,data=journal").order == WriteOrder::kKept);
+TEST_CASE("local disk filesystems are safe in every ext4 data mode", "[backing_fs]") {
+  for (const char* options : {"rw,discard,resv_strict", "rw,data=journal", "rw,data=writeback"}) {
+    INFO(options);
+    CHECK(classify_backing_fs("ext4", options).power_loss == PowerLoss::kSafe);
+  }
   const BackingFs ordered = classify_backing_fs("ext4", "rw,discard,resv_strict");  // ordered: the default
-  CHECK(ordered.order == WriteOrder::kNotKept);
   CHECK(describe(ordered) == "ext4 (data=ordered)");
-  CHECK(classify_backing_fs("ext4", "rw,data=writeback").order == WriteOrder::kNotKept);
-  // An option that merely ends in "data=journal" is not it.
-  CHECK(classify_backing_fs("ext4", "rw,journal_data=journal").order == WriteOrder::kNotKept);
+  // An option that merely ends in "data=journal" is not the data mode.
+  CHECK(describe(classify_backing_fs("ext4", "rw,journal_data=journal")) == "ext4 (data=ordered)");
+  for (const char* fs : {"ext3", "xfs", "btrfs", "zfs", "f2fs"}) {
+    INFO(fs);
+    CHECK(classify_backing_fs(fs, "rw").power_loss == PowerLoss::kSafe);
+  }
+  CHECK(describe(classify_backing_fs("xfs", "rw,attr2")) == "xfs");
 }
 
-TEST_CASE("ZFS keeps write order; tmpfs is volatile; the rest do not", "[backing_fs]") {
-  CHECK(classify_backing_fs("zfs", "rw,xattr,noacl").order == WriteOrder::kKept);
-  CHECK(classify_backing_fs("tmpfs", "rw,size=20m").order == WriteOrder::kVolatile);
-  for (const char* fs : {"xfs", "btrfs", "ext2", "f2fs", "nfs4", "overlay", "fuse.sshfs"}) {
+TEST_CASE("tmpfs is volatile; network, FUSE and unknown filesystems are unverified", "[backing_fs]") {
+  CHECK(classify_backing_fs("tmpfs", "rw,size=20m").power_loss == PowerLoss::kVolatile);
+  CHECK(classify_backing_fs("ramfs", "rw").power_loss == PowerLoss::kVolatile);
+  for (const char* fs : {"ext2", "nfs4", "cifs", "overlay", "fuse.sshfs", "unknown"}) {
     INFO(fs);
-    CHECK(classify_backing_fs(fs, "rw").order == WriteOrder::kNotKept);
+    CHECK(classify_backing_fs(fs, "rw").power_loss == PowerLoss::kUnverified);
   }
 }
 
 TEST_CASE("the warning says what can happen and what to do, only when needed", "[backing_fs]") {
-  CHECK(power_loss_warning("/srv/s", classify_backing_fs("ext4", "rw,data=journal")).empty());
-  const std::string w = power_loss_warning("/srv/s", classify_backing_fs("xfs", "rw"));
-  CHECK(w.find("/srv/s is on xfs") != std::string::npos);
-  CHECK(w.find("data=journal") != std::string::npos);
+  CHECK(power_loss_warning("/srv/s", classify_backing_fs("ext4", "rw")).empty());
+  CHECK(power_loss_warning("/srv/s", classify_backing_fs("xfs", "rw")).empty());
+  const std::string w = power_loss_warning("/srv/s", classify_backing_fs("nfs4", "rw"));
+  CHECK(w.find("/srv/s is on nfs4") != std::string::npos);
+  CHECK(w.find("fsync") != std::string::npos);
   CHECK(w.find("docs/crash-model.md") != std::string::npos);
   CHECK(power_loss_warning("/srv/s", classify_backing_fs("tmpfs", "rw")).find("lost when the machine restarts") !=
         std::string::npos);

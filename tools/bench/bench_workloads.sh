@@ -99,6 +99,16 @@ run_sqlite() {
     timed "sqlite-${SQLITE_INSERTS}tx" "$t" "$r" "sqlite3 -batch -init /dev/null $(q "$d/bench.db") <$(q "$SQL_FILE")" || return 1
 }
 
+# The same files per thread, with one thread and with eight: the eight do 8x
+# the work, so 8x the time means fsyncs do not overlap at all.
+run_fsync() {
+    local t=$1 r=$2 d=$3 n
+    for n in 1 8; do
+        prep "mkdir -p $(q "$d/$n") && sync" || return 1
+        timed "fsync-${n}x${FSYNC_FILES}" "$t" "$r" "$(q "$FSYNC_BENCH") $(q "$d/$n") $n $FSYNC_FILES" || return 1
+    done
+}
+
 run_git() {
     local t=$1 r=$2 d=$3
     prep "mkdir -p $(q "$d") && sync" || return 1

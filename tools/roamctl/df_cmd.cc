@@ -33,7 +33,7 @@ int run_df(const TargetJsonArgs& a) {
       ::statvfs(target->store.c_str(), &fs) == 0 ? static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize : 0;
   const SpaceUsage& u = *usage;
   const BackingFs backing = backing_fs_of(target->store);
-  const bool power_safe = backing.order == WriteOrder::kKept;
+  const bool power_safe = backing.power_loss == PowerLoss::kSafe;
   if (a.json) {
     std::printf("{\"live_bytes\":%llu,\"history_bytes\":%llu,\"reclaimable_bytes\":%llu,\"segment_bytes\":%llu,"
                 "\"free_bytes\":%llu,\"records\":%llu,\"oldest_ns\":%lld,\"retention_age_ns\":%lld,"
@@ -54,7 +54,10 @@ int run_df(const TargetJsonArgs& a) {
   std::printf("free           %s on the storage volume\n", format_bytes(free_bytes).c_str());
   std::printf("retention      %s, history capped at %s\n", format_age(retention.max_age_ns).c_str(),
               retention.max_history_bytes ? format_bytes(retention.max_history_bytes).c_str() : "no limit");
-  std::printf("power loss     %s: on %s%s\n", power_safe ? "safe" : "NOT SAFE", describe(backing).c_str(),
+  const char* verdict = power_safe                                      ? "safe"
+                        : backing.power_loss == PowerLoss::kVolatile ? "DISK LOST at restart"
+                                                                     : "NOT VERIFIED";
+  std::printf("power loss     %s: on %s%s\n", verdict, describe(backing).c_str(),
               power_safe ? "" : " (docs/crash-model.md)");
   return 0;
 }

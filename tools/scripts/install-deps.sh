@@ -15,10 +15,10 @@ PACKAGES=(
     libcli11-dev catch2
     # run
     fuse3 kmod
-    # tests, demo, benchmark, pjdfstest
+    # tests, demo, benchmark, pjdfstest (xfsprogs: the power-loss test on XFS)
     lmdb-utils attr acl sqlite3 git tar coreutils findutils
     autoconf automake libtool perl
-    iproute2 util-linux psmisc procps python3 e2fsprogs
+    iproute2 util-linux psmisc procps python3 e2fsprogs xfsprogs
 )
 
 LOG=${ROAMDISK_DEPS_LOG:-/tmp/roamdisk-install-deps.log}
