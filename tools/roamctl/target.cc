@@ -11,6 +11,21 @@
 
 namespace roam::ctl {
 
+namespace {
+
+// Where a running roamfs serves `store` (a real path), or "" when none does:
+// a store named by its directory is still reached through its roamfs, so
+// that requests see the live disk (docs/crash-model.md: LMDB alone holds the
+// last checkpoint).
+std::string mount_point_of_store(const std::string& store) {
+  for (const MountEntry& m : read_mountinfo()) {
+    if (m.fstype == "fuse.roamfs" && m.source == "roamfs:" + store) return m.mount_point;
+  }
+  return {};
+}
+
+}  // namespace
+
 Result<Target> resolve_target(const std::string& arg) {
   char real[PATH_MAX];
   if (!::realpath(arg.c_str(), real)) return Status::error(errno, arg + ": " + std::strerror(errno));
@@ -20,7 +35,7 @@ Result<Target> resolve_target(const std::string& arg) {
   if (auto m = mount_at(path); m && m->fstype == "fuse.roamfs" && m->source.rfind("roamfs:", 0) == 0)
     return Target{m->source.substr(7), path};
   struct stat st {};
-  if (::stat((path + "/FORMAT").c_str(), &st) == 0) return Target{path, {}};
+  if (::stat((path + "/FORMAT").c_str(), &st) == 0) return Target{path, mount_point_of_store(path)};
   return Status::invalid(arg + " is neither a roamdisk store nor the mount point of a running roamfs");
 }
 

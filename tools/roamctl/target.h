@@ -14,7 +14,8 @@ struct Target {
 
 // A store directory (has a FORMAT file) or the mount point of a running
 // roamfs (found in /proc/self/mountinfo as fuse.roamfs with source
-// "roamfs:STORE"). Anything else is an error that says what was expected.
+// "roamfs:STORE"). A store that a roamfs serves gets that mount point too.
+// Anything else is an error that says what was expected.
 Result<Target> resolve_target(const std::string& arg);
 
 // A path inside the disk ("/a/b") from what the user typed: "/a/b", "a/b", or
