@@ -262,10 +262,11 @@ Reply reply_for(uint64_t request_id, const Status& s) {
   return Reply{request_id, static_cast<uint64_t>(s.err()), s.is_ok() ? "ok" : s.message(), {}};
 }
 
+int errno_of(uint64_t code) { return code != 0 && code < 4096 ? static_cast<int>(code) : EIO; }
+
 Status status_of(const Reply& r) {
   if (r.code == 0) return Status::ok();
-  int err = r.code < 4096 ? static_cast<int>(r.code) : EIO;
-  return Status::error(err, r.message);
+  return Status::error(errno_of(r.code), r.message);
 }
 
 }  // namespace roam::proto

@@ -137,6 +137,10 @@ Overloaded(F...) -> Overloaded<F...>;
 std::string join_cells(const std::vector<std::string>& cells);
 std::vector<std::string> split_cells(std::string_view row);
 
+// The errno a peer's code stands for: EIO for 0 or any code outside the
+// range of errno values (never a truncation that could make it 0, success).
+int errno_of(uint64_t code);
+
 // Reply for a Status (code = errno, message = the sentence).
 Reply reply_for(uint64_t request_id, const Status& s);
 Status status_of(const Reply& r);

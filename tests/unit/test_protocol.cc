@@ -131,6 +131,10 @@ TEST_CASE("a Status crosses the wire as a reply and comes back the same") {
   CHECK(back.message() == st.message());
   CHECK(status_of(reply_for(5, Status::ok())).is_ok());
   CHECK(status_of(Reply{1, 1u << 20, "odd", {}}).err() == EIO);
+  CHECK(status_of(Reply{1, uint64_t{1} << 32, "truncates to 0", {}}).err() == EIO);
+  CHECK(errno_of(uint64_t{1} << 32) == EIO);
+  CHECK(errno_of(0) == EIO);
+  CHECK(errno_of(EBUSY) == EBUSY);
 }
 
 TEST_CASE("random, mutated and truncated frames never crash the decoder") {
