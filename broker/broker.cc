@@ -296,7 +296,11 @@ Status Broker::provision(const std::string& desktop) {
 
 void Broker::reply(const std::string& rid, uint64_t request_id, const Status& s, std::vector<std::string> rows) {
   auto r = proto::reply_for(request_id, s);
+  const size_t total = rows.empty() ? 0 : rows.size() - 1;  // rows[0] is the header
   r.rows = std::move(rows);
+  if (const size_t dropped = proto::bound_rows(r.rows); dropped != 0 && s)
+    r.message = "only the first " + std::to_string(total - dropped) + " of " + std::to_string(total) +
+                " rows fit in one reply";
   (void)proto::send_routed(router_, rid, r);
 }
 

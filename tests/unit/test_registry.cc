@@ -79,6 +79,31 @@ TEST_CASE("audit records keep their order past nine, ninety-nine, ...") {
   for (size_t i = 0; i < audit->size(); ++i) CHECK(audit->at(i).second == Row{std::to_string(i + 1)});
 }
 
+TEST_CASE("an audit record holding any byte reads back with the cells it was written with") {
+  TempDir dir;
+  auto reg = Registry::open(dir.sub("registry"));
+  REQUIRE(reg.is_ok());
+  // An agent's message naming a busy process whose name holds the separator.
+  const Row row{"1", "2", "alice", "A", "B", "request", "busy: evil\x1f" "comm" + std::string(1, '\0'), "end=1"};
+  REQUIRE(reg->append_audit(row).is_ok());
+  auto audit = reg->list(Table::kAudit);
+  REQUIRE(audit.is_ok());
+  REQUIRE(audit->size() == 1);
+  CHECK(audit->at(0).second == row);
+}
+
+TEST_CASE("the oldest audit records go once there are more than the registry keeps") {
+  TempDir dir;
+  auto reg = Registry::open(dir.sub("registry"), 5);
+  REQUIRE(reg.is_ok());
+  for (int i = 1; i <= 12; ++i) REQUIRE(reg->append_audit({std::to_string(i)}).is_ok());
+  auto audit = reg->list(Table::kAudit);
+  REQUIRE(audit.is_ok());
+  REQUIRE(audit->size() == 5);
+  for (size_t i = 0; i < audit->size(); ++i) CHECK(audit->at(i).second == Row{std::to_string(i + 8)});
+  CHECK(audit->back().first == "00000000000000000012");
+}
+
 TEST_CASE("a damaged row is a corrupt-registry error, not an empty record") {
   CHECK(disk_from_row("alice", {"/s"}).status().err() == EIO);
   CHECK(disk_from_row("alice", {"/s", "x"}).status().err() == EIO);
