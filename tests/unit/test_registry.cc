@@ -1,8 +1,10 @@
 // The broker's registry (LMDB) and its records: atomic changes, ordered
-// audit, typed records that refuse damaged rows, and liveness counting.
+// audit, typed records that refuse damaged rows, and liveness counting; who
+// may do what (policy.h).
 #include <catch2/catch.hpp>
 
 #include "broker/peers.h"
+#include "broker/policy.h"
 #include "broker/records.h"
 #include "broker/registry.h"
 #include "broker/switch.h"
@@ -136,4 +138,24 @@ TEST_CASE("a peer dies after `liveness` silent intervals and lives again when he
   CHECK(peers.routing_id("A") == std::optional<std::string>("rid-a3"));
   CHECK(peers.desktop_of("rid-a3") == std::optional<std::string>("A"));
   CHECK_FALSE(peers.desktop_of("rid-a").has_value());
+}
+
+// ---------------------------------------------------------------- who may do what
+
+TEST_CASE("an agent key may switch only its own user, and only to a desktop that exists") {
+  TempDir dir;
+  auto reg = Registry::open(dir.sub("registry"));
+  REQUIRE(reg.is_ok());
+  REQUIRE(reg->put(Table::kDesktops, "A", to_row(DesktopRecord{})).is_ok());
+  REQUIRE(reg->put(Table::kDesktops, "B", to_row(DesktopRecord{})).is_ok());
+  REQUIRE(reg->put(Table::kAttachments, "alice", to_row(AttachmentRecord{"A", 1, "/x/alice@1", 5})).is_ok());
+  const Principal agent_a{Principal::Role::kAgent, "A"};
+  CHECK(agent_may_request(*reg, agent_a, proto::SwitchRequest{1, "alice", "B", true}).is_ok());
+  Status unknown = agent_may_request(*reg, agent_a, proto::SwitchRequest{1, "alice", "new-desktop-1", true});
+  CHECK(unknown.err() == EPERM);
+  CHECK_THAT(unknown.message(), Catch::Contains("only an operator key may have the broker provision one"));
+  CHECK(agent_may_request(*reg, agent_a, proto::SwitchRequest{1, "bob", "B", true}).err() == EPERM);
+  CHECK(agent_may_request(*reg, agent_a, proto::DesktopCreate{1, "C"}).err() == EPERM);
+  CHECK(agent_may_request(*reg, Principal{Principal::Role::kAgent, "B"}, proto::SwitchRequest{1, "alice", "B", true})
+            .err() == EPERM);
 }
