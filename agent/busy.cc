@@ -47,7 +47,7 @@ bool uses(const std::string& proc, const std::string& dir) {
 
 void reap() {
   int st = 0;
-  while (::waitpid(-1, &st, WNOHANG) > 0) {
+  while (::waitpid(-1, &st, WNOHANG | __WNOTHREAD) > 0) {
   }
 }
 

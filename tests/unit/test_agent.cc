@@ -4,7 +4,11 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <condition_variable>
+#include <future>
 #include <map>
+#include <mutex>
+#include <thread>
 #include <set>
 
 #include "agent/desktop.h"
@@ -54,10 +58,26 @@ class FakeOs final : public DesktopOs {
     busy.clear();  // SIGTERM, then SIGKILL: gone
     return Status::ok();
   }
+  // Runs on the Desktop's health thread: everything it touches is under mu.
   std::optional<std::string> first_failing_check(const std::vector<std::string>& commands, int) override {
+    std::unique_lock lock(mu);
     ++checks_run;
+    changed.notify_all();
     checked = commands;
-    return failing;
+    auto result = failing;
+    changed.wait(lock, [this] { return !hang; });
+    return result;
+  }
+  // Waits (at most 5 s) until `n` checks have started; how many have.
+  int wait_runs(int n) {
+    std::unique_lock lock(mu);
+    changed.wait_for(lock, 5s, [this, n] { return checks_run >= n; });
+    return checks_run;
+  }
+  void set_hang(bool on) {
+    std::lock_guard lock(mu);
+    hang = on;
+    changed.notify_all();
   }
   std::vector<std::string> fenced_mounts(const std::string& home_base) override {
     asked_base = home_base;
@@ -77,6 +97,9 @@ class FakeOs final : public DesktopOs {
   std::set<std::string> fenced;
   std::vector<std::string> synced;
   std::vector<ReleaseCall> releases;
+  std::mutex mu;
+  std::condition_variable changed;
+  bool hang = false;  // checks do not return until set_hang(false)
   int checks_run = 0;
   std::vector<std::string> checked;
   std::string asked_base;
@@ -97,10 +120,18 @@ struct World {
   proto::AttachDone attach(uint64_t id) {
     return only<proto::AttachDone>(desktop.on_message(proto::Attach{id, "alice", kExport}));
   }
-  // The Damage messages of one interval at `now`.
+  // The Damage messages of an interval at `now`, with the checks it started
+  // given time to finish and be reported (at a second interval, as at the
+  // same instant: checks run on a thread of their own).
   std::vector<proto::Damage> damage_at(Desktop::Clock::time_point now) {
+    std::vector<proto::Damage> out = damage_of(desktop.on_interval(now));
+    while (desktop.health_check_running()) std::this_thread::sleep_for(1ms);
+    for (const auto& d : damage_of(desktop.on_interval(now))) out.push_back(d);
+    return out;
+  }
+  static std::vector<proto::Damage> damage_of(const std::vector<proto::Message>& messages) {
     std::vector<proto::Damage> out;
-    for (const auto& m : desktop.on_interval(now)) {
+    for (const auto& m : messages) {
       const auto* d = std::get_if<proto::Damage>(&m);
       REQUIRE(d != nullptr);  // nothing else is sent on an interval
       out.push_back(*d);
@@ -269,6 +300,27 @@ TEST_CASE("health checks run once per health interval, from the first heartbeat 
   CHECK(w.os.checks_run == 1);
   w.damage_at(kT0 + 1000ms);
   CHECK(w.os.checks_run == 2);
+}
+
+TEST_CASE("a health check that hangs holds up neither the interval nor the heartbeats", "[agent]") {
+  // The broker declares a desktop dead after 2 s without a heartbeat; a
+  // check may run for 10 s. Every interval must return at once meanwhile.
+  World w({"hung-check"});
+  w.os.set_hang(true);
+  w.os.failing = "health check 'hung-check' timed out or was killed";
+  for (int i = 0; i < 5; ++i) {
+    auto interval = std::async(std::launch::async, [&w, i] { return w.desktop.on_interval(kT0 + i * 1s); });
+    const bool returned = interval.wait_for(2s) == std::future_status::ready;
+    CHECK(returned);
+    if (!returned) w.os.set_hang(false);  // the check blocked the interval: let the test end
+    CHECK(interval.get().empty());
+  }
+  CHECK(w.os.wait_runs(1) == 1);  // no second run while one is under way
+  w.os.set_hang(false);
+  while (w.desktop.health_check_running()) std::this_thread::sleep_for(1ms);
+  auto damage = World::damage_of(w.desktop.on_interval(kT0 + 6s));
+  REQUIRE(damage.size() == 1);
+  CHECK(damage[0].reason == "health check 'hung-check' timed out or was killed");
 }
 
 TEST_CASE("without health checks nothing is run and nothing reported", "[agent]") {
