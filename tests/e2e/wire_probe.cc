@@ -93,11 +93,21 @@ int main(int argc, char** argv) {
     }
     expect(answered == rounds, std::to_string(answered) + "/" + std::to_string(rounds) +
                                    " malformed messages got an EPROTO reply");
-    auto frames = proto::encode(proto::Damage{"x"});
-    frames[2] = std::string(2 << 20, 'x');
+    // 2 MiB in three frames, each under the 1 MiB frame limit: the whole
+    // message is over the limit.
+    auto frames = proto::encode(proto::Reply{7, 0, "ok", {}});
+    for (int i = 0; i < 3; ++i) frames.push_back(std::string(700 << 10, 'x'));
     auto big = exchange(*s, frames, 5000);
     expect(big && big->code == EPROTO && big->message.find("larger than") != std::string::npos,
-           "a 2 MiB message gets an EPROTO reply");
+           "a 2 MiB message of three 700 KiB frames gets an EPROTO reply");
+    // One frame over 1 MiB: ZeroMQ drops the connection before buffering it.
+    {
+      auto oversized = proto::connect_dealer(ctx, endpoint, *keys, *server);
+      if (!oversized) return 2;
+      auto one = proto::encode(proto::Damage{"x"});
+      one[2] = std::string((1 << 20) + 1, 'x');
+      expect(!exchange(*oversized, one, 1500), "a frame over 1 MiB gets no answer (the connection is dropped)");
+    }
     auto agent_only = exchange(*s, proto::encode(proto::Register{"A"}), 5000);
     expect(agent_only && agent_only->code == EPERM, "an operator key cannot speak for an agent");
     auto fine = exchange(*s, proto::encode(proto::StatusRequest{42}), 5000);

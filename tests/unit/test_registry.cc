@@ -142,6 +142,36 @@ TEST_CASE("a peer dies after `liveness` silent intervals and lives again when he
 
 // ---------------------------------------------------------------- who may do what
 
+namespace {
+
+const std::string kKeyLower(64, 'a');
+const std::string kKeyUpper(64, 'A');
+const std::string kOtherKey = std::string(63, 'b') + "c";
+
+}  // namespace
+
+TEST_CASE("a key written in upper-case hex is the key the ZAP handler names in lower case") {
+  auto principals = configured_principals({kKeyUpper}, {"A:" + std::string(32, 'B') + std::string(32, 'c')});
+  REQUIRE(principals.is_ok());
+  REQUIRE(principals->size() == 2);
+  CHECK(principals->at(0).first == kKeyLower);
+  CHECK(principals->at(0).second.role == Principal::Role::kOperator);
+  CHECK(principals->at(1).first == std::string(32, 'b') + std::string(32, 'c'));
+  CHECK(principals->at(1).second.desktop == "A");
+}
+
+TEST_CASE("one key listed as operator and as agent, or for two desktops, is a configuration error") {
+  auto both = configured_principals({kKeyLower}, {"A:" + kKeyUpper});
+  REQUIRE_FALSE(both.is_ok());
+  CHECK(both.status().err() == EINVAL);
+  CHECK_THAT(both.status().message(), Catch::Contains("listed as an operator key and as the agent key of desktop A"));
+  auto twice = configured_principals({}, {"A:" + kOtherKey, "B:" + kOtherKey});
+  REQUIRE_FALSE(twice.is_ok());
+  CHECK_THAT(twice.status().message(), Catch::Contains("desktop A and as the agent key of desktop B"));
+  CHECK_FALSE(configured_principals({"xyz"}, {}).is_ok());
+  CHECK_FALSE(configured_principals({}, {kKeyLower}).is_ok());  // no DESKTOP:
+}
+
 TEST_CASE("an agent key may switch only its own user, and only to a desktop that exists") {
   TempDir dir;
   auto reg = Registry::open(dir.sub("registry"));
