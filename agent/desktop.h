@@ -31,7 +31,8 @@ class DesktopOs {
   // Flushes what the desktop cached for the filesystem at `home` (syncfs).
   // Best effort: it fails harmlessly on a fenced mount.
   virtual void sync(const std::string& home) = 0;
-  // Makes the processes holding files under `home` let go (release_busy,
+  // Makes the processes holding files under `home`, or under any other
+  // mount of the same disk in the desktop (its export), let go (release_busy,
   // busy.h): without `force`, EBUSY naming them; with it, SIGTERM, then
   // SIGKILL after grace_ms.
   virtual Status release_busy(const std::string& home, bool force, int grace_ms) = 0;

@@ -52,6 +52,11 @@ hold_home() {  # hold_home DESKTOP
     wait_for 10 sh -c "$ROAM_DESKTOP_TOOL exec $1 pgrep -x sleep"
 }
 
+hold_export() {  # hold_export DESKTOP: a process of its root works in alice's export (not her home)
+    in_desktop "$1" sh -c 'cd /run/roam-agent/exports/alice@* && exec sleep 600' >/dev/null 2>&1 &
+    wait_for 10 sh -c "$ROAM_DESKTOP_TOOL exec $1 pgrep -x sleep"
+}
+
 moved_from() {  # moved_from USER OLD: USER is attached somewhere else than OLD
     local now
     now=$(desktop_of "$1")
@@ -110,6 +115,12 @@ main() {
     check "the agent key may switch its own user" in_desktop B sh -c "$agent_switch" - B2
     check "every byte is in B2" same_files B2
     check "switch back to B" ctl switch alice B
+    # A process that opened her disk through the export, not the home, must
+    # let go at a clean detach too (it wrote on until roamfs was killed).
+    hold_export B
+    check "switch to B2 with the export held open in B" ctl switch alice B2
+    check "the process holding the export is gone from B" sh -c "! $ROAM_DESKTOP_TOOL exec B pgrep -x sleep"
+    check "switch back to B again" ctl switch alice B
 
     check "the intruder's key is refused" sh -c \
         "! $ROAMCTL status --timeout 2 --key-file $T/keys/intruder.key 2>$T/intruder.err"

@@ -3,6 +3,11 @@
 // and unmounts every heartbeat interval. No socket, mount or process.
 #include <catch2/catch.hpp>
 
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <future>
@@ -11,6 +16,7 @@
 #include <thread>
 #include <set>
 
+#include "agent/busy.h"
 #include "agent/desktop.h"
 #include "tests/unit/helpers.h"
 
@@ -338,4 +344,49 @@ TEST_CASE("a home the broker fenced is unmounted at the next interval", "[agent]
   CHECK(w.os.unmounted == std::vector<std::string>{"/homes/alice"});
   w.damage_at(kT0 + 500ms);
   CHECK(w.os.unmounted.size() == 1);
+}
+
+// ---------------------------------------------------------------- busy processes
+
+TEST_CASE("a disk's other mounts in the desktop (its export) count as its home", "[agent]") {
+  const std::vector<MountEntry> mounts{
+      {"/", "ext4", "/dev/vda1", "254:1", ""},
+      {"/run/roam-agent/exports", "tmpfs", "tmpfs", "0:50", ""},
+      {"/run/roam-agent/exports/alice@3", "fuse.roamfs", "roamfs:/s/alice", "0:61", ""},
+      {"/run/roam-agent/exports/bob@2", "fuse.roamfs", "roamfs:/s/bob", "0:62", ""},
+      {"/homes/alice", "fuse.roamfs", "roamfs:/s/alice", "0:61", ""},
+      {"/homes/bob", "fuse.roamfs", "roamfs:/s/bob", "0:62", ""},
+  };
+  CHECK(mounts_of_same_filesystem(mounts, "/homes/alice") ==
+        std::vector<std::string>{"/homes/alice", "/run/roam-agent/exports/alice@3"});
+  CHECK(mounts_of_same_filesystem(mounts, "/homes/carol") == std::vector<std::string>{"/homes/carol"});
+}
+
+TEST_CASE("a process working under any of the disk's mounts is busy", "[agent]") {
+  roam::testing::TempDir home, other_mount;
+  int ready[2];
+  REQUIRE(::pipe(ready) == 0);
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::signal(SIGTERM, SIG_DFL);  // not Catch2's handler: the child just ends
+    if (::chdir(other_mount.path().c_str()) != 0) ::_exit(1);
+    (void)!::write(ready[1], "x", 1);
+    ::pause();
+    ::_exit(0);
+  }
+  char c;
+  REQUIRE(::read(ready[0], &c, 1) == 1);
+  auto holds = [pid](const std::vector<BusyProcess>& busy) {
+    return std::any_of(busy.begin(), busy.end(), [pid](const BusyProcess& p) { return p.pid == pid; });
+  };
+  CHECK_FALSE(holds(processes_using({home.path()})));
+  CHECK(holds(processes_using({home.path(), other_mount.path()})));
+  CHECK(release_busy({home.path(), other_mount.path()}, false, 0).err() == EBUSY);
+  CHECK(release_busy({home.path(), other_mount.path()}, true, 100).is_ok());
+  int st = 0;
+  ::waitpid(pid, &st, WNOHANG);  // release_busy reaps its own children; if it did not, now
+  CHECK(::kill(pid, 0) != 0);    // gone
+  ::close(ready[0]);
+  ::close(ready[1]);
 }
