@@ -175,7 +175,7 @@ main() {
 
     ctl audit >"$T/audit"
     cat "$T/audit"
-    check "the audit lists the 7 switches that succeeded" test "$(grep -c ' ok ' "$T/audit")" = 7
+    check "the audit lists the 9 switches that succeeded" test "$(grep -c ' ok ' "$T/audit")" = 9
     check "and the refused one" grep -q "refused to detach" "$T/audit"
     check "the audit shows the dead desktops fenced" sh -c \
         "$ROAMCTL audit --json | grep '\"reason\": \"dead\"' | grep -c 'fenced=' | grep -qx 2"
