@@ -6,7 +6,8 @@
 # broker's run directory, alice's disk or an operator's `roamfs --at` view
 # mounted on the host; aborting a FUSE connection through fusectl; signalling
 # a roamfs or the broker; reaching or binding a disk's control socket; making a device
-# node of the node's disk. Meanwhile alice works in A, and afterwards her
+# node of the node's disk; and, with B's agent key, sending malformed, random
+# or oversized messages (tests/e2e/wire_probe.cc). Meanwhile alice works in A, and afterwards her
 # switch and every desktop's heartbeat go on. The same probes run once more on
 # the host as root, where each must succeed: proof that every probe detects a
 # success. Prints the number of probes and how many succeeded (must be 0).
@@ -76,6 +77,19 @@ main() {
     log "security: $((n_root + n_bob)) probes ($n_root as B's root, $n_bob as bob), $((s_root + s_bob)) succeeded"
     check "the probes ran" test "$((n_root + n_bob))" -gt 20
     check "no probe succeeded" test "$((s_root + s_bob))" = 0
+
+    # B's root holds B's agent key: malformed, random and oversized messages
+    # sent with it (2 MiB over three frames; one frame over 1 MiB) are refused
+    # and the broker serves on (tests/e2e/wire_probe.cc, run in B).
+    cp "$ROAM_WIRE_PROBE" "/proc/$(desktop pid B)/root/tmp/wire-probe"
+    # shellcheck disable=SC2016  # expanded in the desktop
+    desktop exec B sh -c 'conf=/etc/roam-agent/agent.conf
+        /tmp/wire-probe "$(sed -n "s/^broker = //p" $conf)" "$(sed -n "s/^broker-public-key = //p" $conf)" \
+            /etc/roam-agent/agent.key - B' >"$T/wire.B" 2>&1
+    sed 's/^/  [B-root wire] /' "$T/wire.B"
+    log "wire probes from B with its agent key: $(grep -c '^ok: ' "$T/wire.B") refused, $(grep -c '^FAIL' "$T/wire.B") got through"
+    check "B's root with B's agent key: every malformed or oversized message is refused" \
+        sh -c "grep -q '^ok: a frame over 1 MiB' $T/wire.B && ! grep -q '^FAIL' $T/wire.B"
 
     check "alice's roamfs is the one that served her before" test "$(pid_of_roamfs "$(mount_of alice)")" = "$alice_roamfs"
     check "alice still reads her file in A" as_user A alice grep -qx "$mark" /home/alice/diary
