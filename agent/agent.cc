@@ -81,8 +81,8 @@ Status Agent::run() {
 
 void Agent::on_interval() {
   int st = 0;
-  while (::waitpid(-1, &st, WNOHANG) > 0) {
-  }  // children of health checks and of killed busy processes
+  while (::waitpid(-1, &st, WNOHANG | __WNOTHREAD) > 0) {
+  }  // this thread's children only: a health check's are waited for by the thread that runs it
   if (--liveness_ <= 0) return reconnect();
   send(proto::Heartbeat{});
   send_all(desktop_->on_interval(Clock::now()));

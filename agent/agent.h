@@ -8,7 +8,8 @@
 // to kAgentBrokerLiveness; every heartbeat interval without one decrements
 // it; at zero the agent drops the socket and reconnects after a backoff that
 // doubles from kReconnectInitialMs up to kReconnectMaxMs, and registers again.
-// Single-threaded; a Detach may block the loop for up to its grace period.
+// One loop thread; a Detach may block it for up to its grace period. Health
+// checks run on a thread of their own (desktop.h), off the heartbeat path.
 #pragma once
 
 #include <zmq.hpp>

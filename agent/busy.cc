@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <thread>
@@ -47,13 +48,26 @@ bool uses(const std::string& proc, const std::string& dir) {
 
 void reap() {
   int st = 0;
-  while (::waitpid(-1, &st, WNOHANG) > 0) {
+  while (::waitpid(-1, &st, WNOHANG | __WNOTHREAD) > 0) {
   }
 }
 
 }  // namespace
 
-std::vector<BusyProcess> processes_using(const std::string& dir) {
+std::vector<std::string> mounts_of_same_filesystem(const std::vector<MountEntry>& mounts, const std::string& dir) {
+  std::vector<std::string> out{dir};
+  std::string device;
+  for (const auto& m : mounts)
+    if (m.mount_point == dir) device = m.device;  // the last one: the mount on top
+  if (device.empty()) return out;
+  for (const auto& m : mounts)
+    if (m.device == device && m.mount_point != dir &&
+        std::find(out.begin(), out.end(), m.mount_point) == out.end())
+      out.push_back(m.mount_point);
+  return out;
+}
+
+std::vector<BusyProcess> processes_using(const std::vector<std::string>& dirs) {
   std::vector<BusyProcess> out;
   DIR* procs = ::opendir("/proc");
   if (!procs) return out;
@@ -62,7 +76,7 @@ std::vector<BusyProcess> processes_using(const std::string& dir) {
     pid_t pid = static_cast<pid_t>(std::atoi(e->d_name));
     if (pid <= 0 || pid == self) continue;
     std::string proc = std::string("/proc/") + e->d_name;
-    if (!uses(proc, dir)) continue;
+    if (std::none_of(dirs.begin(), dirs.end(), [&proc](const std::string& d) { return uses(proc, d); })) continue;
     std::ifstream comm(proc + "/comm");
     std::string name;
     std::getline(comm, name);
@@ -72,8 +86,9 @@ std::vector<BusyProcess> processes_using(const std::string& dir) {
   return out;
 }
 
-Status release_busy(const std::string& dir, bool force, int grace_ms) {
-  auto busy = processes_using(dir);
+Status release_busy(const std::vector<std::string>& dirs, bool force, int grace_ms) {
+  const std::string& dir = dirs.at(0);
+  auto busy = processes_using(dirs);
   if (busy.empty()) return Status::ok();
   if (!force) {
     std::string who;
@@ -86,14 +101,14 @@ Status release_busy(const std::string& dir, bool force, int grace_ms) {
   while (!busy.empty() && Clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
     reap();
-    busy = processes_using(dir);
+    busy = processes_using(dirs);
   }
   for (const auto& p : busy) ::kill(p.pid, SIGKILL);
   deadline = Clock::now() + std::chrono::seconds(5);
   while (!busy.empty() && Clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
     reap();
-    busy = processes_using(dir);
+    busy = processes_using(dirs);
   }
   if (!busy.empty()) return Status::error(EBUSY, "processes under " + dir + " survived SIGKILL");
   return Status::ok();

@@ -60,10 +60,34 @@ void Desktop::unmount_fenced_homes() {
   }
 }
 
+Desktop::~Desktop() {
+  if (running_check_.valid()) running_check_.wait();
+}
+
+// The checks run on a thread of their own (std::async), never on the
+// agent's loop: a check may take up to health_timeout_ms (10 s), while the
+// broker declares a desktop dead after 2 s without a heartbeat. A finished
+// run is reported at the next interval; a new run starts when the interval
+// is due and the previous one has finished.
 std::optional<proto::Damage> Desktop::check_health(Clock::time_point now) {
-  if (cfg_.health_checks.empty() || now < next_health_) return std::nullopt;
-  next_health_ = now + std::chrono::milliseconds(cfg_.health_interval_ms);
-  auto failure = os_.first_failing_check(cfg_.health_checks, cfg_.health_timeout_ms);
+  if (cfg_.health_checks.empty()) return std::nullopt;
+  std::optional<proto::Damage> damage;
+  if (running_check_.valid() && running_check_.wait_for(std::chrono::seconds(0)) == std::future_status::ready)
+    damage = report(running_check_.get());
+  if (!running_check_.valid() && now >= next_health_) {
+    next_health_ = now + std::chrono::milliseconds(cfg_.health_interval_ms);
+    running_check_ = std::async(std::launch::async, [this] {
+      return os_.first_failing_check(cfg_.health_checks, cfg_.health_timeout_ms);
+    });
+  }
+  return damage;
+}
+
+bool Desktop::health_check_running() const {
+  return running_check_.valid() && running_check_.wait_for(std::chrono::seconds(0)) != std::future_status::ready;
+}
+
+std::optional<proto::Damage> Desktop::report(const std::optional<std::string>& failure) {
   const bool newly_failing = failure && !damage_reported_;
   damage_reported_ = failure.has_value();
   if (!newly_failing) return std::nullopt;

@@ -6,11 +6,13 @@
 // and sends them. Kept apart from the ZeroMQ loop, with the OS behind
 // DesktopOs, so that tests/unit/test_agent.cc drives it with fakes.
 //
-// Single-threaded (the agent's loop). A Detach blocks for up to its grace
-// period while busy processes are made to let go.
+// Called from the agent's loop only. A Detach blocks for up to its grace
+// period while busy processes are made to let go; health checks run on a
+// thread of their own and never block it.
 #pragma once
 
 #include <chrono>
+#include <future>
 #include <memory>
 #include <optional>
 #include <string>
@@ -29,12 +31,14 @@ class DesktopOs {
   // Flushes what the desktop cached for the filesystem at `home` (syncfs).
   // Best effort: it fails harmlessly on a fenced mount.
   virtual void sync(const std::string& home) = 0;
-  // Makes the processes holding files under `home` let go (release_busy,
+  // Makes the processes holding files under `home`, or under any other
+  // mount of the same disk in the desktop (its export), let go (release_busy,
   // busy.h): without `force`, EBUSY naming them; with it, SIGTERM, then
   // SIGKILL after grace_ms.
   virtual Status release_busy(const std::string& home, bool force, int grace_ms) = 0;
   // The first failing health check as a sentence, nullopt when all pass
-  // (first_failing_check, health.h).
+  // (first_failing_check, health.h). Called on a thread of its own (not the
+  // agent's loop), one call at a time.
   virtual std::optional<std::string> first_failing_check(const std::vector<std::string>& commands,
                                                          int timeout_ms) = 0;
   // The roamfs mounts under `home_base`/ whose FUSE connection is gone
@@ -73,16 +77,24 @@ class Desktop {
   // `driver` and `os` must outlive the Desktop.
   Desktop(DesktopConfig cfg, MountDriver& driver, DesktopOs& os)
       : cfg_(std::move(cfg)), driver_(driver), os_(os) {}
+  // Waits for a health check still running (at most health_timeout_ms).
+  ~Desktop();
+  Desktop(const Desktop&) = delete;
+  Desktop& operator=(const Desktop&) = delete;
 
   // The answer to a message from the broker: a DetachDone to a Detach, an
   // AttachDone to an Attach (each carries the request's id and an errno, 0
   // for success); nothing for the messages the desktop has no part in.
   std::vector<proto::Message> on_message(const proto::Message& m);
   // Called every heartbeat interval: unmounts the fenced homes and, when
-  // health_interval_ms has passed since the last run (or at the first call),
-  // runs the health checks. Returns a Damage when a check starts failing:
-  // once, and again only after the checks passed in between.
+  // health_interval_ms has passed since the last run started (or at the
+  // first call) and that run has finished, starts the health checks on a
+  // thread of their own; never waits for them. Returns a Damage when a
+  // finished run is the first to fail: once, and again only after the
+  // checks passed in between.
   std::vector<proto::Message> on_interval(Clock::time_point now);
+  // Whether a run of the health checks is under way (started, not finished).
+  bool health_check_running() const;
 
  private:
   // Syncs the home, makes busy processes let go, unmounts. Not mounted: success.
@@ -94,6 +106,8 @@ class Desktop {
   std::string local_export(const std::string& export_path) const;
   void unmount_fenced_homes();
   std::optional<proto::Damage> check_health(Clock::time_point now);
+  // The Damage to send for a finished run's result, if it newly fails.
+  std::optional<proto::Damage> report(const std::optional<std::string>& failure);
   std::string home_of(const std::string& user) const { return cfg_.home_base + "/" + user; }
 
   DesktopConfig cfg_;
@@ -101,6 +115,7 @@ class Desktop {
   DesktopOs& os_;
   Clock::time_point next_health_{};  // the epoch: the first interval runs the checks
   bool damage_reported_ = false;
+  std::future<std::optional<std::string>> running_check_;  // the run in progress, or finished and unreported
 };
 
 }  // namespace roam::agent

@@ -29,7 +29,10 @@ class SystemDesktopOs final : public DesktopOs {
   }
 
   Status release_busy(const std::string& home, bool force, int grace_ms) override {
-    return agent::release_busy(home, force, grace_ms);
+    // The home and the export it was bound from: a process that opened the
+    // disk through the export must let go too, or it writes on after the
+    // detach until the broker kills roamfs.
+    return agent::release_busy(mounts_of_same_filesystem(read_mountinfo(), home), force, grace_ms);
   }
 
   std::optional<std::string> first_failing_check(const std::vector<std::string>& commands,

@@ -29,7 +29,8 @@ int run_check(const std::string& command, int timeout_ms) {
   }
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   int st = 0;
-  while (::waitpid(pid, &st, WNOHANG) == 0) {
+  pid_t waited = 0;
+  while ((waited = ::waitpid(pid, &st, WNOHANG)) == 0) {
     if (std::chrono::steady_clock::now() > deadline) {
       ::kill(pid, SIGKILL);
       ::waitpid(pid, &st, 0);
@@ -37,6 +38,7 @@ int run_check(const std::string& command, int timeout_ms) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
+  if (waited != pid) return -1;  // its status is lost: never count that as a pass
   return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 

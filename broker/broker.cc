@@ -10,6 +10,7 @@
 #include <cstring>
 #include <iterator>
 
+#include "broker/policy.h"
 #include "broker/provisioner.h"
 #include "base/backing_fs.h"
 #include "base/sys/daemon.h"
@@ -20,11 +21,13 @@ namespace {
 
 // The state directory holds the users' disks and the agents' enrolled keys.
 constexpr mode_t kStateDirMode = 0700;
-// ZeroMQ disconnects a peer that sends a larger frame. decode() enforces the
-// protocol's own limits (kMaxMessageBytes over all frames); this margin above
-// them lets a message that is merely too large reach decode(), which answers
-// EPROTO, while still bounding what ZeroMQ buffers for a hostile peer.
-constexpr int64_t kMaxInboundFrameBytes = 4 * int64_t{proto::kMaxMessageBytes};
+// ZeroMQ drops the connection of a peer that sends a larger frame: no frame
+// may be larger than a whole message may be. decode() then enforces the
+// limits over all frames (kMaxMessageBytes, kMaxFrames) and answers EPROTO.
+// libzmq hands over a multipart message only once all of its frames have
+// arrived and has no bound on their number, so an authenticated peer can
+// still make it buffer many frames of up to this size (docs/security.md).
+constexpr int64_t kMaxInboundFrameBytes = int64_t{proto::kMaxMessageBytes};
 // Messages read per wake-up of the loop at most, so that a flood of requests
 // cannot starve the tick (heartbeats, switch timeouts, supervision).
 constexpr int kMaxMessagesPerWakeup = 1000;
@@ -73,18 +76,8 @@ Status Broker::setup() {
 // The operator and agent keys of the configuration (agents the provisioner
 // created have their keys in the registry: open_registry()).
 Status Broker::allow_configured_keys() {
-  for (const auto& hex : cfg_.operator_keys) {
-    ROAM_TRY(proto::key_from_hex(hex, "operator key " + hex));
-    auth_.allow(hex, Principal{Principal::Role::kOperator, ""});
-  }
-  for (const auto& entry : cfg_.agent_keys) {
-    auto colon = entry.find(':');
-    std::string desktop = entry.substr(0, colon == std::string::npos ? 0 : colon);
-    if (!proto::valid_name(desktop)) return Status::invalid("agent key '" + entry + "' must be DESKTOP:HEX");
-    std::string hex = entry.substr(colon + 1);
-    ROAM_TRY(proto::key_from_hex(hex, "agent key of desktop " + desktop));
-    auth_.allow(hex, Principal{Principal::Role::kAgent, desktop});
-  }
+  ROAM_ASSIGN(auto principals, configured_principals(cfg_.operator_keys, cfg_.agent_keys));
+  for (auto& [hex, who] : principals) auth_.allow(hex, std::move(who));
   return Status::ok();
 }
 
@@ -296,7 +289,11 @@ Status Broker::provision(const std::string& desktop) {
 
 void Broker::reply(const std::string& rid, uint64_t request_id, const Status& s, std::vector<std::string> rows) {
   auto r = proto::reply_for(request_id, s);
+  const size_t total = rows.empty() ? 0 : rows.size() - 1;  // rows[0] is the header
   r.rows = std::move(rows);
+  if (const size_t dropped = proto::bound_rows(r.rows); dropped != 0 && s)
+    r.message = "only the first " + std::to_string(total - dropped) + " of " + std::to_string(total) +
+                " rows fit in one reply";
   (void)proto::send_routed(router_, rid, r);
 }
 

@@ -26,6 +26,8 @@ class DiskHost {
   // Ends the server `pid` of `mount_point`: gracefully, or, with `fence`, at
   // once so that nothing behind that mount can reach the store any more.
   // Returns once the server is gone and the mount point no longer mounted.
+  // `pid` 0: whichever server serves `mount_point` (one started by a broker
+  // that was killed before it learnt the pid), if any.
   virtual Status stop(pid_t pid, const std::string& mount_point, bool fence) = 0;
 };
 

@@ -1,5 +1,6 @@
 #include "broker/disk_server.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/mount.h>
@@ -8,6 +9,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <thread>
@@ -159,7 +161,30 @@ bool roamfs_alive(pid_t pid, const std::string& mount_point) {
   return cmdline.find(std::string(1, '\0') + mount_point + '\0') != std::string::npos;
 }
 
+namespace {
+
+// The roamfs whose command line names `mount_point`, or 0.
+pid_t find_roamfs(const std::string& mount_point) {
+  DIR* d = ::opendir("/proc");
+  if (!d) return 0;
+  pid_t found = 0;
+  while (dirent* e = ::readdir(d)) {
+    const pid_t pid = static_cast<pid_t>(std::strtol(e->d_name, nullptr, 10));
+    std::ifstream comm("/proc/" + std::string(e->d_name) + "/comm");
+    std::string name;
+    if (pid > 0 && std::getline(comm, name) && name == "roamfs" && roamfs_alive(pid, mount_point)) {
+      found = pid;
+      break;
+    }
+  }
+  ::closedir(d);
+  return found;
+}
+
+}  // namespace
+
 Status stop_roamfs(const DiskServerConfig& cfg, pid_t pid, const std::string& mount_point, bool fence) {
+  if (pid <= 0) pid = find_roamfs(mount_point);
   bool ours = roamfs_alive(pid, mount_point);
   if (fence) abort_connection(mount_point);
   if (ours && fence) ::kill(pid, SIGKILL);

@@ -60,7 +60,8 @@ Result<pid_t> start_roamfs(const DiskServerConfig& cfg, const std::string& store
 // or when `fence` is set at once: abort the connection and SIGKILL. Returns
 // once the process is gone and the mount point is no longer mounted. A pid
 // that is not a roamfs serving this mount point (e.g. reused after a
-// restart) is never signalled.
+// restart) is never signalled; `pid` 0 stands for the roamfs whose command
+// line names `mount_point`, found in /proc.
 Status stop_roamfs(const DiskServerConfig& cfg, pid_t pid, const std::string& mount_point, bool fence);
 
 // Whether `pid` is a live roamfs serving `mount_point` (used to adopt the

@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -17,12 +18,21 @@ constexpr size_t kMapSize = size_t{256} << 20;
 
 MDB_dbi dbi_of(const MDB_dbi* dbis, Table t) { return dbis[static_cast<size_t>(t)]; }
 
+uint64_t audit_seq(std::string_view key) { return std::strtoull(std::string(key).c_str(), nullptr, 10); }
+
+std::string audit_key(uint64_t seq) {
+  char key[24];
+  std::snprintf(key, sizeof key, "%020llu", static_cast<unsigned long long>(seq));
+  return key;
+}
+
 }  // namespace
 
-Result<Registry> Registry::open(const std::string& dir) {
+Result<Registry> Registry::open(const std::string& dir, uint64_t max_audit) {
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
     return Status::error(errno, "cannot create registry directory " + dir + ": " + std::strerror(errno));
   Registry r;
+  r.max_audit_ = std::max<uint64_t>(max_audit, 1);
   ROAM_ASSIGN(r.env_, lmdb::Env::open(dir, 0, kMapSize, kTableCount));
   ROAM_ASSIGN(auto txn, lmdb::Txn::begin(r.env_, false));
   for (size_t i = 0; i < kTableCount; ++i) {
@@ -65,15 +75,23 @@ Status Registry::apply(const std::vector<Change>& changes) {
 
 Status Registry::append_audit(const Row& row) {
   ROAM_ASSIGN(auto txn, lmdb::Txn::begin(env_, false));
+  const MDB_dbi audit = dbi_of(dbi_, Table::kAudit);
   uint64_t next = 1;
   {
-    ROAM_ASSIGN(auto cursor, lmdb::Cursor::open(txn, dbi_of(dbi_, Table::kAudit)));
+    ROAM_ASSIGN(auto cursor, lmdb::Cursor::open(txn, audit));
     ROAM_ASSIGN(auto last, cursor.seek_last());
-    if (last) next = std::strtoull(std::string(last->key).c_str(), nullptr, 10) + 1;
+    if (last) next = audit_seq(last->key) + 1;
   }
-  char key[24];
-  std::snprintf(key, sizeof key, "%020llu", static_cast<unsigned long long>(next));
-  ROAM_TRY(txn.put(dbi_of(dbi_, Table::kAudit), key, proto::join_cells(row)));
+  ROAM_TRY(txn.put(audit, audit_key(next), proto::join_cells(row)));
+  // Records are numbered without gaps but for the oldest ones pruned, so
+  // every record numbered at or below next - max_audit_ goes.
+  for (;;) {
+    ROAM_ASSIGN(auto cursor, lmdb::Cursor::open(txn, audit));
+    ROAM_ASSIGN(auto first, cursor.first());
+    if (!first || audit_seq(first->key) + max_audit_ > next) break;
+    const std::string key(first->key);
+    ROAM_TRY(txn.del(audit, key));
+  }
   return txn.commit();
 }
 

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include "broker/broker.h"
+#include "broker/policy.h"
 #include "broker/provisioner.h"
 #include "base/timefmt.h"
 #include "fusefs/store/store.h"
@@ -11,23 +12,11 @@ namespace roam::broker {
 
 using proto::join_cells;
 
-namespace {
-
-// An agent key may ask for one thing only: a switch of the user whose disk
-// is attached to its own desktop (a switch asked from inside the desktop).
-bool agent_may_request(const Registry& reg, const Principal& who, const proto::Message& m) {
-  auto* s = std::get_if<proto::SwitchRequest>(&m);
-  if (!s) return false;
-  auto own = user_on_desktop(reg, who.desktop);
-  return own && *own && **own == s->user;
-}
-
-}  // namespace
-
 void Broker::handle_request(const Principal& who, const std::string& rid, const proto::Message& m) {
   const uint64_t id = proto::request_id_of(m);
-  if (who.role == Principal::Role::kAgent && !agent_may_request(registry_, who, m))
-    return reply(rid, id, Status::error(EPERM, "an agent key may only switch the user of its own desktop"));
+  if (who.role == Principal::Role::kAgent) {
+    if (Status allowed = agent_may_request(registry_, who, m); !allowed) return reply(rid, id, allowed);
+  }
   std::vector<std::string> rows;
   auto table = [&rows](Result<std::vector<std::string>> t) {
     if (!t) return t.status();

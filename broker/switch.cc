@@ -25,6 +25,17 @@ std::vector<std::string> step_table(const std::string& steps) {
   return rows;
 }
 
+// A sentence cut to kMaxAuditCell bytes: an agent's message (busy processes)
+// may be long, and an audit row must fit a reply row (proto::kMaxFieldBytes).
+constexpr size_t kMaxAuditCell = 1024;
+std::string bounded(std::string text) {
+  if (text.size() > kMaxAuditCell) {
+    text.resize(kMaxAuditCell - 3);
+    text += "...";
+  }
+  return text;
+}
+
 }  // namespace
 
 std::string_view phase_name(SwitchPhase p) { return kPhaseNames[static_cast<size_t>(p)]; }
@@ -127,31 +138,38 @@ void Switcher::send_command(Job& job) {
   job.command_sent = env_.send(who, m).is_ok();
 }
 
+Status Switcher::end_epoch(const std::string& user, bool fence) {
+  ROAM_ASSIGN(auto att, find_attachment(env_.registry, user));
+  if (!att || att->mount_point.empty()) return Status::ok();
+  ROAM_TRY(env_.disks.stop(static_cast<pid_t>(att->roamfs_pid), att->mount_point, fence));
+  att->desktop.clear();
+  att->mount_point.clear();
+  att->roamfs_pid = 0;
+  return env_.registry.put(Table::kAttachments, user, to_row(*att));
+}
+
 Status Switcher::release(Job& job) {
-  ROAM_ASSIGN(auto att, find_attachment(env_.registry, job.user));
-  if (att && !att->mount_point.empty()) {
-    ROAM_TRY(env_.disks.stop(static_cast<pid_t>(att->roamfs_pid), att->mount_point, !job.detached_cleanly));
-    att->desktop.clear();
-    att->mount_point.clear();
-    att->roamfs_pid = 0;
-    ROAM_TRY(env_.registry.put(Table::kAttachments, job.user, to_row(*att)));
-  }
+  ROAM_TRY(end_epoch(job.user, !job.detached_cleanly));
   step_done(job, job.detached_cleanly ? "released" : "fenced");
   return enter(job, SwitchPhase::kExport, env_.timeouts.attach_ms);
 }
 
+// The new epoch and its mount point are recorded before its roamfs starts,
+// so that a broker killed while it starts leaves a record of what to fence:
+// the resumed export finds that epoch in the attachment and ends it first
+// (its roamfs, unknown by pid, is found by its mount point).
 Status Switcher::export_disk(Job& job) {
+  ROAM_TRY(end_epoch(job.user, true));
   ROAM_ASSIGN(auto disk, find_disk(env_.registry, job.user));
   if (!disk) return Status::not_found("the disk of user " + job.user + " disappeared during the switch");
-  uint64_t epoch = disk->epoch + 1;
+  disk->epoch += 1;
   ROAM_ASSIGN(auto dir, env_.disks.export_dir(job.intent.target));
-  std::string mount_point = dir + "/" + job.user + "@" + std::to_string(epoch);
-  ROAM_ASSIGN(pid_t pid, env_.disks.start(job.user, disk->store, mount_point));
-  disk->epoch = epoch;
-  AttachmentRecord att{"", epoch, mount_point, pid};
-  job.intent.phase = std::string(phase_name(SwitchPhase::kAttach));
+  AttachmentRecord att{"", disk->epoch, dir + "/" + job.user + "@" + std::to_string(disk->epoch), 0};
   ROAM_TRY(env_.registry.apply({{Table::kDisks, job.user, to_row(*disk)},
-                                {Table::kAttachments, job.user, to_row(att)},
+                                {Table::kAttachments, job.user, to_row(att)}}));
+  ROAM_ASSIGN(att.roamfs_pid, env_.disks.start(job.user, disk->store, att.mount_point));
+  job.intent.phase = std::string(phase_name(SwitchPhase::kAttach));
+  ROAM_TRY(env_.registry.apply({{Table::kAttachments, job.user, to_row(att)},
                                 {Table::kIntents, job.user, to_row(job.intent)}}));
   step_done(job, "exported");
   return enter(job, SwitchPhase::kAttach, env_.timeouts.attach_ms);
@@ -191,7 +209,7 @@ void Switcher::advance(Job& job) {
         send_command(job);
         return;
     }
-    if (!st) return finish(job, st);
+    if (!st) return fail(job, st);
   }
 }
 
@@ -226,7 +244,7 @@ void Switcher::on_attach_done(const std::string& desktop, const proto::AttachDon
   Job* job = job_waiting_on(desktop, SwitchPhase::kAttach, m.request_id);
   if (!job) return;
   if (m.code != 0)
-    return finish(*job, Status::error(static_cast<int>(m.code), "desktop " + desktop + " could not attach: " + m.message));
+    return fail(*job, Status::error(proto::errno_of(m.code), "desktop " + desktop + " could not attach: " + m.message));
   auto att = find_attachment(env_.registry, job->user);
   if (!att || !*att) return finish(*job, att ? Status::not_found("attachment vanished") : att.status());
   (*att)->desktop = desktop;
@@ -256,10 +274,21 @@ void Switcher::on_tick() {
         advance(job);
         break;
       default:
-        finish(job, Status::error(ETIMEDOUT, "desktop " + job.intent.target + " did not attach the disk within " +
+        fail(job, Status::error(ETIMEDOUT, "desktop " + job.intent.target + " did not attach the disk within " +
                                                  std::to_string(env_.timeouts.attach_ms / 1000) + " s"));
     }
   }
+}
+
+// An export or attach that failed leaves no epoch behind: the target may
+// hold the new mount half made, so its roamfs is fenced, and the disk stays
+// attached to no desktop, with nothing exported (the audit says why).
+void Switcher::fail(Job& job, const Status& result) {
+  if (job.phase != SwitchPhase::kExport && job.phase != SwitchPhase::kAttach) return finish(job, result);
+  step_done(job, "rolled-back");
+  if (Status undone = end_epoch(job.user, true); !undone)
+    return finish(job, Status::error(result.err(), result.message() + "; rolling back failed: " + undone.message()));
+  finish(job, result);
 }
 
 void Switcher::finish(Job& job, const Status& result) {
@@ -268,7 +297,7 @@ void Switcher::finish(Job& job, const Status& result) {
   Status persisted = env_.registry.del(Table::kIntents, job.user);
   Status audited = env_.registry.append_audit({std::to_string(env_.clock.wall_ns()), std::to_string(in.switch_id),
                                                job.user, in.source, in.target, in.reason,
-                                               result ? "ok" : result.message(), in.steps});
+                                               result ? "ok" : bounded(result.message()), in.steps});
   Status st = !result ? result : !persisted ? persisted : audited;
   std::fprintf(stderr, "roam-broker: switch %llu of %s from %s to %s (%s): %s [%s]\n",
                static_cast<unsigned long long>(in.switch_id), job.user.c_str(),

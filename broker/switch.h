@@ -11,8 +11,11 @@
 // release    end the source epoch's roamfs: gracefully after a clean detach,
 //            else fence it (abort + SIGKILL), so the source can no longer
 //            touch the disk
-// export     start a new epoch's roamfs on the host
+// export     record a new epoch, then start its roamfs on the host
 // attach     ask the target's agent to mount it at the user's home and verify
+//
+// An export or attach that fails or times out is rolled back: the new
+// epoch's roamfs is fenced and the disk left attached to no desktop.
 //
 // Every phase change is persisted in the user's intent record, so a broker
 // restarted mid-switch resumes at the persisted phase (resume()). Each
@@ -134,10 +137,15 @@ class Switcher {
   void advance(Job& job);
   Status enter(Job& job, SwitchPhase phase, int timeout_ms);
   void send_command(Job& job);
+  // Ends the epoch `user`'s attachment names, if any (fencing it or not),
+  // and records the disk as attached nowhere.
+  Status end_epoch(const std::string& user, bool fence);
   Status release(Job& job);
   Status export_disk(Job& job);
   void step_done(Job& job, const std::string& step);
   Clock::time_point deadline_in(int timeout_ms) const;
+  // Ends a switch that failed, rolling back its export when it had one.
+  void fail(Job& job, const Status& result);
   void finish(Job& job, const Status& result);
   Job* job_waiting_on(const std::string& desktop, SwitchPhase phase, uint64_t request_id);
 

@@ -2,6 +2,7 @@
 // Schema: its type tag, the kinds of its fields, and references to them; the
 // encoder and the decoder are written once over those schemas.
 #include <array>
+#include <optional>
 #include <charconv>
 #include <cstring>
 #include <tuple>
@@ -238,34 +239,95 @@ uint64_t request_id_of(const Message& m) {
       m);
 }
 
+namespace {
+
+// Inside a cell, the bytes a row cannot carry as they are become kCellEscape
+// and a letter: NUL (a frame's text cannot hold it), kCellSeparator and
+// kCellEscape itself.
+constexpr char kCellEscape = '\x1e';
+constexpr char kEscapedNul = '0';
+constexpr char kEscapedSeparator = 's';
+constexpr char kEscapedEscape = 'e';
+
+void put_cell(std::string& row, std::string_view cell) {
+  for (char c : cell) {
+    if (c == '\0' || c == kCellSeparator || c == kCellEscape) {
+      row.push_back(kCellEscape);
+      row.push_back(c == '\0' ? kEscapedNul : c == kCellSeparator ? kEscapedSeparator : kEscapedEscape);
+    } else {
+      row.push_back(c);
+    }
+  }
+}
+
+// The byte an escape letter stands for; nullopt for any other byte (a row
+// written before cells were escaped keeps its kCellEscape as it was).
+std::optional<char> unescaped(char letter) {
+  switch (letter) {
+    case kEscapedNul: return '\0';
+    case kEscapedSeparator: return kCellSeparator;
+    case kEscapedEscape: return kCellEscape;
+    default: return std::nullopt;
+  }
+}
+
+}  // namespace
+
 std::string join_cells(const std::vector<std::string>& cells) {
   std::string row;
   for (size_t i = 0; i < cells.size(); ++i) {
     if (i) row.push_back(kCellSeparator);
-    row += cells[i];
+    put_cell(row, cells[i]);
   }
   return row;
 }
 
 std::vector<std::string> split_cells(std::string_view row) {
-  std::vector<std::string> cells;
-  size_t start = 0;
-  for (;;) {
-    size_t end = row.find(kCellSeparator, start);
-    cells.emplace_back(row.substr(start, end == std::string_view::npos ? row.npos : end - start));
-    if (end == std::string_view::npos) return cells;
-    start = end + 1;
+  std::vector<std::string> cells(1);
+  for (size_t i = 0; i < row.size(); ++i) {
+    const char c = row[i];
+    if (c == kCellSeparator) {
+      cells.emplace_back();
+    } else if (auto byte = c == kCellEscape && i + 1 < row.size() ? unescaped(row[i + 1]) : std::nullopt) {
+      cells.back().push_back(*byte);
+      ++i;
+    } else {
+      cells.back().push_back(c);
+    }
   }
+  return cells;
+}
+
+size_t bound_rows(std::vector<std::string>& rows) {
+  // What a Reply spends besides its rows: magic, type, id, code and a
+  // message of at most kMaxFieldBytes.
+  constexpr size_t kReplyFrames = 5;
+  constexpr size_t kReplyBytes = kMagic.size() + 1 + 20 + 20 + kMaxFieldBytes;
+  size_t bytes = kReplyBytes;
+  size_t kept = 0;
+  for (auto& row : rows) {
+    if (row.size() > kMaxFieldBytes) {
+      row.resize(kMaxFieldBytes);
+      if (row.back() == kCellEscape) row.pop_back();  // half an escaped byte
+    }
+    if (kept + kReplyFrames >= kMaxFrames || bytes + row.size() > kMaxMessageBytes) break;
+    bytes += row.size();
+    ++kept;
+  }
+  const size_t dropped = rows.size() - kept;
+  rows.resize(kept);
+  return dropped;
 }
 
 Reply reply_for(uint64_t request_id, const Status& s) {
   return Reply{request_id, static_cast<uint64_t>(s.err()), s.is_ok() ? "ok" : s.message(), {}};
 }
 
+int errno_of(uint64_t code) { return code != 0 && code < 4096 ? static_cast<int>(code) : EIO; }
+
 Status status_of(const Reply& r) {
   if (r.code == 0) return Status::ok();
-  int err = r.code < 4096 ? static_cast<int>(r.code) : EIO;
-  return Status::error(err, r.message);
+  return Status::error(errno_of(r.code), r.message);
 }
 
 }  // namespace roam::proto

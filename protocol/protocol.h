@@ -23,7 +23,7 @@ namespace roam::proto {
 inline constexpr std::string_view kMagic = "ROAM1";
 
 // Limits a decoder enforces before looking at any field.
-inline constexpr size_t kMaxFrames = 4096;            // a Reply's rows included
+inline constexpr size_t kMaxFrames = 65536;           // a Reply's rows included (bound_rows)
 inline constexpr size_t kMaxFieldBytes = 4096;        // a Text, Path or row frame
 inline constexpr size_t kMaxNameBytes = 64;           // user, desktop ids
 inline constexpr size_t kMaxMessageBytes = 1 << 20;   // all frames together
@@ -37,7 +37,7 @@ inline constexpr int kAgentBrokerLiveness = 6;   // the agent reconnects after 3
 inline constexpr int kReconnectInitialMs = 250;  // agent reconnect backoff, doubled per try
 inline constexpr int kReconnectMaxMs = 8000;
 
-// Separates the cells of one Reply row (never valid inside a Name or Path).
+// Separates the cells of one Reply row or registry row (escaped inside a cell: join_cells).
 inline constexpr char kCellSeparator = '\x1f';
 
 enum class MessageType : uint8_t {
@@ -133,9 +133,22 @@ struct Overloaded : F... {
 template <class... F>
 Overloaded(F...) -> Overloaded<F...>;
 
-// Table rows: cells joined by kCellSeparator, and split again.
+// Table rows: cells joined by kCellSeparator, and split again. A cell may
+// hold any byte: NUL, kCellSeparator and the escape byte 0x1E travel as 0x1E
+// and a letter ('0', 's', 'e'), so a row is always a valid text (no NUL)
+// and splits into exactly the cells joined.
 std::string join_cells(const std::vector<std::string>& cells);
 std::vector<std::string> split_cells(std::string_view row);
+
+// The errno a peer's code stands for: EIO for 0 or any code outside the
+// range of errno values (never a truncation that could make it 0, success).
+int errno_of(uint64_t code);
+
+// Cuts a table reply's `rows` to what one message carries (kMaxFrames,
+// kMaxMessageBytes, a row within kMaxFieldBytes): a row too long is cut
+// short, and the rows past the limits are dropped. Returns how many were
+// dropped. About 30,000 rows of 30 bytes fit.
+size_t bound_rows(std::vector<std::string>& rows);
 
 // Reply for a Status (code = errno, message = the sentence).
 Reply reply_for(uint64_t request_id, const Status& s);

@@ -1,9 +1,12 @@
 #include "fusefs/control/protocol.h"
 
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstring>
 
 #include "fusefs/store/codec.h"
@@ -18,13 +21,60 @@ namespace {
 
 Status errno_status(const std::string& what) { return Status::error(errno, what + ": " + std::strerror(errno)); }
 
-Result<sockaddr_un> abstract_address(const std::string& name, socklen_t& len) {
+std::string octal(unsigned mode) {
+  char buf[8];
+  std::snprintf(buf, sizeof buf, "%o", mode);
+  return buf;
+}
+
+constexpr char kSocketFile[] = "socket";
+
+// A directory opened without following a symlink, closed with the object.
+class DirFd {
+ public:
+  explicit DirFd(int fd) : fd_(fd) {}
+  ~DirFd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  DirFd(const DirFd&) = delete;
+  DirFd& operator=(const DirFd&) = delete;
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+// The address of `dir`/socket through the open directory `dir_fd`: a path
+// of fixed, short length (sun_path holds 108 bytes; a store's path may not
+// fit), resolved through the directory already checked, not its name again.
+sockaddr_un address_in(int dir_fd, socklen_t& len) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
-  if (name.size() + 1 > sizeof addr.sun_path) return Status::invalid("control socket name too long");
-  std::memcpy(addr.sun_path + 1, name.data(), name.size());  // leading NUL: abstract namespace
-  len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
+  const int n = std::snprintf(addr.sun_path, sizeof addr.sun_path, "/proc/self/fd/%d/%s", dir_fd, kSocketFile);
+  len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + static_cast<size_t>(n) + 1);
   return addr;
+}
+
+// Makes `dir` if needed and opens it; EPERM unless it is a real directory
+// that only this process's effective uid can enter.
+Result<int> open_own_dir(const std::string& dir) {
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return errno_status("cannot create " + dir);
+  const int fd = ::open(dir.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOTDIR || errno == ELOOP) return Status::error(EPERM, dir + " is not a directory of roamfs's");
+    return errno_status("cannot open " + dir);
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    Status s = errno_status("cannot stat " + dir);
+    ::close(fd);
+    return s;
+  }
+  if (st.st_uid != ::geteuid() || (st.st_mode & 077) != 0) {
+    ::close(fd);
+    return Status::error(EPERM, dir + " belongs to uid " + std::to_string(st.st_uid) + " with mode 0" + octal(st.st_mode & 0777) + "; only roamfs's owner may hold the control socket: remove it");
+  }
+  return fd;
 }
 
 }  // namespace
@@ -156,14 +206,7 @@ Result<Reply> decode_reply(std::string_view bytes) {
   return rep;
 }
 
-Result<std::string> socket_name(const StoreTxn& txn) {
-  ROAM_ASSIGN(auto uuid, txn.raw().get(txn.dbis().meta, kMetaUuid));
-  if (!uuid || uuid->empty()) return Status::corrupt("meta table has no uuid");
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string name = "roamfs-";
-  for (unsigned char c : *uuid) name += kHex[c >> 4], name += kHex[c & 15];
-  return name;
-}
+std::string socket_dir(const std::string& store_dir) { return store_dir + "/control"; }
 
 Status send_frame(int fd, std::string_view payload) {
   std::string buf;
@@ -204,20 +247,41 @@ Result<std::string> recv_frame(int fd, uint32_t max) {
   return payload;
 }
 
-Result<Reply> call(const std::string& socket_name, const Request& req) {
+namespace {
+
+// Refuses a server that is neither root nor `owner`: whoever else managed to
+// listen there must not learn the request or answer in roamfs's place.
+Status check_server(int fd, uid_t owner, const std::string& dir) {
+  ucred cred{};
+  socklen_t len = sizeof cred;
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) return errno_status("control socket credentials");
+  if (cred.uid != 0 && cred.uid != owner)
+    return Status::error(EACCES, "the control socket in " + dir + " is served by uid " + std::to_string(cred.uid) +
+                                     ", neither root nor the disk's owner (uid " + std::to_string(owner) +
+                                     "); not talking to it");
+  return Status::ok();
+}
+
+}  // namespace
+
+Result<Reply> call(const std::string& dir, uid_t owner, const Request& req) {
+  const int dir_fd = ::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd < 0) {
+    if (errno == ENOENT) return Status::error(ECONNREFUSED, "the roamfs serving this disk has no control socket");
+    return errno_status("cannot open " + dir);
+  }
+  DirFd dir_closer(dir_fd);
   socklen_t len = 0;
-  ROAM_ASSIGN(sockaddr_un addr, abstract_address(socket_name, len));
+  const sockaddr_un addr = address_in(dir_fd, len);
   const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return errno_status("control socket");
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{fd};
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), len) < 0) {
+  DirFd closer(fd);
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), len) < 0) {
     if (errno == ECONNREFUSED || errno == ENOENT)
       return Status::error(ECONNREFUSED, "the roamfs serving this disk does not answer on its control socket");
     return errno_status("connecting to roamfs");
   }
+  ROAM_TRY(check_server(fd, owner, dir));
   // A refused caller is answered before its request is read, and the server
   // may close before the request is all sent: the refusal is still there to read.
   Status sent = send_frame(fd, encode(req));
@@ -231,13 +295,17 @@ Result<Reply> call(const std::string& socket_name, const Request& req) {
 
 namespace roam::control {
 
-Result<int> listen_on(const std::string& name) {
+Result<int> listen_on(const std::string& dir) {
+  ROAM_ASSIGN(const int dir_fd, open_own_dir(dir));
+  DirFd dir_closer(dir_fd);
+  // Left by a roamfs that was killed; this one holds the store's lock.
+  if (::unlinkat(dir_fd, kSocketFile, 0) != 0 && errno != ENOENT) return errno_status("cannot remove the old socket in " + dir);
   socklen_t len = 0;
-  ROAM_ASSIGN(sockaddr_un addr, abstract_address(name, len));
+  const sockaddr_un addr = address_in(dir_fd, len);
   const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return errno_status("control socket");
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), len) < 0 || ::listen(fd, 16) < 0) {
-    Status s = errno_status("control socket " + name);
+  if (::bind(fd, reinterpret_cast<const sockaddr*>(&addr), len) < 0 || ::listen(fd, 16) < 0) {
+    Status s = errno_status("control socket in " + dir);
     ::close(fd);
     return s;
   }

@@ -2,19 +2,23 @@
 // and a reply are, and how they travel. docs/control-socket.md is the prose
 // version; keep the two together.
 //
-// Transport: a Unix stream socket in the abstract namespace, named
-// "roamfs-<store uuid in hex>" (no file to clean up, no path length limit; it
-// is visible only inside the storage node's network namespace). roamfs
-// accepts a connection only from root or its own uid (SO_PEERCRED), and only
-// from a process in its own mount namespace: a desktop (its own mount
-// namespace, maybe sharing the host's network) cannot control any disk. One
-// request and one reply per connection.
+// Transport: a Unix stream socket at STORE/control/socket. roamfs makes
+// STORE/control itself, mode 0700, and refuses to serve when it is anyone
+// else's: only roamfs's owner (and root) can bind or reach the socket, so no
+// other local user can take its place (an abstract name, used before, could
+// be bound first by any user). roamfs accepts a connection only from root or
+// its own uid (SO_PEERCRED), and only from a process in its own mount
+// namespace: a desktop cannot control any disk. roamctl in turn talks only to
+// a server whose uid is root or the store's owner. One request and one reply
+// per connection.
 //
 // Framing: each message is a 4-byte big-endian length, then that many bytes.
 // Message: byte version (1), byte kind, then the kind's fields, encoded with
 // the store's codec (varints, length-prefixed bytes). Anything malformed gets
 // an error reply (EINVAL) and changes nothing.
 #pragma once
+
+#include <sys/types.h>
 
 #include <cstdint>
 #include <optional>
@@ -79,19 +83,24 @@ Result<Request> decode_request(std::string_view bytes);
 std::string encode(const Reply& r);
 Result<Reply> decode_reply(std::string_view bytes);
 
-// The socket name for a store, from its uuid (meta table).
-Result<std::string> socket_name(const StoreTxn& txn);
+// The directory holding the control socket of the store at `store_dir`.
+std::string socket_dir(const std::string& store_dir);
 
 // One framed message over a connected socket. recv fails with EMSGSIZE when
 // the length exceeds `max`, and EPIPE when the peer closed first.
 Status send_frame(int fd, std::string_view payload);
 Result<std::string> recv_frame(int fd, uint32_t max);
 
-// A listening socket bound to `name` (close-on-exec, non-blocking accept).
-// EADDRINUSE when another process serves that name.
-Result<int> listen_on(const std::string& name);
+// A listening socket (close-on-exec, non-blocking accept) at `dir`/socket.
+// Makes `dir` (mode 0700) if it does not exist; EPERM when it is a symlink,
+// not a directory, not owned by this process's effective uid, or open to
+// group or others. A socket file left there is removed first: the caller
+// must be the only server of `dir` (roamfs holds the store's lock).
+Result<int> listen_on(const std::string& dir);
 
-// Connects to the roamfs serving the store, sends `req` and waits for the reply.
-Result<Reply> call(const std::string& socket, const Request& req);
+// Connects to the server at `dir`/socket, checks that it runs as root or as
+// `owner` (SO_PEERCRED; EACCES, the request unsent, otherwise), sends `req`
+// and waits for the reply.
+Result<Reply> call(const std::string& dir, uid_t owner, const Request& req);
 
 }  // namespace roam::control

@@ -32,8 +32,8 @@ Reply error_reply(int err, std::string message) {
 
 }  // namespace
 
-Result<std::unique_ptr<Server>> Server::start(const std::string& name, Handler handler) {
-  ROAM_ASSIGN(int listen_fd, listen_on(name));
+Result<std::unique_ptr<Server>> Server::start(const std::string& dir, Handler handler) {
+  ROAM_ASSIGN(int listen_fd, listen_on(dir));
   const int stop_fd = ::eventfd(0, EFD_CLOEXEC);
   if (stop_fd < 0) {
     const int err = errno;

@@ -29,9 +29,9 @@ using Handler = std::function<Handled(const Request&, const ucred& caller)>;
 
 class Server {
  public:
-  // Binds the socket now (so a start-up error reaches the caller) and starts
-  // the thread.
-  static Result<std::unique_ptr<Server>> start(const std::string& name, Handler handler);
+  // Binds the socket in `dir` now (listen_on, protocol.h: so a start-up
+  // error reaches the caller) and starts the thread.
+  static Result<std::unique_ptr<Server>> start(const std::string& dir, Handler handler);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;

@@ -90,13 +90,8 @@ class StartupPipe {
 roam::Result<std::unique_ptr<roam::control::Server>> start_control(roam::Store& store, fuse_session* se,
                                                                    const std::string& mountpoint,
                                                                    const roam::OpenFiles& open_files) {
-  std::string name;
-  {
-    ROAM_ASSIGN(roam::ReadTxn txn, store.begin_read());
-    ROAM_ASSIGN(name, roam::control::socket_name(txn));
-  }
   return roam::control::Server::start(
-      name, [&store, se, mountpoint, &open_files](const roam::control::Request& req, const ucred& caller) {
+      roam::control::socket_dir(store.dir()), [&store, se, mountpoint, &open_files](const roam::control::Request& req, const ucred& caller) {
         return roam::handle_control(store, se, mountpoint, open_files, req, caller);
       });
 }

@@ -108,7 +108,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Writes keys and the broker configuration; $1 = extra config lines,
+# Writes keys and the broker configuration (the operator's key in upper-case
+# hex: keys are accepted in either case); $1 = extra config lines,
 # $2 = extra options for roam-desktop provision.
 setup_broker() {
     mkdir -p "$T/keys"
@@ -130,7 +131,7 @@ state-dir = $T/state
 run-dir = $T/run
 roamfs = $ROAMFS
 provisioner = $T/provision.sh
-operator-key = $(cat "$T/keys/operator.pub")
+operator-key = $(tr a-f A-F <"$T/keys/operator.pub")
 dead-after-ms = 2000
 detach-timeout-ms = 3000
 ${1:-}

@@ -18,7 +18,7 @@
 #   SEARCH             where to search file contents ("/" in a desktop)
 #   CONNECTIONS        FUSE connection numbers to abort
 #   ROAMFS_PIDS BROKER_PID   host pids
-#   SOCKETS            abstract control socket names (without the leading @)
+#   CONTROL_DIRS       the control socket directories of the disks (STORE/control)
 #   DISK_DEVICE        major:minor of the storage node's disk
 for assignment in "$@"; do export "${assignment?}"; done
 
@@ -100,21 +100,31 @@ signal() {  # signal COMM PID...: may we signal a process COMM, found by pid or 
     return 1
 }
 
-connect_control_socket() {
-    # shellcheck disable=SC2086  # one argument per name
-    python3 - $SOCKETS <<'EOF'
-import socket, sys
-for name in sys.argv[1:]:
+# control_socket connect: connecting to a disk's control socket;
+# control_socket squat: binding a socket where roamfs keeps its control socket
+# (a new name beside the live one, which is left alone): who can, could have
+# bound the control socket itself before roamfs started.
+control_socket() {
+    # shellcheck disable=SC2086  # one argument per directory
+    python3 - "$1" $CONTROL_DIRS <<'EOF'
+import os, socket, sys
+mode, err = sys.argv[1], "none given"
+for d in sys.argv[2:]:
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        s.connect("\0" + name)
-        print("connected to @" + name)
+        if mode == "connect":
+            s.connect(d + "/socket")
+            print("connected to " + d + "/socket")
+        else:
+            s.bind(d + "/squat.%d" % os.getpid())
+            os.unlink(d + "/squat.%d" % os.getpid())
+            print("bound a socket in " + d)
         sys.exit(0)
     except OSError as e:
         err = e
     finally:
         s.close()
-print("no control socket reachable: %s" % (err if sys.argv[1:] else "none given"))
+print("no control socket could be %s: %s" % ("reached" if mode == "connect" else "bound", err))
 sys.exit(1)
 EOF
 }
@@ -144,6 +154,7 @@ make_disk_node() {
     probe abort-fuse-connection abort_connection
     probe signal-roamfs signal roamfs $ROAMFS_PIDS
     probe signal-broker signal roam-broker $BROKER_PID
-    probe reach-control-socket connect_control_socket
+    probe reach-control-socket control_socket connect
+    probe squat-control-socket control_socket squat
     probe make-disk-device make_disk_node
 }

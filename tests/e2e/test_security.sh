@@ -5,8 +5,9 @@
 # key, the operator's key, or alice's file contents anywhere; seeing the
 # broker's run directory, alice's disk or an operator's `roamfs --at` view
 # mounted on the host; aborting a FUSE connection through fusectl; signalling
-# a roamfs or the broker; reaching a disk's control socket; making a device
-# node of the node's disk. Meanwhile alice works in A, and afterwards her
+# a roamfs or the broker; reaching or binding a disk's control socket; making a device
+# node of the node's disk; and, with B's agent key, sending malformed, random
+# or oversized messages (tests/e2e/wire_probe.cc). Meanwhile alice works in A, and afterwards her
 # switch and every desktop's heartbeat go on. The same probes run once more on
 # the host as root, where each must succeed: proof that every probe detects a
 # success. Prints the number of probes and how many succeeded (must be 0).
@@ -26,16 +27,6 @@ pid_of_roamfs() {  # pid_of_roamfs TEXT: the roamfs whose command line holds TEX
 
 connection_of() {  # connection_of MOUNT_POINT: its FUSE connection number (fusectl)
     awk -v m="$1" '$5 == m { split($3, d, ":"); print d[2] }' /proc/self/mountinfo
-}
-
-# The abstract names of the control sockets that the processes PIDS listen on.
-control_sockets() {  # control_sockets PID...
-    local pid inode
-    for pid in "$@"; do
-        for inode in $(find "/proc/$pid/fd" -lname 'socket:*' -printf '%l\n' 2>/dev/null | tr -dc '0-9\n'); do
-            awk -v i="$inode" '$7 == i && $8 ~ /^@roamfs-/ { print substr($8, 2) }' /proc/net/unix
-        done
-    done | sort -u | paste -sd' '
 }
 
 # Runs the probes in a context (a command prefix) with PARAMS; prints their
@@ -71,7 +62,7 @@ main() {
         OWN_STORE="$T/state/disks/bob" ALICE_MARK="$mark"
         SECRETS="$(secret_of "$T/keys/broker.key") $(secret_of "$T/state/desktops/A.key") $(secret_of "$T/keys/operator.key")"
         ROAMFS_PIDS="$alice_roamfs $view_roamfs $(pid_of_roamfs "$(mount_of bob)")" BROKER_PID="$BROKER_PID"
-        SOCKETS="$(control_sockets "$alice_roamfs")" DISK_DEVICE="$(stat -c '%Hd:%Ld' "$T/state")")
+        CONTROL_DIRS="$T/state/disks/alice/control $T/state/disks/bob/control" DISK_DEVICE="$(stat -c '%Hd:%Ld' "$T/state")")
     local view_conn
     view_conn=$(connection_of "$T/view")
     PARAMS=("${common[@]}" SEARCH=/
@@ -87,9 +78,23 @@ main() {
     check "the probes ran" test "$((n_root + n_bob))" -gt 20
     check "no probe succeeded" test "$((s_root + s_bob))" = 0
 
+    # B's root holds B's agent key: malformed, random and oversized messages
+    # sent with it (2 MiB over three frames; one frame over 1 MiB) are refused
+    # and the broker serves on (tests/e2e/wire_probe.cc, run in B).
+    cp "$ROAM_WIRE_PROBE" "/proc/$(desktop pid B)/root/tmp/wire-probe"
+    # shellcheck disable=SC2016  # expanded in the desktop
+    desktop exec B sh -c 'conf=/etc/roam-agent/agent.conf
+        /tmp/wire-probe "$(sed -n "s/^broker = //p" $conf)" "$(sed -n "s/^broker-public-key = //p" $conf)" \
+            /etc/roam-agent/agent.key - B' >"$T/wire.B" 2>&1
+    sed 's/^/  [B-root wire] /' "$T/wire.B"
+    log "wire probes from B with its agent key: $(grep -c '^ok: ' "$T/wire.B") refused, $(grep -c '^FAIL' "$T/wire.B") got through"
+    check "B's root with B's agent key: every malformed or oversized message is refused" \
+        sh -c "grep -q '^ok: a frame over 1 MiB' $T/wire.B && ! grep -q '^FAIL' $T/wire.B"
+
     check "alice's roamfs is the one that served her before" test "$(pid_of_roamfs "$(mount_of alice)")" = "$alice_roamfs"
     check "alice still reads her file in A" as_user A alice grep -qx "$mark" /home/alice/diary
     check "the operator's view still works" grep -qx "$mark" "$T/view/diary"
+    check "roamctl on the host still reaches alice's roamfs (gc)" ctl gc "$(mount_of alice)"
     check "A and B still heartbeat" wait_for 5 sh -c "$(declare -f connected ctl); connected A && connected B"
     check "alice switches to C" ctl switch alice C
     check "with her file" as_user C alice grep -qx "$mark" /home/alice/diary

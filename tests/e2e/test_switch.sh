@@ -5,9 +5,14 @@
 # B reports damage: alice moves by herself; the agent of her desktop is
 # SIGKILLed, then (next desktop) SIGSTOPped: she moves, and the old desktop is
 # fenced (every read and write from it fails, nothing reaches the op log); an
-# unknown key is refused; an agent key cannot switch another user but may
+# unknown key is refused; an agent key cannot switch another user nor have a
+# desktop provisioned, but may
 # switch its own; --no-force with a busy home refuses and changes nothing.
 source "$(dirname "$0")/lib.sh"
+
+refused_in_b() {  # refused_in_b SCRIPT ARG: SCRIPT run as B's root fails (its stderr in $T/refused.err)
+    ! in_desktop B sh -c "$1" - "$2" 2>"$T/refused.err"
+}
 
 same_files() {  # same_files DESKTOP: the checksums alice reads in DESKTOP match the ones taken in A
     as_user "$1" alice sh -c 'cd /home/alice && md5sum f big sub/g' >"$T/sums.$1" && cmp -s "$T/sums.A" "$T/sums.$1"
@@ -44,6 +49,11 @@ fenced() {  # fenced OLD_DESKTOP
 # so that the desktop holds the old mount when its agent stops answering.
 hold_home() {  # hold_home DESKTOP
     as_user "$1" alice sh -c 'cd /home/alice && exec sleep 600' >/dev/null 2>&1 &
+    wait_for 10 sh -c "$ROAM_DESKTOP_TOOL exec $1 pgrep -x sleep"
+}
+
+hold_export() {  # hold_export DESKTOP: a process of its root works in alice's export (not her home)
+    in_desktop "$1" sh -c 'cd /run/roam-agent/exports/alice@* && exec sleep 600' >/dev/null 2>&1 &
     wait_for 10 sh -c "$ROAM_DESKTOP_TOOL exec $1 pgrep -x sleep"
 }
 
@@ -91,13 +101,26 @@ main() {
     in_desktop B pkill -x sleep
 
     # From inside the desktop, with the desktop's own key (its copy in the
-    # desktop, readable by its root only): allowed for its own user.
+    # desktop, readable by its root only): allowed for its own user, to a
+    # desktop that exists; an agent never makes the broker provision one.
     # shellcheck disable=SC2016  # expanded in the desktop
-    check "the agent key may switch its own user" in_desktop B sh -c 'conf=/etc/roam-agent/agent.conf
-        roamctl switch alice B2 --key-file /etc/roam-agent/agent.key \
+    local agent_switch='conf=/etc/roam-agent/agent.conf
+        roamctl switch alice "$1" --key-file /etc/roam-agent/agent.key \
             --broker "$(sed -n "s/^broker = //p" $conf)" --broker-key "$(sed -n "s/^broker-public-key = //p" $conf)"'
+    check "an agent key cannot have a desktop provisioned" refused_in_b "$agent_switch" made-up-desktop
+    check "the agent is told so" grep -q "only an operator key may have the broker provision one" "$T/refused.err"
+    check "and no such desktop exists" sh -c "! $ROAMCTL desktop list | grep -q made-up-desktop"
+    check "the operator creates B2" ctl desktop create B2
+    check "B2 connects" wait_for 30 connected B2
+    check "the agent key may switch its own user" in_desktop B sh -c "$agent_switch" - B2
     check "every byte is in B2" same_files B2
     check "switch back to B" ctl switch alice B
+    # A process that opened her disk through the export, not the home, must
+    # let go at a clean detach too (it wrote on until roamfs was killed).
+    hold_export B
+    check "switch to B2 with the export held open in B" ctl switch alice B2
+    check "the process holding the export is gone from B" sh -c "! $ROAM_DESKTOP_TOOL exec B pgrep -x sleep"
+    check "switch back to B again" ctl switch alice B
 
     check "the intruder's key is refused" sh -c \
         "! $ROAMCTL status --timeout 2 --key-file $T/keys/intruder.key 2>$T/intruder.err"
@@ -152,7 +175,7 @@ main() {
 
     ctl audit >"$T/audit"
     cat "$T/audit"
-    check "the audit lists the 7 switches that succeeded" test "$(grep -c ' ok ' "$T/audit")" = 7
+    check "the audit lists the 9 switches that succeeded" test "$(grep -c ' ok ' "$T/audit")" = 9
     check "and the refused one" grep -q "refused to detach" "$T/audit"
     check "the audit shows the dead desktops fenced" sh -c \
         "$ROAMCTL audit --json | grep '\"reason\": \"dead\"' | grep -c 'fenced=' | grep -qx 2"

@@ -61,9 +61,13 @@ std::vector<std::string> hostile(std::mt19937_64& rng, int round) {
 
 int main(int argc, char** argv) {
   if (argc < 4) {
-    std::fprintf(stderr, "usage: wire-probe ENDPOINT BROKER_PUBLIC_HEX OPERATOR_KEY_FILE [SEED]\n");
+    std::fprintf(stderr, "usage: wire-probe ENDPOINT BROKER_PUBLIC_HEX KEY_FILE [SEED|-] [AGENT_DESKTOP]\n"
+                         "  KEY_FILE: an operator's key, or with AGENT_DESKTOP the agent key of that desktop\n");
     return 2;
   }
+  // With an agent key (run from inside a desktop): its requests are refused,
+  // but refused with an answer, and the hostile messages are answered alike.
+  const bool agent = argc > 5;
   const std::string endpoint = argv[1];
   auto server = proto::key_from_hex(argv[2], "broker key");
   auto keys = proto::read_key_file(argv[3]);
@@ -71,7 +75,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "wire-probe: bad keys\n");
     return 2;
   }
-  const uint64_t seed = argc > 4 ? std::strtoull(argv[4], nullptr, 10) : std::random_device{}();
+  const uint64_t seed =
+      argc > 4 && std::string(argv[4]) != "-" ? std::strtoull(argv[4], nullptr, 10) : std::random_device{}();
   std::printf("seed %llu\n", static_cast<unsigned long long>(seed));
   std::mt19937_64 rng(seed);
   zmq::context_t ctx;
@@ -93,15 +98,29 @@ int main(int argc, char** argv) {
     }
     expect(answered == rounds, std::to_string(answered) + "/" + std::to_string(rounds) +
                                    " malformed messages got an EPROTO reply");
-    auto frames = proto::encode(proto::Damage{"x"});
-    frames[2] = std::string(2 << 20, 'x');
+    // 2 MiB in three frames, each under the 1 MiB frame limit: the whole
+    // message is over the limit.
+    auto frames = proto::encode(proto::Reply{7, 0, "ok", {}});
+    for (int i = 0; i < 3; ++i) frames.push_back(std::string(700 << 10, 'x'));
     auto big = exchange(*s, frames, 5000);
     expect(big && big->code == EPROTO && big->message.find("larger than") != std::string::npos,
-           "a 2 MiB message gets an EPROTO reply");
-    auto agent_only = exchange(*s, proto::encode(proto::Register{"A"}), 5000);
-    expect(agent_only && agent_only->code == EPERM, "an operator key cannot speak for an agent");
+           "a 2 MiB message of three 700 KiB frames gets an EPROTO reply");
+    // One frame over 1 MiB: ZeroMQ drops the connection before buffering it.
+    {
+      auto oversized = proto::connect_dealer(ctx, endpoint, *keys, *server);
+      if (!oversized) return 2;
+      auto one = proto::encode(proto::Damage{"x"});
+      one[2] = std::string((1 << 20) + 1, 'x');
+      expect(!exchange(*oversized, one, 1500), "a frame over 1 MiB gets no answer (the connection is dropped)");
+    }
+    const std::string other = agent && std::string(argv[5]) == "A" ? "B" : "A";
+    auto agent_only = exchange(*s, proto::encode(proto::Register{other}), 5000);
+    expect(agent_only && agent_only->code == EPERM, "this key cannot speak for desktop " + other + "'s agent");
     auto fine = exchange(*s, proto::encode(proto::StatusRequest{42}), 5000);
-    expect(fine && fine->code == 0 && fine->request_id == 42, "the broker still serves a valid request");
+    if (agent)
+      expect(fine && fine->code == EPERM && fine->request_id == 42, "the broker still answers (an agent key: EPERM)");
+    else
+      expect(fine && fine->code == 0 && fine->request_id == 42, "the broker still serves a valid request");
   } catch (const zmq::error_t& e) {
     std::printf("FAIL: ZeroMQ error %s\n", e.what());
     return 1;

@@ -3,10 +3,20 @@
 // and unmounts every heartbeat interval. No socket, mount or process.
 #include <catch2/catch.hpp>
 
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <chrono>
+#include <condition_variable>
+#include <future>
 #include <map>
+#include <mutex>
+#include <thread>
 #include <set>
 
+#include "agent/busy.h"
 #include "agent/desktop.h"
 #include "tests/unit/helpers.h"
 
@@ -54,10 +64,26 @@ class FakeOs final : public DesktopOs {
     busy.clear();  // SIGTERM, then SIGKILL: gone
     return Status::ok();
   }
+  // Runs on the Desktop's health thread: everything it touches is under mu.
   std::optional<std::string> first_failing_check(const std::vector<std::string>& commands, int) override {
+    std::unique_lock lock(mu);
     ++checks_run;
+    changed.notify_all();
     checked = commands;
-    return failing;
+    auto result = failing;
+    changed.wait(lock, [this] { return !hang; });
+    return result;
+  }
+  // Waits (at most 5 s) until `n` checks have started; how many have.
+  int wait_runs(int n) {
+    std::unique_lock lock(mu);
+    changed.wait_for(lock, 5s, [this, n] { return checks_run >= n; });
+    return checks_run;
+  }
+  void set_hang(bool on) {
+    std::lock_guard lock(mu);
+    hang = on;
+    changed.notify_all();
   }
   std::vector<std::string> fenced_mounts(const std::string& home_base) override {
     asked_base = home_base;
@@ -77,6 +103,9 @@ class FakeOs final : public DesktopOs {
   std::set<std::string> fenced;
   std::vector<std::string> synced;
   std::vector<ReleaseCall> releases;
+  std::mutex mu;
+  std::condition_variable changed;
+  bool hang = false;  // checks do not return until set_hang(false)
   int checks_run = 0;
   std::vector<std::string> checked;
   std::string asked_base;
@@ -97,10 +126,18 @@ struct World {
   proto::AttachDone attach(uint64_t id) {
     return only<proto::AttachDone>(desktop.on_message(proto::Attach{id, "alice", kExport}));
   }
-  // The Damage messages of one interval at `now`.
+  // The Damage messages of an interval at `now`, with the checks it started
+  // given time to finish and be reported (at a second interval, as at the
+  // same instant: checks run on a thread of their own).
   std::vector<proto::Damage> damage_at(Desktop::Clock::time_point now) {
+    std::vector<proto::Damage> out = damage_of(desktop.on_interval(now));
+    while (desktop.health_check_running()) std::this_thread::sleep_for(1ms);
+    for (const auto& d : damage_of(desktop.on_interval(now))) out.push_back(d);
+    return out;
+  }
+  static std::vector<proto::Damage> damage_of(const std::vector<proto::Message>& messages) {
     std::vector<proto::Damage> out;
-    for (const auto& m : desktop.on_interval(now)) {
+    for (const auto& m : messages) {
       const auto* d = std::get_if<proto::Damage>(&m);
       REQUIRE(d != nullptr);  // nothing else is sent on an interval
       out.push_back(*d);
@@ -271,6 +308,27 @@ TEST_CASE("health checks run once per health interval, from the first heartbeat 
   CHECK(w.os.checks_run == 2);
 }
 
+TEST_CASE("a health check that hangs holds up neither the interval nor the heartbeats", "[agent]") {
+  // The broker declares a desktop dead after 2 s without a heartbeat; a
+  // check may run for 10 s. Every interval must return at once meanwhile.
+  World w({"hung-check"});
+  w.os.set_hang(true);
+  w.os.failing = "health check 'hung-check' timed out or was killed";
+  for (int i = 0; i < 5; ++i) {
+    auto interval = std::async(std::launch::async, [&w, i] { return w.desktop.on_interval(kT0 + i * 1s); });
+    const bool returned = interval.wait_for(2s) == std::future_status::ready;
+    CHECK(returned);
+    if (!returned) w.os.set_hang(false);  // the check blocked the interval: let the test end
+    CHECK(interval.get().empty());
+  }
+  CHECK(w.os.wait_runs(1) == 1);  // no second run while one is under way
+  w.os.set_hang(false);
+  while (w.desktop.health_check_running()) std::this_thread::sleep_for(1ms);
+  auto damage = World::damage_of(w.desktop.on_interval(kT0 + 6s));
+  REQUIRE(damage.size() == 1);
+  CHECK(damage[0].reason == "health check 'hung-check' timed out or was killed");
+}
+
 TEST_CASE("without health checks nothing is run and nothing reported", "[agent]") {
   World w;
   w.os.failing = "would be damage";
@@ -286,4 +344,49 @@ TEST_CASE("a home the broker fenced is unmounted at the next interval", "[agent]
   CHECK(w.os.unmounted == std::vector<std::string>{"/homes/alice"});
   w.damage_at(kT0 + 500ms);
   CHECK(w.os.unmounted.size() == 1);
+}
+
+// ---------------------------------------------------------------- busy processes
+
+TEST_CASE("a disk's other mounts in the desktop (its export) count as its home", "[agent]") {
+  const std::vector<MountEntry> mounts{
+      {"/", "ext4", "/dev/vda1", "254:1", ""},
+      {"/run/roam-agent/exports", "tmpfs", "tmpfs", "0:50", ""},
+      {"/run/roam-agent/exports/alice@3", "fuse.roamfs", "roamfs:/s/alice", "0:61", ""},
+      {"/run/roam-agent/exports/bob@2", "fuse.roamfs", "roamfs:/s/bob", "0:62", ""},
+      {"/homes/alice", "fuse.roamfs", "roamfs:/s/alice", "0:61", ""},
+      {"/homes/bob", "fuse.roamfs", "roamfs:/s/bob", "0:62", ""},
+  };
+  CHECK(mounts_of_same_filesystem(mounts, "/homes/alice") ==
+        std::vector<std::string>{"/homes/alice", "/run/roam-agent/exports/alice@3"});
+  CHECK(mounts_of_same_filesystem(mounts, "/homes/carol") == std::vector<std::string>{"/homes/carol"});
+}
+
+TEST_CASE("a process working under any of the disk's mounts is busy", "[agent]") {
+  roam::testing::TempDir home, other_mount;
+  int ready[2];
+  REQUIRE(::pipe(ready) == 0);
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::signal(SIGTERM, SIG_DFL);  // not Catch2's handler: the child just ends
+    if (::chdir(other_mount.path().c_str()) != 0) ::_exit(1);
+    (void)!::write(ready[1], "x", 1);
+    ::pause();
+    ::_exit(0);
+  }
+  char c;
+  REQUIRE(::read(ready[0], &c, 1) == 1);
+  auto holds = [pid](const std::vector<BusyProcess>& busy) {
+    return std::any_of(busy.begin(), busy.end(), [pid](const BusyProcess& p) { return p.pid == pid; });
+  };
+  CHECK_FALSE(holds(processes_using({home.path()})));
+  CHECK(holds(processes_using({home.path(), other_mount.path()})));
+  CHECK(release_busy({home.path(), other_mount.path()}, false, 0).err() == EBUSY);
+  CHECK(release_busy({home.path(), other_mount.path()}, true, 100).is_ok());
+  int st = 0;
+  ::waitpid(pid, &st, WNOHANG);  // release_busy reaps its own children; if it did not, now
+  CHECK(::kill(pid, 0) != 0);    // gone
+  ::close(ready[0]);
+  ::close(ready[1]);
 }

@@ -1,11 +1,16 @@
 // fusefs/control/protocol.h: the roamctl <-> roamfs messages. Round trips, and
 // garbage (random, truncated, trailing bytes) decoded into an error value,
 // never a crash or an over-read (ExactBuffer lets ASan see one).
+#include <grp.h>
 #include <poll.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <functional>
 #include <random>
 #include <thread>
 
@@ -97,8 +102,9 @@ TEST_CASE("a refusal sent before the request was read still reaches the caller",
   // roamfs answers a caller it refuses without reading its request, then
   // closes; a request larger than the socket buffer then fails to send
   // (EPIPE), and the caller must still report the refusal, not the pipe.
-  const std::string name = "roamdisk-unit-" + std::to_string(::getpid());
-  const int listener = must(listen_on(name));
+  roam::testing::TempDir t;
+  const std::string dir = t.sub("control");
+  const int listener = must(listen_on(dir));
   std::thread server([listener] {
     pollfd p{listener, POLLIN, 0};
     REQUIRE(::poll(&p, 1, 10000) == 1);
@@ -111,9 +117,145 @@ TEST_CASE("a refusal sent before the request was read still reaches the caller",
     ::close(conn);
   });
   RestoreCall big{"/" + std::string(8u << 20, 'x'), 1, std::nullopt, std::nullopt, false};
-  Reply reply = must(call(name, Request{big}));
+  Reply reply = must(call(dir, ::geteuid(), Request{big}));
   server.join();
   ::close(listener);
   CHECK(reply.err == EACCES);
   CHECK(reply.message == "refused before reading");
+}
+
+// ------------------------------------------------ who may hold the socket
+
+namespace {
+
+constexpr uid_t kNobody = 65534;
+
+// Runs `fn` in a child process as uid and gid nobody; its exit status
+// (fn's result), or -1 when it did not exit normally.
+int as_nobody(const std::function<int()>& fn) {
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    if (::setgroups(0, nullptr) != 0 || ::setgid(kNobody) != 0 || ::setuid(kNobody) != 0) ::_exit(100);
+    ::_exit(fn());
+  }
+  int st = 0;
+  REQUIRE(::waitpid(pid, &st, 0) == pid);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+// Binds and listens on a Unix socket at `path`; 0 on success, else errno.
+int bind_path(const std::string& path) {
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+  const int rc = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 ? ::listen(fd, 1) : -1;
+  const int err = rc == 0 ? 0 : errno;
+  ::close(fd);
+  return err;
+}
+
+// Serves one gc request on `listener` with an empty reply, in a thread.
+std::thread serve_one(int listener) {
+  return std::thread([listener] {
+    pollfd p{listener, POLLIN, 0};
+    REQUIRE(::poll(&p, 1, 10000) == 1);
+    const int conn = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+    REQUIRE(conn >= 0);
+    REQUIRE(recv_frame(conn, kMaxRequest).is_ok());
+    REQUIRE_OK(send_frame(conn, encode(Reply{})));
+    ::close(conn);
+  });
+}
+
+}  // namespace
+
+TEST_CASE("a squatter as nobody can neither bind a store's control socket nor stop roamfs serving it",
+          "[control]") {
+  REQUIRE(::geteuid() == 0);  // the unit suite runs as root (a squatter is made with setuid)
+  roam::testing::TempDir t;
+  REQUIRE(::chmod(t.path().c_str(), 0755) == 0);
+  const std::string store = t.sub("store");
+  REQUIRE(::mkdir(store.c_str(), 0755) == 0);  // even a store readable by all
+  const std::string dir = socket_dir(store);
+  // Every address roamfs will use, tried before roamfs starts.
+  const int squatted = as_nobody([&] {
+    if (::mkdir(dir.c_str(), 0777) == 0) return 1;
+    if (bind_path(dir + "/socket") == 0) return 2;
+    return 0;
+  });
+  CHECK(squatted == 0);
+  const int listener = must(listen_on(dir));
+  std::thread server = serve_one(listener);
+  auto reply = call(dir, 0, Request{GcCall{}});
+  server.join();
+  ::close(listener);
+  REQUIRE_OK(reply.status());
+  struct stat st {};
+  REQUIRE(::stat(dir.c_str(), &st) == 0);
+  CHECK(st.st_uid == 0);
+  CHECK((st.st_mode & 0777) == 0700);
+}
+
+TEST_CASE("a control directory another user made is refused, not used", "[control]") {
+  // A store directory open to all (a mistake) lets nobody make the
+  // directory first: roamfs then says so and serves nothing through it.
+  roam::testing::TempDir t;
+  REQUIRE(::chmod(t.path().c_str(), 0755) == 0);
+  const std::string store = t.sub("store");
+  REQUIRE(::mkdir(store.c_str(), 0777) == 0);
+  REQUIRE(::chmod(store.c_str(), 0777) == 0);
+  const std::string dir = socket_dir(store);
+  REQUIRE(as_nobody([&] { return ::mkdir(dir.c_str(), 0700) == 0 ? 0 : 1; }) == 0);
+  auto listener = listen_on(dir);
+  REQUIRE_FALSE(listener.is_ok());
+  CHECK(listener.status().err() == EPERM);
+  CHECK_THAT(listener.status().message(), Catch::Contains("belongs to uid 65534"));
+}
+
+TEST_CASE("roamctl talks only to a control socket served by root or the disk's owner", "[control]") {
+  roam::testing::TempDir t;
+  REQUIRE(::chmod(t.path().c_str(), 0755) == 0);
+  const std::string dir = t.sub("control");
+  REQUIRE(::mkdir(dir.c_str(), 0700) == 0);
+  REQUIRE(::chown(dir.c_str(), kNobody, kNobody) == 0);
+  int ready[2];
+  REQUIRE(::pipe(ready) == 0);
+  // nobody serves two connections and exits with the number of requests it read.
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    if (::setgroups(0, nullptr) != 0 || ::setgid(kNobody) != 0 || ::setuid(kNobody) != 0) ::_exit(100);
+    auto listener = listen_on(dir);
+    if (!listener.is_ok()) ::_exit(101);
+    (void)!::write(ready[1], "x", 1);
+    int requests = 0;
+    for (int i = 0; i < 2; ++i) {
+      pollfd p{*listener, POLLIN, 0};
+      if (::poll(&p, 1, 10000) != 1) ::_exit(102);
+      const int conn = ::accept4(*listener, nullptr, nullptr, SOCK_CLOEXEC);
+      timeval tv{2, 0};
+      ::setsockopt(conn, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+      if (recv_frame(conn, kMaxRequest).is_ok()) {
+        ++requests;
+        (void)send_frame(conn, encode(Reply{}));
+      }
+      ::close(conn);
+    }
+    ::_exit(requests);
+  }
+  char c;
+  REQUIRE(::read(ready[0], &c, 1) == 1);
+  auto refused = call(dir, 0, Request{GcCall{}});
+  REQUIRE_FALSE(refused.is_ok());
+  CHECK(refused.status().err() == EACCES);
+  CHECK_THAT(refused.status().message(), Catch::Contains("served by uid 65534"));
+  REQUIRE_OK(call(dir, kNobody, Request{GcCall{}}).status());  // nobody's own disk: fine
+  int st = 0;
+  REQUIRE(::waitpid(pid, &st, 0) == pid);
+  ::close(ready[0]);
+  ::close(ready[1]);
+  CHECK(WIFEXITED(st));
+  CHECK(WEXITSTATUS(st) == 1);  // the refused call's request never reached it
 }

@@ -110,7 +110,7 @@ TEST_CASE("oversized messages are refused before their fields are read") {
   auto reply = encode(Reply{1, 0, "ok", {}});
   auto many = reply;
   many.resize(kMaxFrames + 1, "row");
-  require_protocol_error(decode_frames(many), "more than 4096 frames");
+  require_protocol_error(decode_frames(many), "more than " + std::to_string(kMaxFrames) + " frames");
   auto big = reply;
   for (int i = 0; i < 300; ++i) big.push_back(std::string(kMaxFieldBytes, 'r'));
   require_protocol_error(decode_frames(big), "larger than");
@@ -122,6 +122,46 @@ TEST_CASE("table cells split back into what was joined") {
   CHECK(split_cells("") == std::vector<std::string>{""});
 }
 
+TEST_CASE("a cell may hold any byte, and a row of such cells is a valid reply row") {
+  // A busy process's name (which any user sets) ends up in an audit cell.
+  std::string every_byte;
+  for (int b = 0; b < 256; ++b) every_byte.push_back(static_cast<char>(b));
+  std::vector<std::string> cells{"a\x1f" "b", std::string("nul\0inside", 11), "\x1e", "\x1e" "s", every_byte, ""};
+  const std::string row = join_cells(cells);
+  CHECK(split_cells(row) == cells);
+  CHECK(row.find('\0') == std::string::npos);
+  auto frames = encode(Reply{1, 0, "ok", {row}});
+  auto back = decode_frames(frames);
+  REQUIRE(back.is_ok());
+  CHECK(split_cells(std::get<Reply>(*back).rows.at(0)) == cells);
+  // A row written before cells were escaped keeps a 0x1E that escapes nothing.
+  CHECK(split_cells("a\x1eZ\x1f" "b\x1e") == std::vector<std::string>{"a\x1eZ", "b\x1e"});
+}
+
+TEST_CASE("a table of 4,100 users fits in one reply; a larger one is cut to what fits") {
+  auto table = [](size_t n) {
+    std::vector<std::string> rows{join_cells({"user", "disk", "desktop"})};
+    for (size_t i = 0; i < n; ++i) rows.push_back(join_cells({"user-" + std::to_string(i), "yes", "desktop-x"}));
+    return rows;
+  };
+  auto users = table(4100);
+  CHECK(bound_rows(users) == 0);
+  auto decoded = decode_frames(encode(Reply{1, 0, "ok", users}));
+  REQUIRE(decoded.is_ok());
+  CHECK(std::get<Reply>(*decoded).rows.size() == 4101);
+
+  auto huge = table(200000);
+  const size_t dropped = bound_rows(huge);
+  CHECK(dropped > 0);
+  CHECK(huge.size() + dropped == 200001);
+  CHECK(decode_frames(encode(Reply{1, 0, "cut", huge})).is_ok());
+
+  std::vector<std::string> long_row{join_cells({"x", std::string(3 * kMaxFieldBytes, '\x1f')})};
+  CHECK(bound_rows(long_row) == 0);
+  CHECK(long_row[0].size() <= kMaxFieldBytes);
+  CHECK(decode_frames(encode(Reply{1, 0, "ok", long_row})).is_ok());
+}
+
 TEST_CASE("a Status crosses the wire as a reply and comes back the same") {
   Status st = Status::error(EBUSY, "desktop B is in use by user bob");
   Reply r = reply_for(5, st);
@@ -131,6 +171,10 @@ TEST_CASE("a Status crosses the wire as a reply and comes back the same") {
   CHECK(back.message() == st.message());
   CHECK(status_of(reply_for(5, Status::ok())).is_ok());
   CHECK(status_of(Reply{1, 1u << 20, "odd", {}}).err() == EIO);
+  CHECK(status_of(Reply{1, uint64_t{1} << 32, "truncates to 0", {}}).err() == EIO);
+  CHECK(errno_of(uint64_t{1} << 32) == EIO);
+  CHECK(errno_of(0) == EIO);
+  CHECK(errno_of(EBUSY) == EBUSY);
 }
 
 TEST_CASE("random, mutated and truncated frames never crash the decoder") {

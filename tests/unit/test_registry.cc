@@ -1,8 +1,10 @@
 // The broker's registry (LMDB) and its records: atomic changes, ordered
-// audit, typed records that refuse damaged rows, and liveness counting.
+// audit, typed records that refuse damaged rows, and liveness counting; who
+// may do what (policy.h).
 #include <catch2/catch.hpp>
 
 #include "broker/peers.h"
+#include "broker/policy.h"
 #include "broker/records.h"
 #include "broker/registry.h"
 #include "broker/switch.h"
@@ -79,6 +81,31 @@ TEST_CASE("audit records keep their order past nine, ninety-nine, ...") {
   for (size_t i = 0; i < audit->size(); ++i) CHECK(audit->at(i).second == Row{std::to_string(i + 1)});
 }
 
+TEST_CASE("an audit record holding any byte reads back with the cells it was written with") {
+  TempDir dir;
+  auto reg = Registry::open(dir.sub("registry"));
+  REQUIRE(reg.is_ok());
+  // An agent's message naming a busy process whose name holds the separator.
+  const Row row{"1", "2", "alice", "A", "B", "request", "busy: evil\x1f" "comm" + std::string(1, '\0'), "end=1"};
+  REQUIRE(reg->append_audit(row).is_ok());
+  auto audit = reg->list(Table::kAudit);
+  REQUIRE(audit.is_ok());
+  REQUIRE(audit->size() == 1);
+  CHECK(audit->at(0).second == row);
+}
+
+TEST_CASE("the oldest audit records go once there are more than the registry keeps") {
+  TempDir dir;
+  auto reg = Registry::open(dir.sub("registry"), 5);
+  REQUIRE(reg.is_ok());
+  for (int i = 1; i <= 12; ++i) REQUIRE(reg->append_audit({std::to_string(i)}).is_ok());
+  auto audit = reg->list(Table::kAudit);
+  REQUIRE(audit.is_ok());
+  REQUIRE(audit->size() == 5);
+  for (size_t i = 0; i < audit->size(); ++i) CHECK(audit->at(i).second == Row{std::to_string(i + 8)});
+  CHECK(audit->back().first == "00000000000000000012");
+}
+
 TEST_CASE("a damaged row is a corrupt-registry error, not an empty record") {
   CHECK(disk_from_row("alice", {"/s"}).status().err() == EIO);
   CHECK(disk_from_row("alice", {"/s", "x"}).status().err() == EIO);
@@ -111,4 +138,54 @@ TEST_CASE("a peer dies after `liveness` silent intervals and lives again when he
   CHECK(peers.routing_id("A") == std::optional<std::string>("rid-a3"));
   CHECK(peers.desktop_of("rid-a3") == std::optional<std::string>("A"));
   CHECK_FALSE(peers.desktop_of("rid-a").has_value());
+}
+
+// ---------------------------------------------------------------- who may do what
+
+namespace {
+
+const std::string kKeyLower(64, 'a');
+const std::string kKeyUpper(64, 'A');
+const std::string kOtherKey = std::string(63, 'b') + "c";
+
+}  // namespace
+
+TEST_CASE("a key written in upper-case hex is the key the ZAP handler names in lower case") {
+  auto principals = configured_principals({kKeyUpper}, {"A:" + std::string(32, 'B') + std::string(32, 'c')});
+  REQUIRE(principals.is_ok());
+  REQUIRE(principals->size() == 2);
+  CHECK(principals->at(0).first == kKeyLower);
+  CHECK(principals->at(0).second.role == Principal::Role::kOperator);
+  CHECK(principals->at(1).first == std::string(32, 'b') + std::string(32, 'c'));
+  CHECK(principals->at(1).second.desktop == "A");
+}
+
+TEST_CASE("one key listed as operator and as agent, or for two desktops, is a configuration error") {
+  auto both = configured_principals({kKeyLower}, {"A:" + kKeyUpper});
+  REQUIRE_FALSE(both.is_ok());
+  CHECK(both.status().err() == EINVAL);
+  CHECK_THAT(both.status().message(), Catch::Contains("listed as an operator key and as the agent key of desktop A"));
+  auto twice = configured_principals({}, {"A:" + kOtherKey, "B:" + kOtherKey});
+  REQUIRE_FALSE(twice.is_ok());
+  CHECK_THAT(twice.status().message(), Catch::Contains("desktop A and as the agent key of desktop B"));
+  CHECK_FALSE(configured_principals({"xyz"}, {}).is_ok());
+  CHECK_FALSE(configured_principals({}, {kKeyLower}).is_ok());  // no DESKTOP:
+}
+
+TEST_CASE("an agent key may switch only its own user, and only to a desktop that exists") {
+  TempDir dir;
+  auto reg = Registry::open(dir.sub("registry"));
+  REQUIRE(reg.is_ok());
+  REQUIRE(reg->put(Table::kDesktops, "A", to_row(DesktopRecord{})).is_ok());
+  REQUIRE(reg->put(Table::kDesktops, "B", to_row(DesktopRecord{})).is_ok());
+  REQUIRE(reg->put(Table::kAttachments, "alice", to_row(AttachmentRecord{"A", 1, "/x/alice@1", 5})).is_ok());
+  const Principal agent_a{Principal::Role::kAgent, "A"};
+  CHECK(agent_may_request(*reg, agent_a, proto::SwitchRequest{1, "alice", "B", true}).is_ok());
+  Status unknown = agent_may_request(*reg, agent_a, proto::SwitchRequest{1, "alice", "new-desktop-1", true});
+  CHECK(unknown.err() == EPERM);
+  CHECK_THAT(unknown.message(), Catch::Contains("only an operator key may have the broker provision one"));
+  CHECK(agent_may_request(*reg, agent_a, proto::SwitchRequest{1, "bob", "B", true}).err() == EPERM);
+  CHECK(agent_may_request(*reg, agent_a, proto::DesktopCreate{1, "C"}).err() == EPERM);
+  CHECK(agent_may_request(*reg, Principal{Principal::Role::kAgent, "B"}, proto::SwitchRequest{1, "alice", "B", true})
+            .err() == EPERM);
 }

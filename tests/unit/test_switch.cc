@@ -10,6 +10,7 @@
 // which is what a broker killed at that instant leaves behind.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <functional>
@@ -253,6 +254,22 @@ class World {
     require_ended();
     require_attached("B", 2);
     CHECK(audited_steps() == steps);
+  }
+  // The export of epoch 2 to B was undone: its roamfs (`pid`; 0 for one
+  // whose pid was never known) fenced, the disk attached nowhere, and the
+  // audit says so.
+  void require_rolled_back(pid_t pid) const {
+    REQUIRE_FALSE(host.stopped.empty());
+    CHECK(host.stopped.back().pid == pid);
+    CHECK(host.stopped.back().mount_point == "/exports/B/alice@2");
+    CHECK(host.stopped.back().fence);
+    auto att = attachment();
+    REQUIRE(att);
+    CHECK(att->desktop.empty());
+    CHECK(att->mount_point.empty());
+    CHECK(att->roamfs_pid == 0);
+    auto steps = audited_steps();
+    CHECK(std::find(steps.begin(), steps.end(), "rolled-back") != steps.end());
   }
   // alice's disk is attached to `desktop` under epoch `e`, served by the
   // roamfs the fake host started last.
@@ -583,23 +600,48 @@ TEST_CASE("a roamfs that does not start ends the switch with its error", "[switc
   REQUIRE_OK(w.switch_alice("B"));
   w.detach_done("A", 0);
   w.ended_with(EIO, "roamfs exited before mounting");
-  CHECK(w.epoch() == 1);  // no epoch is handed out for a roamfs that never ran
-  CHECK(w.attachment()->desktop.empty());
+  CHECK(w.epoch() == 2);  // recorded before the start, so never handed out again
+  w.require_rolled_back(0);
   CHECK(w.sent_to<proto::Attach>("B").empty());
 }
 
-TEST_CASE("a failed attach ends the switch with the agent's error; the disk stays exported", "[switch]") {
+TEST_CASE("the new epoch and its mount point are recorded before its roamfs starts", "[switch]") {
+  World w;
+  w.alice_on_a();
+  bool checked = false;
+  w.host.before_call = [&](const std::string& call) {
+    if (call != "start") return;
+    CHECK(w.epoch() == 2);
+    CHECK(w.attachment()->mount_point == "/exports/B/alice@2");
+    CHECK(w.attachment()->desktop.empty());
+    checked = true;
+  };
+  REQUIRE_OK(w.switch_alice("B"));
+  w.detach_done("A", 0);
+  CHECK(checked);
+  w.attached_on_b(kCleanSteps);
+}
+
+TEST_CASE("a failed attach is rolled back: the new epoch fenced, the disk attached nowhere, the reason audited",
+          "[switch]") {
   World w;
   w.alice_on_a();
   REQUIRE_OK(w.switch_alice("B"));
   w.detach_done("A", 0);
   w.attach_done("B", EIO, "B is not the user disk");
   w.ended_with(EIO, "desktop B could not attach: B is not the user disk");
-  auto att = w.attachment();
-  REQUIRE(att);
-  CHECK(att->desktop.empty());
-  CHECK(att->epoch == 2);
-  CHECK(att->mount_point == "/exports/B/alice@2");
+  w.require_rolled_back(w.host.next_pid - 1);
+  CHECK(w.attachment()->epoch == 2);
+}
+
+TEST_CASE("an AttachDone code outside errno's range is a failure, not a success", "[switch]") {
+  World w;
+  w.alice_on_a();
+  REQUIRE_OK(w.switch_alice("B"));
+  w.detach_done("A", 0);
+  w.attach_done("B", uint64_t{1} << 32, "a code that an int cast makes 0");
+  w.ended_with(EIO, "desktop B could not attach");
+  w.require_rolled_back(w.host.next_pid - 1);
 }
 
 TEST_CASE("a target that does not attach in time ends the switch with ETIMEDOUT", "[switch]") {
@@ -609,7 +651,7 @@ TEST_CASE("a target that does not attach in time ends the switch with ETIMEDOUT"
   w.detach_done("A", 0);
   w.deadline_passes(kTimeouts.attach_ms);
   w.ended_with(ETIMEDOUT, "did not attach the disk within 10 s");
-  CHECK(w.attachment()->desktop.empty());
+  w.require_rolled_back(w.host.next_pid - 1);
 }
 
 // ---------------------------------------------------------------- broker restarts
@@ -680,16 +722,25 @@ TEST_CASE("a broker restart during the release ends the old epoch (fenced) and g
   w.attached_on_b({"checked", "target-ready", "detached", "fenced", "exported", "attached", "end"});
 }
 
-TEST_CASE("a broker restart during the export starts the new epoch once", "[switch]") {
+TEST_CASE("a broker killed as roamfs starts: the resumed export fences that epoch and starts a new one once",
+          "[switch]") {
   World w;
   w.alice_on_a();
   w.killed_at_host_call("start");
-  CHECK(w.host.stopped.empty());  // released before the restart
+  // The killed broker may have started a roamfs for epoch 2 whose pid it
+  // never recorded: it is found by its mount point and fenced.
+  REQUIRE(w.host.stopped.size() == 1);
+  CHECK(w.host.stopped[0].pid == 0);
+  CHECK(w.host.stopped[0].mount_point == "/exports/B/alice@2");
+  CHECK(w.host.stopped[0].fence);
   REQUIRE(w.host.started.size() == 1);
-  CHECK(w.host.started[0].mount_point == "/exports/B/alice@2");
-  CHECK(w.epoch() == 2);
+  CHECK(w.host.started[0].mount_point == "/exports/B/alice@3");
+  CHECK(w.epoch() == 3);
   w.connect("B");
-  w.attached_on_b(kCleanSteps);
+  w.attach_done("B", 0);
+  w.require_ended();
+  w.require_attached("B", 3);
+  CHECK(w.audited_steps() == kCleanSteps);
 }
 
 TEST_CASE("a broker restart during the attach asks the target again once it reconnects", "[switch]") {
@@ -710,11 +761,11 @@ TEST_CASE("a broker restart during the attach asks the target again once it reco
     w.attached_on_b(kCleanSteps);
     CHECK(w.host.started.size() == 1);  // no second epoch
   }
-  SECTION("the target never comes back: ETIMEDOUT, the disk stays exported") {
+  SECTION("the target never comes back: ETIMEDOUT, rolled back") {
     w.tick_after(std::chrono::milliseconds(kTimeouts.attach_ms + 1));
     w.require_ended();
     CHECK_THAT(w.last_audit()[6], Catch::Contains("did not attach"));
-    CHECK(w.attachment()->desktop.empty());
+    w.require_rolled_back(w.host.next_pid - 1);
     CHECK(w.attachment()->epoch == 2);
   }
 }

@@ -81,6 +81,7 @@ int run_request(const std::string& cmd, const BrokerArgs& args, const proto::Mes
                 const std::string& done) {
   auto reply = ask_broker(args, request);
   if (!reply) return fail(cmd, reply.status());
+  if (reply->message != "ok") std::fprintf(stderr, "roamctl %s: %s\n", cmd.c_str(), reply->message.c_str());
   if (!reply->rows.empty()) print_table(*reply, args.json);
   else if (args.json) std::printf("{\"result\": %s}\n", json_string(done).c_str());
   else std::printf("%s\n", done.c_str());
