@@ -109,17 +109,9 @@ struct Disk {
 // changes first, so that --at a moment of the last seconds sees them. Best
 // effort: an unmounted disk has nothing to commit.
 void ask_live_roamfs_to_checkpoint(const std::string& store_dir) {
-  std::string socket;
-  {
-    auto store = roam::Store::open(store_dir, {.read_only = true});
-    if (!store) return;
-    auto txn = (*store)->begin_read();
-    if (!txn) return;
-    auto name = roam::control::socket_name(*txn);
-    if (!name) return;
-    socket = *name;
-  }
-  (void)roam::control::call(socket, roam::control::CheckpointCall{});
+  struct stat st {};
+  if (::stat(store_dir.c_str(), &st) != 0) return;
+  (void)roam::control::call(roam::control::socket_dir(store_dir), st.st_uid, roam::control::CheckpointCall{});
 }
 
 roam::Result<Disk> open_disk(const Args& args) {
