@@ -19,6 +19,9 @@ PACKAGES=(
     lmdb-utils attr acl sqlite3 git tar coreutils findutils
     autoconf automake libtool perl
     iproute2 util-linux psmisc procps python3 e2fsprogs
+    # xfstests (tools/scripts/xfstests.sh): its build and the tools its tests run
+    xfslibs-dev xfsprogs uuid-dev libtool-bin libacl1-dev libattr1-dev libaio-dev
+    liburing-dev libcap-dev gawk fio bc
 )
 
 LOG=${ROAMDISK_DEPS_LOG:-/tmp/roamdisk-install-deps.log}
