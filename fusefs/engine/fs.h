@@ -59,9 +59,13 @@ class Fs {
   // nullopt (removed since the caller listed it).
   Result<std::vector<std::optional<Inode>>> getattrs(const std::vector<uint64_t>& inos);
   // Regular files, fifos, sockets and device nodes; `kind` is kCreate or kMknod.
+  // The new inode's permission bits are `mode` masked by the parent's default
+  // ACL, which it inherits (a directory also as its own default ACL), or, when
+  // the parent has none, `mode` less `umask` (the caller's, which the kernel
+  // leaves to roamfs once it enforces ACLs).
   Result<Inode> mknod(const Caller& c, uint64_t parent, std::string_view name, uint32_t mode, uint64_t rdev,
-                      OpKind kind);
-  Result<Inode> mkdir(const Caller& c, uint64_t parent, std::string_view name, uint32_t mode);
+                      OpKind kind, uint32_t umask = 0);
+  Result<Inode> mkdir(const Caller& c, uint64_t parent, std::string_view name, uint32_t mode, uint32_t umask = 0);
   Result<Inode> symlink(const Caller& c, uint64_t parent, std::string_view name, std::string_view target);
   Result<Inode> link(const Caller& c, uint64_t ino, uint64_t new_parent, std::string_view new_name);
   Status unlink(const Caller& c, uint64_t parent, std::string_view name);
@@ -73,8 +77,16 @@ class Fs {
   Result<std::vector<std::pair<std::string, Dirent>>> readdir(uint64_t ino, std::string_view after, size_t limit);
 
   // --- attributes ---
+  // A mode change also rewrites the access ACL's owner, mask and other entries.
   Result<Inode> setattr(const Caller& c, uint64_t ino, const SetattrArgs& args);
-  Status setxattr(const Caller& c, uint64_t ino, std::string_view name, std::string_view value, int flags);
+  // Setting system.posix_acl_access also sets the mode's permission bits from
+  // the ACL, and stores the ACL only when it says more than the mode (as the
+  // kernel's filesystems do); `kill_sgid` (the kernel's
+  // FUSE_SETXATTR_ACL_KILL_SGID: the caller is neither in the file's group
+  // nor privileged) also clears setgid. system.posix_acl_default is for
+  // directories only (EACCES). Malformed ACLs are EINVAL.
+  Status setxattr(const Caller& c, uint64_t ino, std::string_view name, std::string_view value, int flags,
+                  bool kill_sgid = false);
   Result<std::string> getxattr(uint64_t ino, std::string_view name);  // ENODATA when absent
   Result<std::vector<std::string>> listxattr(uint64_t ino);
   Status removexattr(const Caller& c, uint64_t ino, std::string_view name);
@@ -103,7 +115,7 @@ class Fs {
 
  private:
   Result<Inode> make_node(const Caller& c, uint64_t parent, std::string_view name, uint32_t mode, uint64_t rdev,
-                          std::string_view target, OpKind kind);
+                          std::string_view target, OpKind kind, uint32_t umask);
   Result<OpRecord> finish(class Mutation& m);
   // What Linux does to a regular file (any non-directory) that is written or
   // truncated by a process without CAP_FSETID, or chowned: setuid goes;

@@ -77,6 +77,10 @@ Caller caller_of(fuse_req_t req) {
   return caller;
 }
 
+// The creating process's umask, which the kernel sends with create, mknod
+// and mkdir (and no longer applies itself under FUSE_CAP_DONT_MASK).
+uint32_t umask_of(fuse_req_t req) { return fuse_req_ctx(req)->umask; }
+
 struct stat to_stat(const Inode& i) {
   struct stat st {};
   st.st_ino = i.ino;
@@ -154,6 +158,8 @@ void op_init(void* userdata, fuse_conn_info* conn) {
   }
   conn->want |= conn->capable & (FUSE_CAP_PARALLEL_DIROPS | FUSE_CAP_CACHE_SYMLINKS | FUSE_CAP_ASYNC_READ);
   conn->want |= conn->capable & FUSE_CAP_READDIRPLUS;
+  if (c.options.posix_acl && (conn->capable & FUSE_CAP_POSIX_ACL))
+    conn->want |= FUSE_CAP_POSIX_ACL | (conn->capable & FUSE_CAP_DONT_MASK);
   conn->want &= ~static_cast<unsigned>(FUSE_CAP_READDIRPLUS_AUTO);
   conn->max_write = kMaxWriteBytes;
   conn->max_readahead = kMaxReadaheadBytes;
@@ -232,11 +238,11 @@ void op_readlink(fuse_req_t req, fuse_ino_t ino) {
 }
 
 void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
-  reply_entry(req, ctx(req).fs.mknod(caller_of(req), parent, name, mode, rdev, OpKind::kMknod));
+  reply_entry(req, ctx(req).fs.mknod(caller_of(req), parent, name, mode, rdev, OpKind::kMknod, umask_of(req)));
 }
 
 void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
-  reply_entry(req, ctx(req).fs.mkdir(caller_of(req), parent, name, mode));
+  reply_entry(req, ctx(req).fs.mkdir(caller_of(req), parent, name, mode, umask_of(req)));
 }
 
 void op_unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
@@ -287,7 +293,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 
 void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
   Caller caller = caller_of(req);
-  auto r = ctx(req).fs.mknod(caller, parent, name, mode, 0, OpKind::kCreate);
+  auto r = ctx(req).fs.mknod(caller, parent, name, mode, 0, OpKind::kCreate, umask_of(req));
   if (!r) return reply_status(req, r.status());
   fi->fh = reinterpret_cast<uint64_t>(new FileHandle(std::move(caller), r->ino, ctx(req).open_files));
   fi->keep_cache = 1;
@@ -417,7 +423,8 @@ void op_statfs(fuse_req_t req, fuse_ino_t) {
 }
 
 void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size, int flags) {
-  reply_status(req, ctx(req).fs.setxattr(caller_of(req), ino, name, std::string_view(value, size), flags));
+  const bool kill_sgid = DeviceIo::setxattr_kills_sgid(ino);
+  reply_status(req, ctx(req).fs.setxattr(caller_of(req), ino, name, std::string_view(value, size), flags, kill_sgid));
 }
 
 // Answers a size probe (size == 0) or returns the bytes, per the xattr API.

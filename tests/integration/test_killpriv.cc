@@ -126,12 +126,6 @@ std::map<std::string, std::string> outcome(const std::string& dir) {
   return out;
 }
 
-std::string render(const std::map<std::string, std::string>& m) {
-  std::string s;
-  for (const auto& [k, v] : m) s += "  " + k + ": " + v + "\n";
-  return s;
-}
-
 }  // namespace
 
 TEST_CASE("writes, truncates and chowns take away setuid, setgid and capabilities as on a plain directory",
