@@ -199,6 +199,26 @@ void forget_cached_mode(fuse_req_t req, fuse_ino_t ino) {
            std::strerror(-rc));
 }
 
+// An O_DIRECT write bypassed the page cache: the kernel dropped the range's
+// pages before sending it, but a buffered read may have cached the old bytes
+// again while the write was in flight, and after an asynchronous direct
+// write the kernel drops nothing (generic/451). Dropped here, after the new
+// bytes are stored and before the reply, so that every read that completes
+// after the write sees them: a read still in flight holds its page locked,
+// and the invalidation waits for it. Only for a write from a file opened
+// with O_DIRECT that did not come from the page cache: the pages of a
+// writeback WRITE (fi->writepage), and those of a write-through WRITE (the
+// kernel's fallback for a buffered write that must drop setuid), stay
+// locked or under writeback until this very reply.
+void forget_cached_pages(fuse_req_t req, fuse_ino_t ino, off_t off, size_t size) {
+  fuse_session* se = ctx(req).session;
+  if (!se || size == 0) return;
+  int rc = fuse_lowlevel_notify_inval_inode(se, ino, off, static_cast<off_t>(size));
+  if (rc != 0 && rc != -ENOENT)
+    syslog(LOG_WARNING, "roamfs: inode %llu: cached pages not invalidated after a direct write: %s",
+           static_cast<unsigned long long>(ino), std::strerror(-rc));
+}
+
 void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info*) {
   SetattrArgs a;
   // With FUSE_HANDLE_KILLPRIV_V2, two more requests mean "take away
@@ -319,6 +339,7 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_
   auto r = ctx(req).fs.write(who, ino, static_cast<uint64_t>(off), std::string_view(buf, size), kill, &mode_changed);
   if (!r) return reply_status(req, r.status());
   if (mode_changed) forget_cached_mode(req, ino);
+  if (fi && !fi->writepage && (fi->flags & O_DIRECT)) forget_cached_pages(req, ino, off, size);
   fuse_reply_write(req, size);
 }
 
