@@ -53,6 +53,9 @@ class Fs {
   Store& store() { return store_; }
 
   // --- namespace ---
+  // `name` "." is inode `parent` itself, of any type while it has a name
+  // (ENOENT once it has none), and ".." a directory's parent: how the kernel
+  // resolves file handles (FUSE export support).
   Result<Inode> lookup(uint64_t parent, std::string_view name);
   Result<Inode> getattr(uint64_t ino);
   // Several inodes read in one transaction (readdirplus); a missing one is

@@ -120,10 +120,14 @@ Result<Inode> Fs::lookup(uint64_t parent, std::string_view name) {
   if (name.size() > kNameMax) return Status::error(ENAMETOOLONG, "file name longer than 255 bytes");
   ROAM_ASSIGN(ReadTxn txn, store_.begin_read());
   PastView v = view(txn);
+  if (name == ".") {  // any inode by its number: the kernel resolving a file handle
+    ROAM_ASSIGN(Inode self, v.existing_inode(parent));
+    if (self.nlink == 0) return Status::not_found("file has been removed");
+    return self;
+  }
   ROAM_ASSIGN(Inode dir, v.existing_inode(parent));
   if (!S_ISDIR(dir.mode)) return Status::error(ENOTDIR, "not a directory");
   if (dir.nlink == 0) return Status::not_found("directory has been removed");
-  if (name == ".") return dir;
   if (name == "..") return v.existing_inode(dir.parent);
   ROAM_ASSIGN(auto d, v.dirent(parent, name));
   if (!d) return Status::not_found("no such file or directory");

@@ -158,6 +158,10 @@ void op_init(void* userdata, fuse_conn_info* conn) {
   }
   conn->want |= conn->capable & (FUSE_CAP_PARALLEL_DIROPS | FUSE_CAP_CACHE_SYMLINKS | FUSE_CAP_ASYNC_READ);
   conn->want |= conn->capable & FUSE_CAP_READDIRPLUS;
+  // File handles that outlive the kernel's caches and a remount: the kernel
+  // resolves them by looking up "." and ".." of inode numbers (Fs::lookup),
+  // which never change and are never reused (hence one generation).
+  conn->want |= conn->capable & FUSE_CAP_EXPORT_SUPPORT;
   if (c.options.posix_acl && (conn->capable & FUSE_CAP_POSIX_ACL))
     conn->want |= FUSE_CAP_POSIX_ACL | (conn->capable & FUSE_CAP_DONT_MASK);
   conn->want &= ~static_cast<unsigned>(FUSE_CAP_READDIRPLUS_AUTO);
