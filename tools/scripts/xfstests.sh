@@ -108,12 +108,13 @@ build_xfstests() {
         die "xfstests did not build: see $XFS_DIR/roamdisk-build.log"
 }
 
-# The users and group xfstests' permission tests switch to.
+# The users xfstests' permission tests switch to, each with a group of its
+# name (tests require the groups fsgqa and fsgqa2 too).
 ensure_users() {
-    getent group fsgqa >/dev/null || groupadd fsgqa
     local u
     for u in fsgqa fsgqa2 123456-fsgqa; do
-        getent passwd "$u" >/dev/null || useradd -m -g fsgqa "$u" 2>/dev/null || useradd -m "$u"
+        getent group "$u" >/dev/null || groupadd "$u"
+        getent passwd "$u" >/dev/null || useradd -m -g "$u" "$u"
     done
 }
 
@@ -171,6 +172,9 @@ export TEST_DIR=$TMP/test
 export SCRATCH_DEV=roamfs:$TMP/scratch-store
 export SCRATCH_MNT=$TMP/scratch
 export RESULT_BASE=$TMP/results
+# As ext4 by default: device nodes and setuid work (FUSE mounts are nodev,nosuid
+# unless told otherwise), which tests of both expect.
+export FUSE_MOUNT_OPTIONS="-o dev,suid"
 EOF
 }
 
