@@ -37,6 +37,9 @@ struct SetattrArgs {
   // The kernel asks the filesystem to take away privileges (chown, or a
   // truncate by a caller without CAP_FSETID): see Fs::kill_privileges.
   bool kill_privs = false;
+  // With kill_privs: the caller is not in the file's group, so setgid goes
+  // even without group execute (Linux's setattr_should_drop_sgid).
+  bool outside_group = false;
 };
 
 // Called with each logged record after it commits (roamfs uses it to log
@@ -102,8 +105,9 @@ class Fs {
   // `kill_privs`: the writer lacks CAP_FSETID, so the write also takes away
   // privileges (see kill_privileges), in the same logged operation; then
   // `*mode_changed` (if given) says whether that changed the mode.
+  // `outside_group`: as SetattrArgs::outside_group.
   Result<Inode> write(const Caller& c, uint64_t ino, uint64_t offset, std::string_view data,
-                      bool kill_privs = false, bool* mode_changed = nullptr);
+                      bool kill_privs = false, bool* mode_changed = nullptr, bool outside_group = false);
   Status fallocate(const Caller& c, uint64_t ino, int mode, uint64_t offset, uint64_t length);
   // Makes every change so far durable (fsync, fsyncdir).
   Status sync() { return store_.sync(); }
@@ -122,12 +126,12 @@ class Fs {
   Result<OpRecord> finish(class Mutation& m);
   // What Linux does to a regular file (any non-directory) that is written or
   // truncated by a process without CAP_FSETID, or chowned: setuid goes;
-  // setgid goes when group execute is set (without it the bit marks
-  // mandatory locking, and stays); the file capabilities (the
+  // setgid goes when group execute is set or the caller is `outside_group`
+  // (else the bit marks mandatory locking, and stays); the file capabilities (the
   // security.capability xattr) go. With FUSE_HANDLE_KILLPRIV_V2 the kernel
   // leaves this to roamfs. Changes `inode` (not stored: the caller puts it)
   // and notes the new mode in the record; returns whether anything changed.
-  Result<bool> kill_privileges(class Mutation& m, Inode& inode);
+  Result<bool> kill_privileges(class Mutation& m, Inode& inode, bool outside_group);
   Result<size_t> read_once(uint64_t ino, uint64_t offset, size_t size, char* buf);
   // What read methods see through `txn`: the current state, or the past one.
   PastView view(const StoreTxn& txn) const { return PastView(txn, at_seq_.value_or(PastView::kNow)); }

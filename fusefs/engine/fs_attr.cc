@@ -54,7 +54,7 @@ Result<Inode> Fs::setattr(const Caller& c, uint64_t ino, const SetattrArgs& a) {
   rec.flags = a.mask;
   ROAM_ASSIGN(rec.path, m.txn().path_of(ino));
   const Timespec now = now_timespec();
-  if (a.kill_privs) ROAM_TRY(kill_privileges(m, inode).take_status());
+  if (a.kill_privs) ROAM_TRY(kill_privileges(m, inode, a.outside_group).take_status());
   if (a.mask & kSetMode) {  // after the kill: an explicit mode wins (the kernel never sends both)
     inode.mode = (inode.mode & S_IFMT) | (a.mode & 07777);
     rec.mode = inode.mode;
@@ -77,10 +77,10 @@ Result<Inode> Fs::setattr(const Caller& c, uint64_t ino, const SetattrArgs& a) {
   return inode;
 }
 
-Result<bool> Fs::kill_privileges(Mutation& m, Inode& inode) {
+Result<bool> Fs::kill_privileges(Mutation& m, Inode& inode, bool outside_group) {
   if (S_ISDIR(inode.mode)) return false;
   uint32_t mode = inode.mode & ~static_cast<uint32_t>(S_ISUID);
-  if ((mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP)) mode &= ~static_cast<uint32_t>(S_ISGID);
+  if ((mode & S_IXGRP) || outside_group) mode &= ~static_cast<uint32_t>(S_ISGID);
   bool changed = mode != inode.mode;
   inode.mode = mode;
   constexpr std::string_view kCaps = "security.capability";

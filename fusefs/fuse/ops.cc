@@ -186,8 +186,37 @@ void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
 void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) { reply_attr(req, ctx(req).fs.getattr(ino)); }
 
 // Whether a file of this mode loses anything to Fs::kill_privileges.
-bool has_killable_mode(uint32_t mode) {
-  return !S_ISDIR(mode) && ((mode & S_ISUID) || (mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP));
+bool has_killable_mode(uint32_t mode, bool outside_group) {
+  const bool sgid_goes = (mode & S_ISGID) && ((mode & S_IXGRP) || outside_group);
+  return !S_ISDIR(mode) && ((mode & S_ISUID) || sgid_goes);
+}
+
+// Supplementary groups read at first (more are read when a caller has more).
+constexpr size_t kGroupsGuess = 64;
+
+// Whether the caller belongs to group `gid`: its group, or one of its
+// supplementary groups (libfuse reads them from /proc). When they cannot be
+// read (the process is gone), it counts as a member: the bit stays.
+bool caller_in_group(fuse_req_t req, uint32_t gid) {
+  if (fuse_req_ctx(req)->gid == gid) return true;
+  std::vector<gid_t> groups(kGroupsGuess);
+  int n = fuse_req_getgroups(req, static_cast<int>(groups.size()), groups.data());
+  if (n > static_cast<int>(groups.size())) {
+    groups.resize(static_cast<size_t>(n));
+    n = fuse_req_getgroups(req, n, groups.data());
+  }
+  if (n < 0) return true;
+  groups.resize(std::min(groups.size(), static_cast<size_t>(n)));
+  return std::find(groups.begin(), groups.end(), gid) != groups.end();
+}
+
+// For a request in which the kernel asks to take away privileges because the
+// caller lacks CAP_FSETID: whether the caller is outside inode `ino`'s group,
+// so that setgid goes even without group execute (as Linux's
+// setattr_should_drop_sgid).
+bool outside_group_of(fuse_req_t req, fuse_ino_t ino) {
+  auto r = ctx(req).fs.getattr(ino);
+  return r && !caller_in_group(req, r->gid);
 }
 
 // The kernel caches a file's mode: after roamfs took away setuid/setgid in a
@@ -234,6 +263,9 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, f
   // both cases.
   const bool v2 = ctx(req).device_io.killpriv_v2();
   a.kill_privs = v2 && ((to_set & FUSE_SET_ATTR_KILL_SUID) || (to_set & ~FUSE_SET_ATTR_CTIME) == 0);
+  // A chown's kill may come from a caller with CAP_FSETID, who keeps setgid.
+  const bool chown = to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID);
+  a.outside_group = a.kill_privs && !chown && outside_group_of(req, ino);
   if (to_set & FUSE_SET_ATTR_MODE) a.mask |= kSetMode, a.mode = attr->st_mode;
   if (to_set & FUSE_SET_ATTR_UID) a.mask |= kSetUid, a.uid = attr->st_uid;
   if (to_set & FUSE_SET_ATTR_GID) a.mask |= kSetGid, a.gid = attr->st_gid;
@@ -301,11 +333,13 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   // so is taking away privileges when the kernel says so (the opener lacks
   // CAP_FSETID; FUSE_HANDLE_KILLPRIV_V2).
   const bool kill = (fi->flags & O_TRUNC) && DeviceIo::open_kills(ino);
-  if ((fi->flags & O_TRUNC) && S_ISREG(r->mode) && (r->size > 0 || (kill && has_killable_mode(r->mode)))) {
+  const bool outside = kill && !caller_in_group(req, r->gid);
+  if ((fi->flags & O_TRUNC) && S_ISREG(r->mode) && (r->size > 0 || (kill && has_killable_mode(r->mode, outside)))) {
     SetattrArgs a;
     a.mask = kSetSize;
     a.size = 0;
     a.kill_privs = kill;
+    a.outside_group = outside;
     auto t = ctx(req).fs.setattr(caller, ino, a);
     if (!t) return reply_status(req, t.status());
     if (t->mode != r->mode) forget_cached_mode(req, ino);
@@ -339,8 +373,10 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_
   // A write the kernel sends itself (not through the page cache) by a process
   // without CAP_FSETID takes away privileges (FUSE_HANDLE_KILLPRIV_V2).
   const bool kill = DeviceIo::write_kills(ino);
+  const bool outside = kill && outside_group_of(req, ino);
   bool mode_changed = false;
-  auto r = ctx(req).fs.write(who, ino, static_cast<uint64_t>(off), std::string_view(buf, size), kill, &mode_changed);
+  auto r = ctx(req).fs.write(who, ino, static_cast<uint64_t>(off), std::string_view(buf, size), kill, &mode_changed,
+                             outside);
   if (!r) return reply_status(req, r.status());
   if (mode_changed) forget_cached_mode(req, ino);
   if (fi && !fi->writepage && (fi->flags & O_DIRECT)) forget_cached_pages(req, ino, off, size);

@@ -210,8 +210,10 @@ report() {
     ran=$(words_after Ran "$out")
     failed=$(words_after Failures "$out")
     notrun=$(words_after "Not run" "$out")
-    local n_ran n_failed n_notrun
-    n_ran=$(grep -c . <<<"$ran" || true)
+    # ./check's "Ran" lists every test it tried, those that did not run too.
+    local passed n_passed n_failed n_notrun
+    passed=$(comm -23 <(echo "$ran") <(printf '%s\n' "$failed" "$notrun" | sed '/^$/d' | sort -u))
+    n_passed=$(grep -c . <<<"$passed" || true)
     n_failed=$(grep -c . <<<"$failed" || true)
     n_notrun=$(grep -c . <<<"$notrun" || true)
     unexpected=$(comm -23 <(echo "$failed" | sed '/^$/d') <(expected_tests | sort -u))
@@ -221,7 +223,7 @@ report() {
     done
     local n_unexpected
     n_unexpected=$(grep -c . <<<"$unexpected" || true)
-    echo "xfstests ${SELECTION[*]} on roamfs: $((n_ran - n_failed)) passed, $n_failed failed ($n_unexpected unexpected), $n_notrun not run (full output: $out)"
+    echo "xfstests ${SELECTION[*]} on roamfs: $n_passed passed, $n_failed failed ($n_unexpected unexpected), $n_notrun not run (full output: $out)"
     ((n_unexpected == 0))
 }
 
@@ -247,6 +249,7 @@ main() {
     log "running ./check ${args[*]} (output: $out)"
     local rc=0
     (cd "$XFS_DIR" && PATH="$TMP/bin:$PATH" HOST_OPTIONS="$TMP/local.config" exec ./check "${args[@]}") </dev/null >"$out" 2>&1 || rc=$?
+    rm -rf "$BUILD_DIR/xfstests-results"
     cp -r "$TMP/results" "$BUILD_DIR/xfstests-results" 2>/dev/null || true
     grep -q '^Ran: ' "$out" || {
         tail -n 20 "$out" >&2
