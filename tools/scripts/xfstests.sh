@@ -172,9 +172,6 @@ export TEST_DIR=$TMP/test
 export SCRATCH_DEV=roamfs:$TMP/scratch-store
 export SCRATCH_MNT=$TMP/scratch
 export RESULT_BASE=$TMP/results
-# As ext4 by default: device nodes and setuid work (FUSE mounts are nodev,nosuid
-# unless told otherwise), which tests of both expect.
-export FUSE_MOUNT_OPTIONS="-o dev,suid"
 EOF
 }
 
