@@ -37,6 +37,9 @@ struct SetattrArgs {
   // The kernel asks the filesystem to take away privileges (chown, or a
   // truncate by a caller without CAP_FSETID): see Fs::kill_privileges.
   bool kill_privs = false;
+  // With kill_privs: the caller is not in the file's group, so setgid goes
+  // even without group execute (Linux's setattr_should_drop_sgid).
+  bool outside_group = false;
 };
 
 // Called with each logged record after it commits (roamfs uses it to log
@@ -53,15 +56,22 @@ class Fs {
   Store& store() { return store_; }
 
   // --- namespace ---
+  // `name` "." is inode `parent` itself, of any type while it has a name
+  // (ENOENT once it has none), and ".." a directory's parent: how the kernel
+  // resolves file handles (FUSE export support).
   Result<Inode> lookup(uint64_t parent, std::string_view name);
   Result<Inode> getattr(uint64_t ino);
   // Several inodes read in one transaction (readdirplus); a missing one is
   // nullopt (removed since the caller listed it).
   Result<std::vector<std::optional<Inode>>> getattrs(const std::vector<uint64_t>& inos);
   // Regular files, fifos, sockets and device nodes; `kind` is kCreate or kMknod.
+  // The new inode's permission bits are `mode` masked by the parent's default
+  // ACL, which it inherits (a directory also as its own default ACL), or, when
+  // the parent has none, `mode` less `umask` (the caller's, which the kernel
+  // leaves to roamfs once it enforces ACLs).
   Result<Inode> mknod(const Caller& c, uint64_t parent, std::string_view name, uint32_t mode, uint64_t rdev,
-                      OpKind kind);
-  Result<Inode> mkdir(const Caller& c, uint64_t parent, std::string_view name, uint32_t mode);
+                      OpKind kind, uint32_t umask = 0);
+  Result<Inode> mkdir(const Caller& c, uint64_t parent, std::string_view name, uint32_t mode, uint32_t umask = 0);
   Result<Inode> symlink(const Caller& c, uint64_t parent, std::string_view name, std::string_view target);
   Result<Inode> link(const Caller& c, uint64_t ino, uint64_t new_parent, std::string_view new_name);
   Status unlink(const Caller& c, uint64_t parent, std::string_view name);
@@ -73,8 +83,16 @@ class Fs {
   Result<std::vector<std::pair<std::string, Dirent>>> readdir(uint64_t ino, std::string_view after, size_t limit);
 
   // --- attributes ---
+  // A mode change also rewrites the access ACL's owner, mask and other entries.
   Result<Inode> setattr(const Caller& c, uint64_t ino, const SetattrArgs& args);
-  Status setxattr(const Caller& c, uint64_t ino, std::string_view name, std::string_view value, int flags);
+  // Setting system.posix_acl_access also sets the mode's permission bits from
+  // the ACL, and stores the ACL only when it says more than the mode (as the
+  // kernel's filesystems do); `kill_sgid` (the kernel's
+  // FUSE_SETXATTR_ACL_KILL_SGID: the caller is neither in the file's group
+  // nor privileged) also clears setgid. system.posix_acl_default is for
+  // directories only (EACCES). Malformed ACLs are EINVAL.
+  Status setxattr(const Caller& c, uint64_t ino, std::string_view name, std::string_view value, int flags,
+                  bool kill_sgid = false);
   Result<std::string> getxattr(uint64_t ino, std::string_view name);  // ENODATA when absent
   Result<std::vector<std::string>> listxattr(uint64_t ino);
   Status removexattr(const Caller& c, uint64_t ino, std::string_view name);
@@ -87,8 +105,9 @@ class Fs {
   // `kill_privs`: the writer lacks CAP_FSETID, so the write also takes away
   // privileges (see kill_privileges), in the same logged operation; then
   // `*mode_changed` (if given) says whether that changed the mode.
+  // `outside_group`: as SetattrArgs::outside_group.
   Result<Inode> write(const Caller& c, uint64_t ino, uint64_t offset, std::string_view data,
-                      bool kill_privs = false, bool* mode_changed = nullptr);
+                      bool kill_privs = false, bool* mode_changed = nullptr, bool outside_group = false);
   Status fallocate(const Caller& c, uint64_t ino, int mode, uint64_t offset, uint64_t length);
   // Makes every change so far durable (fsync, fsyncdir).
   Status sync() { return store_.sync(); }
@@ -103,16 +122,16 @@ class Fs {
 
  private:
   Result<Inode> make_node(const Caller& c, uint64_t parent, std::string_view name, uint32_t mode, uint64_t rdev,
-                          std::string_view target, OpKind kind);
+                          std::string_view target, OpKind kind, uint32_t umask);
   Result<OpRecord> finish(class Mutation& m);
   // What Linux does to a regular file (any non-directory) that is written or
   // truncated by a process without CAP_FSETID, or chowned: setuid goes;
-  // setgid goes when group execute is set (without it the bit marks
-  // mandatory locking, and stays); the file capabilities (the
+  // setgid goes when group execute is set or the caller is `outside_group`
+  // (else the bit marks mandatory locking, and stays); the file capabilities (the
   // security.capability xattr) go. With FUSE_HANDLE_KILLPRIV_V2 the kernel
   // leaves this to roamfs. Changes `inode` (not stored: the caller puts it)
   // and notes the new mode in the record; returns whether anything changed.
-  Result<bool> kill_privileges(class Mutation& m, Inode& inode);
+  Result<bool> kill_privileges(class Mutation& m, Inode& inode, bool outside_group);
   struct ReadPlan;
   Result<ReadPlan> plan_read(uint64_t ino, uint64_t offset, size_t size);
   Result<size_t> read_once(uint64_t ino, uint64_t offset, size_t size, char* buf);

@@ -5,10 +5,46 @@
 
 #include <cstring>
 
+#include "fusefs/engine/acl.h"
 #include "fusefs/engine/fs.h"
 #include "fusefs/engine/mutation.h"
 
 namespace roam {
+
+namespace {
+
+// chmod of an inode with an access ACL: the ACL follows the new mode.
+Status chmod_access_acl(Mutation& m, const Inode& inode) {
+  ROAM_ASSIGN(auto value, m.txn().get_xattr(inode.ino, kAclAccessXattr));
+  if (!value) return Status::ok();
+  ROAM_ASSIGN(Acl acl, parse_acl(*value));
+  acl_chmod(acl, inode.mode);
+  return m.set_xattr(inode.ino, kAclAccessXattr, encode_acl(acl));
+}
+
+// setfacl: the mode's permission bits follow the ACL, which is stored only
+// when it says more than they do (else any stored one goes). `inode` is
+// changed, not stored.
+Status set_access_acl(Mutation& m, Inode& inode, std::string_view value, bool kill_sgid) {
+  ROAM_ASSIGN(Acl acl, parse_acl(value));
+  bool extended = false;
+  const uint32_t perms = acl_mode(acl, &extended);
+  inode.mode = (inode.mode & ~0777u) | perms;
+  if (kill_sgid) inode.mode &= ~static_cast<uint32_t>(S_ISGID);
+  m.record().mode = inode.mode;
+  if (extended) return m.set_xattr(inode.ino, kAclAccessXattr, value);
+  ROAM_ASSIGN(auto stored, m.txn().get_xattr(inode.ino, kAclAccessXattr));
+  return stored ? m.del_xattr(inode.ino, kAclAccessXattr) : Status::ok();
+}
+
+// A directory's default ACL, which new inodes in it inherit.
+Status set_default_acl(Mutation& m, const Inode& inode, std::string_view value) {
+  if (!S_ISDIR(inode.mode)) return Status::error(EACCES, "only directories have a default ACL");
+  ROAM_TRY(parse_acl(value).take_status());
+  return m.set_xattr(inode.ino, kAclDefaultXattr, value);
+}
+
+}  // namespace
 
 Result<Inode> Fs::setattr(const Caller& c, uint64_t ino, const SetattrArgs& a) {
   ROAM_ASSIGN(Mutation m, Mutation::begin(store_, OpKind::kSetattr, c));
@@ -18,10 +54,11 @@ Result<Inode> Fs::setattr(const Caller& c, uint64_t ino, const SetattrArgs& a) {
   rec.flags = a.mask;
   ROAM_ASSIGN(rec.path, m.txn().path_of(ino));
   const Timespec now = now_timespec();
-  if (a.kill_privs) ROAM_TRY(kill_privileges(m, inode).take_status());
+  if (a.kill_privs) ROAM_TRY(kill_privileges(m, inode, a.outside_group).take_status());
   if (a.mask & kSetMode) {  // after the kill: an explicit mode wins (the kernel never sends both)
     inode.mode = (inode.mode & S_IFMT) | (a.mode & 07777);
     rec.mode = inode.mode;
+    ROAM_TRY(chmod_access_acl(m, inode));
   }
   if (a.mask & kSetUid) inode.uid = rec.uid = a.uid;
   if (a.mask & kSetGid) inode.gid = rec.gid = a.gid;
@@ -40,10 +77,10 @@ Result<Inode> Fs::setattr(const Caller& c, uint64_t ino, const SetattrArgs& a) {
   return inode;
 }
 
-Result<bool> Fs::kill_privileges(Mutation& m, Inode& inode) {
+Result<bool> Fs::kill_privileges(Mutation& m, Inode& inode, bool outside_group) {
   if (S_ISDIR(inode.mode)) return false;
   uint32_t mode = inode.mode & ~static_cast<uint32_t>(S_ISUID);
-  if ((mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP)) mode &= ~static_cast<uint32_t>(S_ISGID);
+  if ((mode & S_IXGRP) || outside_group) mode &= ~static_cast<uint32_t>(S_ISGID);
   bool changed = mode != inode.mode;
   inode.mode = mode;
   constexpr std::string_view kCaps = "security.capability";
@@ -59,7 +96,8 @@ Result<bool> Fs::kill_privileges(Mutation& m, Inode& inode) {
   return changed;
 }
 
-Status Fs::setxattr(const Caller& c, uint64_t ino, std::string_view name, std::string_view value, int flags) {
+Status Fs::setxattr(const Caller& c, uint64_t ino, std::string_view name, std::string_view value, int flags,
+                    bool kill_sgid) {
   if (name.empty() || name.size() > XATTR_NAME_MAX) return Status::error(ERANGE, "bad xattr name length");
   if (value.size() > XATTR_SIZE_MAX) return Status::error(E2BIG, "xattr value too large");
   ROAM_ASSIGN(Mutation m, Mutation::begin(store_, OpKind::kSetxattr, c));
@@ -73,7 +111,13 @@ Status Fs::setxattr(const Caller& c, uint64_t ino, std::string_view name, std::s
   rec.length = value.size();
   rec.flags = static_cast<uint32_t>(flags);
   ROAM_ASSIGN(rec.path, m.txn().path_of(ino));
-  ROAM_TRY(m.set_xattr(ino, name, value));
+  if (name == kAclAccessXattr) {
+    ROAM_TRY(set_access_acl(m, inode, value, kill_sgid));
+  } else if (name == kAclDefaultXattr) {
+    ROAM_TRY(set_default_acl(m, inode, value));
+  } else {
+    ROAM_TRY(m.set_xattr(ino, name, value));
+  }
   inode.ctime = now_timespec();
   ROAM_TRY(m.put_inode(inode));
   return finish(m).take_status();

@@ -103,7 +103,7 @@ Result<size_t> Fs::read_once(uint64_t ino, uint64_t offset, size_t size, char* b
 }
 
 Result<Inode> Fs::write(const Caller& c, uint64_t ino, uint64_t offset, std::string_view data, bool kill_privs,
-                        bool* mode_changed) {
+                        bool* mode_changed, bool outside_group) {
   if (mode_changed) *mode_changed = false;
   if (offset + data.size() < offset) return Status::error(EFBIG, "write past the largest file offset");
   if (data.empty()) return getattr(ino);  // POSIX: no other effect (never extends the file, logs nothing)
@@ -124,7 +124,7 @@ Result<Inode> Fs::write(const Caller& c, uint64_t ino, uint64_t offset, std::str
   ROAM_ASSIGN(Inode inode, m.inode(ino));
   if (!S_ISREG(inode.mode)) return Status::error(EINVAL, "write to a file that is not regular");
   const uint32_t mode_before = inode.mode;
-  if (kill_privs) ROAM_TRY(kill_privileges(m, inode).take_status());
+  if (kill_privs) ROAM_TRY(kill_privileges(m, inode, outside_group).take_status());
   OpRecord& rec = m.record();
   rec.ino = ino;
   ROAM_ASSIGN(rec.path, m.txn().path_of(ino));

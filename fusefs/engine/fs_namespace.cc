@@ -3,6 +3,7 @@
 #include <linux/fs.h>  // RENAME_NOREPLACE, RENAME_EXCHANGE
 #include <sys/stat.h>
 
+#include "fusefs/engine/acl.h"
 #include "fusefs/engine/fs.h"
 #include "fusefs/engine/mutation.h"
 #include "fusefs/engine/names.h"
@@ -34,6 +35,22 @@ Result<std::string> child_path(const StoreTxn& txn, uint64_t parent, std::string
 }
 
 void touch(Inode& inode, Timespec now) { inode.mtime = inode.ctime = now; }
+
+// A new inode's permissions (before it is stored): from the parent's default
+// ACL, which it inherits, or else the mode less the umask. Symlinks are 0777
+// and carry no ACL.
+Status inherit_acls(Mutation& m, uint64_t parent, Inode& inode, uint32_t umask) {
+  if (S_ISLNK(inode.mode)) return Status::ok();
+  ROAM_ASSIGN(auto default_acl, m.txn().get_xattr(parent, kAclDefaultXattr));
+  if (!default_acl) {
+    inode.mode &= ~(umask & 0777);
+    return Status::ok();
+  }
+  ROAM_ASSIGN(Acl acl, parse_acl(*default_acl));
+  if (S_ISDIR(inode.mode)) ROAM_TRY(m.set_xattr(inode.ino, kAclDefaultXattr, *default_acl));
+  if (acl_create_masq(acl, &inode.mode)) ROAM_TRY(m.set_xattr(inode.ino, kAclAccessXattr, encode_acl(acl)));
+  return Status::ok();
+}
 
 // EINVAL when `dir` is `ancestor` or lies below it (a directory moved into itself).
 Status check_not_below(const StoreTxn& txn, uint64_t dir, uint64_t ancestor) {
@@ -103,10 +120,14 @@ Result<Inode> Fs::lookup(uint64_t parent, std::string_view name) {
   if (name.size() > kNameMax) return Status::error(ENAMETOOLONG, "file name longer than 255 bytes");
   ROAM_ASSIGN(ReadTxn txn, store_.begin_read());
   PastView v = view(txn);
+  if (name == ".") {  // any inode by its number: the kernel resolving a file handle
+    ROAM_ASSIGN(Inode self, v.existing_inode(parent));
+    if (self.nlink == 0) return Status::not_found("file has been removed");
+    return self;
+  }
   ROAM_ASSIGN(Inode dir, v.existing_inode(parent));
   if (!S_ISDIR(dir.mode)) return Status::error(ENOTDIR, "not a directory");
   if (dir.nlink == 0) return Status::not_found("directory has been removed");
-  if (name == ".") return dir;
   if (name == "..") return v.existing_inode(dir.parent);
   ROAM_ASSIGN(auto d, v.dirent(parent, name));
   if (!d) return Status::not_found("no such file or directory");
@@ -131,7 +152,7 @@ Result<std::vector<std::optional<Inode>>> Fs::getattrs(const std::vector<uint64_
 }
 
 Result<Inode> Fs::make_node(const Caller& c, uint64_t parent, std::string_view name, uint32_t mode, uint64_t rdev,
-                            std::string_view target, OpKind kind) {
+                            std::string_view target, OpKind kind, uint32_t umask) {
   ROAM_TRY(check_name(name));
   ROAM_ASSIGN(Mutation m, Mutation::begin(store_, kind, c));
   ROAM_ASSIGN(Inode dir, live_dir(m.txn(), parent));
@@ -147,6 +168,7 @@ Result<Inode> Fs::make_node(const Caller& c, uint64_t parent, std::string_view n
     inode.gid = dir.gid;
     if (S_ISDIR(mode)) inode.mode |= S_ISGID;
   }
+  ROAM_TRY(inherit_acls(m, parent, inode, umask));
   ROAM_TRY(add_name(m, inode, parent, name));
   if (S_ISDIR(mode)) {
     inode.nlink = 2;
@@ -167,7 +189,7 @@ Result<Inode> Fs::make_node(const Caller& c, uint64_t parent, std::string_view n
 }
 
 Result<Inode> Fs::mknod(const Caller& c, uint64_t parent, std::string_view name, uint32_t mode, uint64_t rdev,
-                        OpKind kind) {
+                        OpKind kind, uint32_t umask) {
   switch (mode & S_IFMT) {
     case S_IFREG:
     case S_IFIFO:
@@ -182,17 +204,17 @@ Result<Inode> Fs::mknod(const Caller& c, uint64_t parent, std::string_view name,
       return Status::invalid("mknod of an unsupported file type");
   }
   if (!S_ISCHR(mode) && !S_ISBLK(mode)) rdev = 0;
-  return make_node(c, parent, name, mode, rdev, {}, kind);
+  return make_node(c, parent, name, mode, rdev, {}, kind, umask);
 }
 
-Result<Inode> Fs::mkdir(const Caller& c, uint64_t parent, std::string_view name, uint32_t mode) {
-  return make_node(c, parent, name, S_IFDIR | (mode & 07777), 0, {}, OpKind::kMkdir);
+Result<Inode> Fs::mkdir(const Caller& c, uint64_t parent, std::string_view name, uint32_t mode, uint32_t umask) {
+  return make_node(c, parent, name, S_IFDIR | (mode & 07777), 0, {}, OpKind::kMkdir, umask);
 }
 
 Result<Inode> Fs::symlink(const Caller& c, uint64_t parent, std::string_view name, std::string_view target) {
   if (target.empty()) return Status::error(ENOENT, "empty symlink target");
   if (target.size() > kSymlinkMax) return Status::error(ENAMETOOLONG, "symlink target too long");
-  return make_node(c, parent, name, S_IFLNK | 0777, 0, target, OpKind::kSymlink);
+  return make_node(c, parent, name, S_IFLNK | 0777, 0, target, OpKind::kSymlink, 0);
 }
 
 Result<Inode> Fs::link(const Caller& c, uint64_t ino, uint64_t new_parent, std::string_view new_name) {

@@ -40,8 +40,9 @@ struct DeviceIoHooks {
   static ssize_t read(int fd, void* buf, size_t len, void* userdata) {
     ssize_t n = ::read(fd, buf, len);
     t_seen = {};
-    if (n >= static_cast<ssize_t>(sizeof(fuse_in_header))) io_of(userdata).saw_request(buf, static_cast<size_t>(n));
-    return n;
+    if (n < static_cast<ssize_t>(sizeof(fuse_in_header))) return n;
+    io_of(userdata).saw_request(buf, static_cast<size_t>(n));
+    return static_cast<ssize_t>(io_of(userdata).compat_setxattr(buf, static_cast<size_t>(n)));
   }
   static ssize_t writev(int fd, struct iovec* iov, int count, void* userdata) {
     return io_of(userdata).write_reply(fd, iov, count);
@@ -66,6 +67,25 @@ bool DeviceIo::open_kills(uint64_t nodeid) {
   return t_seen.kill && t_seen.opcode == FUSE_OPEN && t_seen.nodeid == nodeid;
 }
 
+bool DeviceIo::setxattr_kills_sgid(uint64_t nodeid) {
+  return t_seen.kill && t_seen.opcode == FUSE_SETXATTR && t_seen.nodeid == nodeid;
+}
+
+size_t DeviceIo::compat_setxattr(void* buf, size_t len) {
+  if (t_seen.opcode != FUSE_SETXATTR || !setxattr_ext_.load(std::memory_order_acquire)) return len;
+  auto* x = args_of<fuse_setxattr_in>(buf, len);
+  if (!x) return len;
+  t_seen.kill = x->setxattr_flags & FUSE_SETXATTR_ACL_KILL_SGID;
+  // Name and value move back over setxattr_flags and padding.
+  char* base = static_cast<char*>(buf) + sizeof(fuse_in_header);
+  const size_t tail = len - sizeof(fuse_in_header) - sizeof(fuse_setxattr_in);
+  std::memmove(base + FUSE_COMPAT_SETXATTR_IN_SIZE, base + sizeof(fuse_setxattr_in), tail);
+  const size_t shrink = sizeof(fuse_setxattr_in) - FUSE_COMPAT_SETXATTR_IN_SIZE;
+  auto* h = static_cast<fuse_in_header*>(buf);
+  h->len -= static_cast<uint32_t>(shrink);
+  return len - shrink;
+}
+
 void DeviceIo::saw_request(const void* buf, size_t len) {
   fuse_in_header h;
   std::memcpy(&h, buf, sizeof h);
@@ -82,6 +102,7 @@ void DeviceIo::saw_request(const void* buf, size_t len) {
     case FUSE_INIT:
       if (auto* in = args_of<fuse_init_in>(buf, len, offsetof(fuse_init_in, flags) + 4)) {
         init_offers_v2_.store(in->major == 7 && (in->flags & FUSE_HANDLE_KILLPRIV_V2), std::memory_order_relaxed);
+        init_offers_setxattr_ext_.store(in->major == 7 && (in->flags & FUSE_SETXATTR_EXT), std::memory_order_relaxed);
         init_unique_.store(h.unique, std::memory_order_release);
       }
       break;
@@ -98,20 +119,23 @@ ssize_t DeviceIo::write_reply(int fd, struct iovec* iov, int count) {
   if (out.unique != init) return ::writev(fd, iov, count);
   init_unique_.store(0, std::memory_order_relaxed);  // a repeated INIT (major > 7) starts over
   constexpr size_t kFlagsEnd = offsetof(fuse_init_out, flags) + sizeof(uint32_t);
-  if (out.error != 0 || !want_killpriv_v2_ || !init_offers_v2_.load(std::memory_order_relaxed) ||
-      iov[1].iov_len < kFlagsEnd)
-    return ::writev(fd, iov, count);
-  // The reply (libfuse's fuse_init_out) with the flag added, in a copy.
+  uint32_t added = 0;
+  if (want_killpriv_v2_ && init_offers_v2_.load(std::memory_order_relaxed)) added |= FUSE_HANDLE_KILLPRIV_V2;
+  if (init_offers_setxattr_ext_.load(std::memory_order_relaxed)) added |= FUSE_SETXATTR_EXT;
+  if (out.error != 0 || added == 0 || iov[1].iov_len < kFlagsEnd) return ::writev(fd, iov, count);
+  // The reply (libfuse's fuse_init_out) with the flags added, in a copy.
   std::vector<char> body(static_cast<const char*>(iov[1].iov_base),
                          static_cast<const char*>(iov[1].iov_base) + iov[1].iov_len);
   uint32_t flags;
   std::memcpy(&flags, body.data() + offsetof(fuse_init_out, flags), sizeof flags);
-  flags |= FUSE_HANDLE_KILLPRIV_V2;
+  flags |= added;
   std::memcpy(body.data() + offsetof(fuse_init_out, flags), &flags, sizeof flags);
   std::vector<iovec> v(iov, iov + count);
   v[1] = {body.data(), body.size()};
   ssize_t n = ::writev(fd, v.data(), count);
-  if (n >= 0) killpriv_v2_.store(true, std::memory_order_release);
+  if (n < 0) return n;
+  killpriv_v2_.store(added & FUSE_HANDLE_KILLPRIV_V2, std::memory_order_release);
+  setxattr_ext_.store(added & FUSE_SETXATTR_EXT, std::memory_order_release);
   return n;
 }
 

@@ -15,6 +15,12 @@
 //   multi-threaded) the thread that reads a request is the one that
 //   processes it, before it reads the next. SETATTR needs no help: libfuse
 //   keeps FATTR_KILL_SUIDGID (as FUSE_SET_ATTR_KILL_SUID, the same bit).
+// - Negotiate FUSE_SETXATTR_EXT, which libfuse 3.14 does not know, so that
+//   SETXATTR requests carry FUSE_SETXATTR_ACL_KILL_SGID (setting an access
+//   ACL by a caller outside the file's group clears setgid, the filesystem's
+//   job once it enforces ACLs). read hands libfuse each such request in the
+//   old layout (the 8-byte fuse_setxattr_in it parses) and notes the flag
+//   for the handler.
 //
 // Installed with no splice hooks, so libfuse neither receives nor sends
 // through splice (it offers the kernel no splice capability): every request
@@ -44,16 +50,24 @@ class DeviceIo {
   // `nodeid` that carries the kernel's kill-privileges bit.
   static bool write_kills(uint64_t nodeid);
   static bool open_kills(uint64_t nodeid);
+  // Whether the request this thread is serving is a SETXATTR of inode
+  // `nodeid` with FUSE_SETXATTR_ACL_KILL_SGID.
+  static bool setxattr_kills_sgid(uint64_t nodeid);
 
  private:
   friend struct DeviceIoHooks;
   void saw_request(const void* buf, size_t len);
+  // Rewrites an extended SETXATTR request in `buf` (`len` bytes) into the old
+  // layout; returns its new length.
+  size_t compat_setxattr(void* buf, size_t len);
   ssize_t write_reply(int fd, struct iovec* iov, int count);
 
   bool want_killpriv_v2_ = false;
   std::atomic<uint64_t> init_unique_{0};  // the INIT request, until its reply is out
   std::atomic<bool> init_offers_v2_{false};
+  std::atomic<bool> init_offers_setxattr_ext_{false};
   std::atomic<bool> killpriv_v2_{false};
+  std::atomic<bool> setxattr_ext_{false};
 };
 
 }  // namespace roam

@@ -63,6 +63,7 @@ struct Args {
   std::string userns;  // --userns PATH: the user namespace the disk is served to
   bool foreground = false, debug = false, single_thread = false;
   bool no_killpriv = false;
+  bool no_posix_acl = false;
 };
 
 // What a daemonized child reports once it serves; any other report is the
@@ -297,6 +298,7 @@ int serve(const Args& args, StartupPipe& startup) {
   roam::FuseContext context{fs, {}, {}};
   context.options.read_only = past;
   context.options.handle_killpriv_v2 = !past && !args.no_killpriv;
+  context.options.posix_acl = !args.no_posix_acl;
   auto rc = mount_and_serve(args, *disk->store, context, startup);
   if (!rc) return fail(rc.status());
   if (Status s = past ? Status::ok() : fs.sync(); !s) {
@@ -351,6 +353,9 @@ int main(int argc, char** argv) {
   app.add_flag("--no-killpriv", args.no_killpriv,
                "leave setuid/setgid clearing to the kernel (no FUSE_HANDLE_KILLPRIV_V2): it then reads "
                "security.capability before each write");
+  app.add_flag("--no-posix-acl", args.no_posix_acl,
+               "store system.posix_acl_* xattrs without the kernel enforcing them (no FUSE_CAP_POSIX_ACL; "
+               "the kernel applies the umask itself)");
   app.add_option("--userns", args.userns,
                  "serve the disk to the user namespace PATH (/proc/PID/ns/user or a bind mount of one): "
                  "uids and gids are that namespace's, in requests and in the store, and only its processes "

@@ -77,6 +77,10 @@ Caller caller_of(fuse_req_t req) {
   return caller;
 }
 
+// The creating process's umask, which the kernel sends with create, mknod
+// and mkdir (and no longer applies itself under FUSE_CAP_DONT_MASK).
+uint32_t umask_of(fuse_req_t req) { return fuse_req_ctx(req)->umask; }
+
 struct stat to_stat(const Inode& i) {
   struct stat st {};
   st.st_ino = i.ino;
@@ -154,6 +158,12 @@ void op_init(void* userdata, fuse_conn_info* conn) {
   }
   conn->want |= conn->capable & (FUSE_CAP_PARALLEL_DIROPS | FUSE_CAP_CACHE_SYMLINKS | FUSE_CAP_ASYNC_READ);
   conn->want |= conn->capable & FUSE_CAP_READDIRPLUS;
+  // File handles that outlive the kernel's caches and a remount: the kernel
+  // resolves them by looking up "." and ".." of inode numbers (Fs::lookup),
+  // which never change and are never reused (hence one generation).
+  conn->want |= conn->capable & FUSE_CAP_EXPORT_SUPPORT;
+  if (c.options.posix_acl && (conn->capable & FUSE_CAP_POSIX_ACL))
+    conn->want |= FUSE_CAP_POSIX_ACL | (conn->capable & FUSE_CAP_DONT_MASK);
   conn->want &= ~static_cast<unsigned>(FUSE_CAP_READDIRPLUS_AUTO);
   conn->max_write = kMaxWriteBytes;
   conn->max_readahead = kMaxReadaheadBytes;
@@ -176,8 +186,37 @@ void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
 void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) { reply_attr(req, ctx(req).fs.getattr(ino)); }
 
 // Whether a file of this mode loses anything to Fs::kill_privileges.
-bool has_killable_mode(uint32_t mode) {
-  return !S_ISDIR(mode) && ((mode & S_ISUID) || (mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP));
+bool has_killable_mode(uint32_t mode, bool outside_group) {
+  const bool sgid_goes = (mode & S_ISGID) && ((mode & S_IXGRP) || outside_group);
+  return !S_ISDIR(mode) && ((mode & S_ISUID) || sgid_goes);
+}
+
+// Supplementary groups read at first (more are read when a caller has more).
+constexpr size_t kGroupsGuess = 64;
+
+// Whether the caller belongs to group `gid`: its group, or one of its
+// supplementary groups (libfuse reads them from /proc). When they cannot be
+// read (the process is gone), it counts as a member: the bit stays.
+bool caller_in_group(fuse_req_t req, uint32_t gid) {
+  if (fuse_req_ctx(req)->gid == gid) return true;
+  std::vector<gid_t> groups(kGroupsGuess);
+  int n = fuse_req_getgroups(req, static_cast<int>(groups.size()), groups.data());
+  if (n > static_cast<int>(groups.size())) {
+    groups.resize(static_cast<size_t>(n));
+    n = fuse_req_getgroups(req, n, groups.data());
+  }
+  if (n < 0) return true;
+  groups.resize(std::min(groups.size(), static_cast<size_t>(n)));
+  return std::find(groups.begin(), groups.end(), gid) != groups.end();
+}
+
+// For a request in which the kernel asks to take away privileges because the
+// caller lacks CAP_FSETID: whether the caller is outside inode `ino`'s group,
+// so that setgid goes even without group execute (as Linux's
+// setattr_should_drop_sgid).
+bool outside_group_of(fuse_req_t req, fuse_ino_t ino) {
+  auto r = ctx(req).fs.getattr(ino);
+  return r && !caller_in_group(req, r->gid);
 }
 
 // The kernel caches a file's mode: after roamfs took away setuid/setgid in a
@@ -193,6 +232,26 @@ void forget_cached_mode(fuse_req_t req, fuse_ino_t ino) {
            std::strerror(-rc));
 }
 
+// An O_DIRECT write bypassed the page cache: the kernel dropped the range's
+// pages before sending it, but a buffered read may have cached the old bytes
+// again while the write was in flight, and after an asynchronous direct
+// write the kernel drops nothing (generic/451). Dropped here, after the new
+// bytes are stored and before the reply, so that every read that completes
+// after the write sees them: a read still in flight holds its page locked,
+// and the invalidation waits for it. Only for a write from a file opened
+// with O_DIRECT that did not come from the page cache: the pages of a
+// writeback WRITE (fi->writepage), and those of a write-through WRITE (the
+// kernel's fallback for a buffered write that must drop setuid), stay
+// locked or under writeback until this very reply.
+void forget_cached_pages(fuse_req_t req, fuse_ino_t ino, off_t off, size_t size) {
+  fuse_session* se = ctx(req).session;
+  if (!se || size == 0) return;
+  int rc = fuse_lowlevel_notify_inval_inode(se, ino, off, static_cast<off_t>(size));
+  if (rc != 0 && rc != -ENOENT)
+    syslog(LOG_WARNING, "roamfs: inode %llu: cached pages not invalidated after a direct write: %s",
+           static_cast<unsigned long long>(ino), std::strerror(-rc));
+}
+
 void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info*) {
   SetattrArgs a;
   // With FUSE_HANDLE_KILLPRIV_V2, two more requests mean "take away
@@ -204,6 +263,9 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, f
   // both cases.
   const bool v2 = ctx(req).device_io.killpriv_v2();
   a.kill_privs = v2 && ((to_set & FUSE_SET_ATTR_KILL_SUID) || (to_set & ~FUSE_SET_ATTR_CTIME) == 0);
+  // A chown's kill may come from a caller with CAP_FSETID, who keeps setgid.
+  const bool chown = to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID);
+  a.outside_group = a.kill_privs && !chown && outside_group_of(req, ino);
   if (to_set & FUSE_SET_ATTR_MODE) a.mask |= kSetMode, a.mode = attr->st_mode;
   if (to_set & FUSE_SET_ATTR_UID) a.mask |= kSetUid, a.uid = attr->st_uid;
   if (to_set & FUSE_SET_ATTR_GID) a.mask |= kSetGid, a.gid = attr->st_gid;
@@ -232,11 +294,11 @@ void op_readlink(fuse_req_t req, fuse_ino_t ino) {
 }
 
 void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
-  reply_entry(req, ctx(req).fs.mknod(caller_of(req), parent, name, mode, rdev, OpKind::kMknod));
+  reply_entry(req, ctx(req).fs.mknod(caller_of(req), parent, name, mode, rdev, OpKind::kMknod, umask_of(req)));
 }
 
 void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
-  reply_entry(req, ctx(req).fs.mkdir(caller_of(req), parent, name, mode));
+  reply_entry(req, ctx(req).fs.mkdir(caller_of(req), parent, name, mode, umask_of(req)));
 }
 
 void op_unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
@@ -271,11 +333,13 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   // so is taking away privileges when the kernel says so (the opener lacks
   // CAP_FSETID; FUSE_HANDLE_KILLPRIV_V2).
   const bool kill = (fi->flags & O_TRUNC) && DeviceIo::open_kills(ino);
-  if ((fi->flags & O_TRUNC) && S_ISREG(r->mode) && (r->size > 0 || (kill && has_killable_mode(r->mode)))) {
+  const bool outside = kill && !caller_in_group(req, r->gid);
+  if ((fi->flags & O_TRUNC) && S_ISREG(r->mode) && (r->size > 0 || (kill && has_killable_mode(r->mode, outside)))) {
     SetattrArgs a;
     a.mask = kSetSize;
     a.size = 0;
     a.kill_privs = kill;
+    a.outside_group = outside;
     auto t = ctx(req).fs.setattr(caller, ino, a);
     if (!t) return reply_status(req, t.status());
     if (t->mode != r->mode) forget_cached_mode(req, ino);
@@ -287,7 +351,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 
 void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
   Caller caller = caller_of(req);
-  auto r = ctx(req).fs.mknod(caller, parent, name, mode, 0, OpKind::kCreate);
+  auto r = ctx(req).fs.mknod(caller, parent, name, mode, 0, OpKind::kCreate, umask_of(req));
   if (!r) return reply_status(req, r.status());
   fi->fh = reinterpret_cast<uint64_t>(new FileHandle(std::move(caller), r->ino, ctx(req).open_files));
   fi->keep_cache = 1;
@@ -309,10 +373,13 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_
   // A write the kernel sends itself (not through the page cache) by a process
   // without CAP_FSETID takes away privileges (FUSE_HANDLE_KILLPRIV_V2).
   const bool kill = DeviceIo::write_kills(ino);
+  const bool outside = kill && outside_group_of(req, ino);
   bool mode_changed = false;
-  auto r = ctx(req).fs.write(who, ino, static_cast<uint64_t>(off), std::string_view(buf, size), kill, &mode_changed);
+  auto r = ctx(req).fs.write(who, ino, static_cast<uint64_t>(off), std::string_view(buf, size), kill, &mode_changed,
+                             outside);
   if (!r) return reply_status(req, r.status());
   if (mode_changed) forget_cached_mode(req, ino);
+  if (fi && !fi->writepage && (fi->flags & O_DIRECT)) forget_cached_pages(req, ino, off, size);
   fuse_reply_write(req, size);
 }
 
@@ -417,7 +484,8 @@ void op_statfs(fuse_req_t req, fuse_ino_t) {
 }
 
 void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size, int flags) {
-  reply_status(req, ctx(req).fs.setxattr(caller_of(req), ino, name, std::string_view(value, size), flags));
+  const bool kill_sgid = DeviceIo::setxattr_kills_sgid(ino);
+  reply_status(req, ctx(req).fs.setxattr(caller_of(req), ino, name, std::string_view(value, size), flags, kill_sgid));
 }
 
 // Answers a size probe (size == 0) or returns the bytes, per the xattr API.

@@ -33,6 +33,10 @@ struct MountOptions {
   // and chown, and the kernel stops asking for security.capability before
   // every write.
   bool handle_killpriv_v2 = true;
+  // The kernel enforces POSIX ACLs (FUSE_CAP_POSIX_ACL) kept in the
+  // system.posix_acl_* xattrs, and leaves the umask to roamfs
+  // (FUSE_CAP_DONT_MASK), which applies it only where no default ACL does.
+  bool posix_acl = true;
 };
 
 // Process names by pid, read from /proc/PID/comm and kept for a second, so a

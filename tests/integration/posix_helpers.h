@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -122,6 +123,14 @@ inline LogRecord expect_logged(const std::vector<LogRecord>& log, const Expect& 
                                  << render(near) << "--- whole log:\n"
                                  << all);
   return {};
+}
+
+// One "  key: value" line per entry: outcomes of cases by name, for failure
+// messages and comparisons.
+inline std::string render(const std::map<std::string, std::string>& m) {
+  std::string s;
+  for (const auto& [k, v] : m) s += "  " + k + ": " + v + "\n";
+  return s;
 }
 
 // A number from the environment (seeds, sizes), or `fallback` when unset.

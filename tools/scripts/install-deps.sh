@@ -15,10 +15,14 @@ PACKAGES=(
     libcli11-dev catch2
     # run
     fuse3 kmod
-    # tests, demo, benchmark, pjdfstest (xfsprogs: the power-loss test on XFS)
+    # tests, demo, benchmark, pjdfstest
     lmdb-utils attr acl sqlite3 git tar coreutils findutils
     autoconf automake libtool perl
-    iproute2 util-linux psmisc procps python3 e2fsprogs xfsprogs
+    iproute2 util-linux psmisc procps python3 e2fsprogs
+    # xfstests (tools/scripts/xfstests.sh): its build and the tools its tests
+    # run; xfsprogs also for the power-loss test on XFS
+    xfslibs-dev xfsprogs uuid-dev libtool-bin libacl1-dev libattr1-dev libaio-dev
+    liburing-dev libcap-dev gawk fio bc
 )
 
 LOG=${ROAMDISK_DEPS_LOG:-/tmp/roamdisk-install-deps.log}
