@@ -61,6 +61,8 @@ constexpr size_t kCommCacheMaxPids = 4096;
 
 FuseContext& ctx(fuse_req_t req) { return *static_cast<FuseContext*>(fuse_req_userdata(req)); }
 
+}  // namespace
+
 // The one place where an engine Status becomes an errno.
 void reply_status(fuse_req_t req, const Status& s) {
   if (s.err() == EIO) {  // checksum mismatches and store damage must be seen
@@ -70,12 +72,16 @@ void reply_status(fuse_req_t req, const Status& s) {
   fuse_reply_err(req, s.err());
 }
 
+namespace {
+
 Caller caller_of(fuse_req_t req) {
   const fuse_ctx* c = fuse_req_ctx(req);
   Caller caller{c->uid, c->gid, static_cast<uint32_t>(c->pid), {}};
   caller.comm = ctx(req).comms.comm_of(caller.pid);
   return caller;
 }
+
+}  // namespace
 
 struct stat to_stat(const Inode& i) {
   struct stat st {};
@@ -93,6 +99,8 @@ struct stat to_stat(const Inode& i) {
   st.st_ctim = {i.ctime.sec, i.ctime.nsec};
   return st;
 }
+
+namespace {
 
 fuse_entry_param to_entry(fuse_req_t req, const Inode& i) {
   fuse_entry_param e{};
@@ -420,12 +428,15 @@ void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* v
   reply_status(req, ctx(req).fs.setxattr(caller_of(req), ino, name, std::string_view(value, size), flags));
 }
 
-// Answers a size probe (size == 0) or returns the bytes, per the xattr API.
+}  // namespace
+
 void reply_xattr_bytes(fuse_req_t req, const std::string& bytes, size_t size) {
   if (size == 0) return static_cast<void>(fuse_reply_xattr(req, bytes.size()));
   if (bytes.size() > size) return static_cast<void>(fuse_reply_err(req, ERANGE));
   fuse_reply_buf(req, bytes.data(), bytes.size());
 }
+
+namespace {
 
 void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
   auto r = ctx(req).fs.getxattr(ino, name);

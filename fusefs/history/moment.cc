@@ -20,6 +20,12 @@ Status check_retained(const StoreTxn& txn, uint64_t oldest, uint64_t want_seq) {
 
 }  // namespace
 
+Status check_still_held(const StoreTxn& txn, uint64_t seq) {
+  ROAM_ASSIGN(auto bounds, oplog::seq_bounds(txn));
+  if (!bounds) return Status::ok();
+  return check_retained(txn, bounds->first, seq);
+}
+
 Result<int64_t> store_created_ns(const StoreTxn& txn) {
   ROAM_ASSIGN(auto v, txn.raw().get(txn.dbis().meta, kMetaCreated));
   if (!v) return Status::corrupt("meta table has no creation time");
