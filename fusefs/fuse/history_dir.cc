@@ -18,8 +18,11 @@ namespace {
 
 using time_travel::kDirIno;
 
-// A name in .history is read again at each lookup: relative names move.
 constexpr double kNoCaching = 0;
+// How long the kernel may keep a relative name in .history (-2h, now): its
+// moment moves on, but looking it up again for every path through it (ls -l
+// walks one per file and xattr) would cost a log search each time.
+constexpr double kRelativeNameSeconds = 1;
 // .history itself: r-x for everyone; what is inside keeps its past modes.
 constexpr uint32_t kDirMode = S_IFDIR | 0555;
 // See fill_readdir in ops.cc: a readdirplus entry takes over this many bytes.
@@ -113,7 +116,9 @@ void HistoryDir::lookup(fuse_req_t req, uint64_t parent, const char* name) {
     if (!root && (root.status().err() == EINVAL || root.status().err() == ERANGE))
       return static_cast<void>(fuse_reply_err(req, ENOENT));
     if (!root) return reply_status(req, root.status());
-    return reply_entry(req, *root, kNoCaching);
+    // A fixed moment's view never changes; a relative name means another
+    // moment a second later.
+    return reply_entry(req, *root, time_travel::names_fixed_moment(name) ? view_timeout_ : kRelativeNameSeconds);
   }
   auto v = view_of(parent);
   if (!v) return reply_status(req, v.status());

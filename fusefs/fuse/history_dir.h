@@ -4,9 +4,10 @@
 // the engine's past views (Fs with an at_seq, as `roamfs --at` serves one)
 // on the live store. Inode numbers: fusefs/history/time_travel.h.
 //
-// What the kernel may cache: `.history` itself for a day; a name in it not
-// at all (`-2h` means another moment a minute later); everything inside a
-// view for a day, since a view is one op log seq and never changes. Each
+// What the kernel may cache: `.history` itself, a fixed moment in it (an ISO
+// time, @EPOCH) and everything inside a view for a day, since a view is one
+// op log seq and never changes; a relative name (-2h, now) for a second,
+// since its moment moves on. Each
 // answer from a view is checked afterwards against retention: once GC has
 // dropped a record the view needs, its files fail with ESTALE rather than
 // show a state that never was.

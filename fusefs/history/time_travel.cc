@@ -61,6 +61,12 @@ Result<uint64_t> moment_named(const StoreTxn& txn, std::string_view name, int64_
   return moment.seq;
 }
 
+bool names_fixed_moment(std::string_view name) {
+  auto at_epoch = parse_time(name, 0);
+  auto a_day_later = parse_time(name, kDayNs);
+  return at_epoch && a_day_later && *at_epoch == *a_day_later;
+}
+
 Result<std::vector<std::pair<std::string, uint64_t>>> listed_moments(const StoreTxn& txn, int64_t now_ns) {
   struct Tier {
     int64_t step;

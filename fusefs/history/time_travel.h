@@ -76,6 +76,10 @@ class ViewTable {
 // retained history.
 Result<uint64_t> moment_named(const StoreTxn& txn, std::string_view name, int64_t now_ns);
 
+// Whether `name` means the same moment whenever it is read (an ISO time,
+// @EPOCH), unlike a relative one (-2h, now). False for a name that is no TIME.
+bool names_fixed_moment(std::string_view name);
+
 // What listing `.history` offers, oldest first, each with its seq: the start
 // of each of the last 10 minutes, the top of each of the last 24 hours, then
 // midnight (UTC) of each earlier day, at most a year back; only moments the

@@ -3,6 +3,8 @@
 #include <catch2/catch.hpp>
 
 #include "base/timefmt.h"
+#include "fusefs/gc/gc.h"
+#include "fusefs/gc/retention.h"
 #include "fusefs/history/moment.h"
 #include "fusefs/history/time_travel.h"
 #include "tests/unit/engine_env.h"
@@ -57,6 +59,15 @@ TEST_CASE("names in .history: any TIME the disk holds; others are refused as --a
   CHECK(moment_named(txn, "yesterday-ish", now).status().err() == EINVAL);
 }
 
+TEST_CASE("ISO times and @EPOCH name fixed moments; relative names and non-times do not") {
+  CHECK(names_fixed_moment("2026-12-04T23:00Z"));
+  CHECK(names_fixed_moment("2026-12-04T23:00"));
+  CHECK(names_fixed_moment("@1796447845.5"));
+  CHECK_FALSE(names_fixed_moment("-2h"));
+  CHECK_FALSE(names_fixed_moment("now"));
+  CHECK_FALSE(names_fixed_moment("thesis.odt"));
+}
+
 TEST_CASE("listing .history offers 10 minutes, 24 hours, then days, back to the disk's creation") {
   roam::testing::EngineEnv env;
   must(env.fs->mkdir(roam::testing::kTestCaller, kRootIno, "d", 0755));
@@ -81,4 +92,36 @@ TEST_CASE("listing .history offers 10 minutes, 24 hours, then days, back to the 
   CHECK(at.front() >= created);
   CHECK(at.front() - kDay < created);  // the midnight before is before the disk
   CHECK(at.back() == now - now % kMinute);
+}
+
+TEST_CASE("after GC drops records, a time before the oldest kept one is refused, not taken for a later state") {
+  roam::testing::EngineEnv env;
+  const Caller c = roam::testing::kTestCaller;
+  must(env.fs->mkdir(c, kRootIno, "a", 0755));
+  must(env.fs->mkdir(c, kRootIno, "b", 0755));
+  must(env.fs->mkdir(c, kRootIno, "kept", 0755));
+  const uint64_t kept = env.last_seq();
+  int64_t ts_a = 0, ts_kept = 0;
+  {
+    ReadTxn txn = must(env.store->begin_read());
+    ts_a = must(oplog::get(txn, 1))->ts_ns;
+    ts_kept = must(oplog::get(txn, kept))->ts_ns;
+    // Before GC the moment of a's mkdir is the state after it.
+    CHECK(must(moment_at(txn, ts_a, ts_kept)).seq == 1);
+  }
+  {
+    WriteTxn txn = must(env.store->begin_write());
+    REQUIRE_OK(save_retention(txn, {kHour, 0}));
+    REQUIRE_OK(txn.commit());
+  }
+  GcOptions o;
+  o.now_ns = ts_kept + kHour;  // a and b age out, "kept" stays
+  REQUIRE(must(collect_garbage(*env.store, o)).records_dropped == kept - 1);
+  ReadTxn txn = must(env.store->begin_read());
+  // Record 1 is gone: the state at its time (a without b) cannot be rebuilt.
+  CHECK(moment_at(txn, ts_a, o.now_ns).status().err() == ERANGE);
+  CHECK(must(moment_at(txn, ts_kept - 1, o.now_ns)).seq == kept - 1);
+  CHECK(must(moment_at(txn, ts_kept, o.now_ns)).seq == kept);
+  CHECK(check_still_held(txn, kept - 1).is_ok());
+  CHECK(check_still_held(txn, kept - 2).err() == ERANGE);
 }
