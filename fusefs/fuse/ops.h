@@ -90,6 +90,8 @@ struct FuseContext {
 // back dirty pages on close by itself; ENOSYS stops it asking), getlk/setlk/
 // flock (the kernel's local locking is right for a filesystem with one host),
 // forget (inodes are never freed while the op log refers to them).
+// A callback added here needs its router in history_ops.cc too, or requests
+// on .history inodes would reach the live disk.
 const fuse_lowlevel_ops& roamfs_ops();
 
 // Replies with the errno of `s` (logging EIO, which means a checksum mismatch
