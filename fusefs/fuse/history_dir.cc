@@ -18,7 +18,6 @@ namespace {
 
 using time_travel::kDirIno;
 
-constexpr double kNoCaching = 0;
 // How long the kernel may keep a relative name in .history (-2h, now): its
 // moment moves on, but looking it up again for every path through it (ls -l
 // walks one per file and xattr) would cost a log search each time.
@@ -76,7 +75,11 @@ Result<Inode> HistoryDir::past_inode(const View& v) {
   return renumbered(v.index, std::move(i));
 }
 
-// The live root's owner and times, read-only and searchable by everyone.
+// The live root's owner and times, read-only and searchable by everyone. The
+// kernel keeps them as long as a view's: with default_permissions it checks
+// them at every path walk through .history, and asking each time made ls -l
+// in a view send three more requests per file. So a chown of the root shows
+// on .history only once the kernel forgets it (a day, or a remount).
 Result<Inode> HistoryDir::dir_inode() {
   ROAM_ASSIGN(Inode i, live_.getattr(kRootIno));
   i.ino = kDirIno;
@@ -92,7 +95,7 @@ void HistoryDir::reply_entry(fuse_req_t req, const Inode& i, double entry_timeou
   e.ino = i.ino;
   e.generation = 1;
   e.attr = to_stat(i);
-  e.attr_timeout = i.ino == kDirIno ? kNoCaching : view_timeout_;
+  e.attr_timeout = view_timeout_;
   e.entry_timeout = entry_timeout;
   fuse_reply_entry(req, &e);
 }
@@ -142,7 +145,7 @@ void HistoryDir::getattr(fuse_req_t req, uint64_t ino) {
   }();
   if (!i) return reply_status(req, i.status());
   struct stat st = to_stat(*i);
-  fuse_reply_attr(req, &st, ino == kDirIno ? kNoCaching : view_timeout_);
+  fuse_reply_attr(req, &st, view_timeout_);
 }
 
 void HistoryDir::readlink(fuse_req_t req, uint64_t ino) {
