@@ -1,8 +1,8 @@
 // The `.history` directory of a live mount (fuse/history_dir.h,
 // docs/restore.md "Time travel"): old versions read by time, the directory
 // hidden from the root's listing, the moments a listing offers, EROFS on
-// every kind of change, past permissions enforced by the kernel, and inode
-// numbers that never meet live ones.
+// every kind of change, past permissions enforced by the kernel, inode
+// numbers that never meet live ones, retention (ESTALE), and checksums (EIO).
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <set>
 #include <thread>
 #include <utility>
@@ -236,5 +237,43 @@ TEST_CASE("a moment GC has dropped from the history is gone or stale, never wron
   REQUIRE_ERRNO(::openat(dir.fd, "g", O_RDONLY | O_CLOEXEC), ESTALE);
   CHECK(read_file(fx.path("g")) == "g2");
   ::close(std::exchange(dir.fd, -1));
+  fx.unmount();
+}
+
+namespace {
+
+// The segment file holding `bytes` (the first one that does), and where.
+std::pair<std::string, off_t> find_in_segments(const std::string& store, const std::string& bytes) {
+  for (const auto& entry : std::filesystem::directory_iterator(store + "/segments")) {
+    const std::string content = read_file(entry.path());
+    if (auto at = content.find(bytes); at != std::string::npos) return {entry.path(), static_cast<off_t>(at)};
+  }
+  return {"", -1};
+}
+
+}  // namespace
+
+TEST_CASE("a damaged block of an old version is EIO through .history, and the live file reads on", "[integration]") {
+  MountFixture fx;
+  const std::string old_content = "the old version, " + std::string(4000, 'o') + " end of the old version";
+  write_synced(fx.path("f"), old_content);
+  const int64_t t = moment_after_change();
+  write_synced(fx.path("f"), "the new version");
+  const auto [segment, at] = find_in_segments(fx.store(), old_content);
+  INFO("segment " << segment << " offset " << at);
+  REQUIRE(at >= 0);
+  const int fd = ::open(segment.c_str(), O_WRONLY | O_CLOEXEC);
+  REQUIRE(fd >= 0);
+  REQUIRE(::pwrite(fd, "O", 1, at + 100) == 1);  // one byte of the old blob
+  ::close(fd);
+
+  const std::string past = fx.path(".history/" + epoch_arg(t) + "/f");
+  const int in = ::open(past.c_str(), O_RDONLY | O_CLOEXEC);
+  REQUIRE(in >= 0);
+  char buf[8192];
+  REQUIRE_ERRNO(::read(in, buf, sizeof buf), EIO);
+  ::close(in);
+  CHECK(read_file(fx.path("f")) == "the new version");
+  CHECK(fx.roamfs_log().find("I/O error") != std::string::npos);
   fx.unmount();
 }
