@@ -23,6 +23,7 @@
 
 #include "fusefs/control/server.h"
 #include "fusefs/fuse/control_handler.h"
+#include "fusefs/fuse/history_dir.h"
 #include "fusefs/fuse/housekeeper.h"
 #include "fusefs/fuse/ops.h"
 #include "fusefs/fuse/userns_mount.h"
@@ -200,7 +201,9 @@ class MountedSession {
     fuse_args fargs = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
     MountedSession s;
     s.target_ = std::move(target);
-    s.se_ = fuse_session_new(&fargs, &roam::roamfs_ops(), sizeof(fuse_lowlevel_ops), &context);
+    // The live disk has .history at its root; a past view (--at) does not.
+    const fuse_lowlevel_ops& ops = context.history ? roam::roamfs_ops_with_history() : roam::roamfs_ops();
+    s.se_ = fuse_session_new(&fargs, &ops, sizeof(fuse_lowlevel_ops), &context);
     fuse_opt_free_args(&fargs);  // fuse_session_new re-parses them into an allocated copy
     if (!s.se_) return Status::invalid("bad mount options: " + args.options);
     if (fuse_set_signal_handlers(s.se_) != 0) return Status::io("cannot install signal handlers");
@@ -299,6 +302,8 @@ int serve(const Args& args, StartupPipe& startup) {
   context.options.read_only = past;
   context.options.handle_killpriv_v2 = !past && !args.no_killpriv;
   context.options.posix_acl = !args.no_posix_acl;
+  std::optional<roam::HistoryDir> history;
+  if (!past) context.history = &history.emplace(fs, context.options.attr_timeout);
   auto rc = mount_and_serve(args, *disk->store, context, startup);
   if (!rc) return fail(rc.status());
   if (Status s = past ? Status::ok() : fs.sync(); !s) {

@@ -61,6 +61,8 @@ constexpr size_t kCommCacheMaxPids = 4096;
 
 FuseContext& ctx(fuse_req_t req) { return *static_cast<FuseContext*>(fuse_req_userdata(req)); }
 
+}  // namespace
+
 // The one place where an engine Status becomes an errno.
 void reply_status(fuse_req_t req, const Status& s) {
   if (s.err() == EIO) {  // checksum mismatches and store damage must be seen
@@ -69,6 +71,8 @@ void reply_status(fuse_req_t req, const Status& s) {
   }
   fuse_reply_err(req, s.err());
 }
+
+namespace {
 
 Caller caller_of(fuse_req_t req) {
   const fuse_ctx* c = fuse_req_ctx(req);
@@ -80,6 +84,8 @@ Caller caller_of(fuse_req_t req) {
 // The creating process's umask, which the kernel sends with create, mknod
 // and mkdir (and no longer applies itself under FUSE_CAP_DONT_MASK).
 uint32_t umask_of(fuse_req_t req) { return fuse_req_ctx(req)->umask; }
+
+}  // namespace
 
 struct stat to_stat(const Inode& i) {
   struct stat st {};
@@ -97,6 +103,8 @@ struct stat to_stat(const Inode& i) {
   st.st_ctim = {i.ctime.sec, i.ctime.nsec};
   return st;
 }
+
+namespace {
 
 fuse_entry_param to_entry(fuse_req_t req, const Inode& i) {
   fuse_entry_param e{};
@@ -488,12 +496,15 @@ void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* v
   reply_status(req, ctx(req).fs.setxattr(caller_of(req), ino, name, std::string_view(value, size), flags, kill_sgid));
 }
 
-// Answers a size probe (size == 0) or returns the bytes, per the xattr API.
+}  // namespace
+
 void reply_xattr_bytes(fuse_req_t req, const std::string& bytes, size_t size) {
   if (size == 0) return static_cast<void>(fuse_reply_xattr(req, bytes.size()));
   if (bytes.size() > size) return static_cast<void>(fuse_reply_err(req, ERANGE));
   fuse_reply_buf(req, bytes.data(), bytes.size());
 }
+
+namespace {
 
 void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
   auto r = ctx(req).fs.getxattr(ino, name);

@@ -76,6 +76,8 @@ class OpenFiles {
   std::unordered_map<uint64_t, uint32_t> count_;
 };
 
+class HistoryDir;  // fuse/history_dir.h
+
 // Everything the callbacks share; passed to libfuse as userdata. Outlives the
 // session.
 struct FuseContext {
@@ -85,12 +87,23 @@ struct FuseContext {
   OpenFiles open_files;
   DeviceIo device_io;
   fuse_session* session = nullptr;  // for notifications to the kernel; set before the loop
+  HistoryDir* history = nullptr;    // the live disk's .history (roamfs_ops_with_history)
 };
 
 // The callback table. Operations left out on purpose: flush (the kernel writes
 // back dirty pages on close by itself; ENOSYS stops it asking), getlk/setlk/
 // flock (the kernel's local locking is right for a filesystem with one host),
 // forget (inodes are never freed while the op log refers to them).
+// A callback added here needs its router in history_ops.cc too, or requests
+// on .history inodes would reach the live disk.
 const fuse_lowlevel_ops& roamfs_ops();
+
+// Replies with the errno of `s` (logging EIO, which means a checksum mismatch
+// or store damage): the one place where a Status becomes an errno.
+void reply_status(fuse_req_t req, const Status& s);
+// Answers a size probe (size == 0) or returns the bytes, per the xattr API.
+void reply_xattr_bytes(fuse_req_t req, const std::string& bytes, size_t size);
+// What stat(2) shows for `i`.
+struct stat to_stat(const Inode& i);
 
 }  // namespace roam

@@ -18,7 +18,24 @@ Status check_retained(const StoreTxn& txn, uint64_t oldest, uint64_t want_seq) {
                                    when + " (--before-op " + std::to_string(oldest) + ")");
 }
 
+// The times of dropped records are gone with them: before the oldest
+// retained record, the state is known to be the one after the record before
+// it only from the nanosecond before the oldest record on (the moment
+// check_retained names). Any earlier time may fall before dropped records.
+Status check_time_retained(const StoreTxn& txn, uint64_t oldest, uint64_t first_after, int64_t ts_ns) {
+  if (oldest <= 1 || first_after != oldest) return Status::ok();
+  ROAM_ASSIGN(auto rec, oplog::get(txn, oldest));
+  if (rec && ts_ns >= rec->ts_ns - 1) return Status::ok();
+  return check_retained(txn, oldest, 0);
+}
+
 }  // namespace
+
+Status check_still_held(const StoreTxn& txn, uint64_t seq) {
+  ROAM_ASSIGN(auto oldest, oplog::oldest_seq(txn));
+  if (!oldest) return Status::ok();
+  return check_retained(txn, *oldest, seq);
+}
 
 Result<int64_t> store_created_ns(const StoreTxn& txn) {
   ROAM_ASSIGN(auto v, txn.raw().get(txn.dbis().meta, kMetaCreated));
@@ -39,6 +56,7 @@ Result<Moment> moment_at(const StoreTxn& txn, int64_t ts_ns, int64_t now_ns) {
   ROAM_ASSIGN(uint64_t first_after, oplog::first_seq_at(txn, ts_ns + 1));
   const uint64_t seq = first_after - 1;
   ROAM_TRY(check_retained(txn, bounds->first, seq));
+  ROAM_TRY(check_time_retained(txn, bounds->first, first_after, ts_ns));
   return Moment{seq, label};
 }
 

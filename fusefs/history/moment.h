@@ -29,6 +29,12 @@ Result<Moment> moment_before_op(const StoreTxn& txn, uint64_t op);
 Result<Moment> moment_of(const StoreTxn& txn, std::optional<int64_t> at_ns, std::optional<uint64_t> before_op,
                          int64_t now_ns);
 
+// OK while the log still holds every record after `seq`, so a past view of
+// it is exact; ERANGE (naming the oldest restorable moment) once retention
+// dropped one. A view read in an earlier transaction was exact if this holds
+// now: records are dropped oldest first and never come back.
+Status check_still_held(const StoreTxn& txn, uint64_t seq);
+
 // When the store was created (meta table), in ns.
 Result<int64_t> store_created_ns(const StoreTxn& txn);
 

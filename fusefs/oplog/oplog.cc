@@ -236,6 +236,13 @@ Result<std::optional<std::pair<uint64_t, uint64_t>>> seq_bounds(const StoreTxn& 
   return Bounds{{oldest, newest->last()}};
 }
 
+Result<std::optional<uint64_t>> oldest_seq(const StoreTxn& txn) {
+  ROAM_ASSIGN(auto cur, lmdb::Cursor::open(txn.raw(), txn.dbis().oplog));
+  ROAM_ASSIGN(auto first, cur.first());
+  if (!first) return std::optional<uint64_t>{};
+  return std::optional<uint64_t>{codec::get_be64(first->key)};
+}
+
 Result<uint64_t> first_seq_at(const StoreTxn& txn, int64_t since_ns) {
   ROAM_ASSIGN(auto bounds, seq_bounds(txn));
   if (!bounds) return uint64_t{1};

@@ -104,6 +104,9 @@ Result<uint64_t> first_seq_at(const StoreTxn& txn, int64_t ts_ns);
 
 // The oldest and newest seq in the log; nullopt when it is empty.
 Result<std::optional<std::pair<uint64_t, uint64_t>>> seq_bounds(const StoreTxn& txn);
+// Only the oldest seq (nullopt when the log is empty): one cursor step, where
+// seq_bounds also parses the newest chunk.
+Result<std::optional<uint64_t>> oldest_seq(const StoreTxn& txn);
 
 // True when `path` equals `prefix` or lies below it ("/a" covers "/a/b", not "/ab").
 bool path_within(std::string_view path, std::string_view prefix);

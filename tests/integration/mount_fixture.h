@@ -66,6 +66,12 @@ void write_file(const std::string& path, const std::string& data);  // creates/t
 bool has_sanitizer_report(const std::string& text);
 std::string self_comm();  // /proc/self/comm
 
+// TIME arguments: the wall clock in ns, and a moment as "@1764238500.123456789"
+// and as "2026-11-27T09:42:54.123456789Z".
+int64_t wall_ns();
+std::string epoch_arg(int64_t ns);
+std::string iso_arg(int64_t ns);
+
 // FNV-1a, for content fingerprints.
 uint64_t fnv1a(const void* data, size_t len, uint64_t h = 1469598103934665603ull);
 // `n` bytes from `rng` (eight per draw): file content for the tests.

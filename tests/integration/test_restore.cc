@@ -54,32 +54,7 @@ using namespace roamtest;
 
 namespace {
 
-int64_t wall_ns() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
-
 void pause_ms(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
-
-// "@1764238500.123456789"
-std::string epoch_arg(int64_t ns) {
-  char buf[48];
-  std::snprintf(buf, sizeof buf, "@%lld.%09lld", static_cast<long long>(ns / 1'000'000'000),
-                static_cast<long long>(ns % 1'000'000'000));
-  return buf;
-}
-
-// "2026-11-27T09:42:54.123456789Z"
-std::string iso_arg(int64_t ns) {
-  const time_t sec = static_cast<time_t>(ns / 1'000'000'000);
-  tm t{};
-  ::gmtime_r(&sec, &t);
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%09lldZ", t.tm_year + 1900, t.tm_mon + 1, t.tm_mday,
-                t.tm_hour, t.tm_min, t.tm_sec, static_cast<long long>(ns % 1'000'000'000));
-  return buf;
-}
 
 // Flushes the mount (dirty pages reach roamfs and are logged).
 void sync_mount(const std::string& mnt) {

@@ -3,13 +3,16 @@
 // roamfs as the namespace sees them, and the store keeps those (the same
 // store, mounted on the host without --userns, shows the raw ids); the host's
 // processes, root included, are refused; a path that is not a user namespace
-// stops roamfs with one sentence.
+// stops roamfs with one sentence; .history works for the namespace's users
+// with the permissions of then.
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -115,6 +118,14 @@ void stop_roamfs(pid_t pid, const std::string& mnt) {
   CHECK(WEXITSTATUS(status) == 0);
 }
 
+// Clears every capability of the calling thread (effective, permitted,
+// inheritable).
+bool drop_capabilities() {
+  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {};
+  return ::syscall(SYS_capset, &header, data) == 0;
+}
+
 uid_t owner_of(const std::string& path) {
   struct stat st {};
   return ::stat(path.c_str(), &st) == 0 ? st.st_uid : static_cast<uid_t>(-1);
@@ -148,6 +159,42 @@ TEST_CASE("roamfs --userns keeps the namespace's uids and refuses the host", "[i
   pid = start_roamfs(store, mnt, {});
   CHECK(owner_of(mnt + "/diary") == kAlice);
   CHECK(read_file(mnt + "/diary") == "dear diary");
+  stop_roamfs(pid, mnt);
+}
+
+TEST_CASE("inside the namespace, alice reads her old version through .history; not root's file of then", "[integration]") {
+  TempTree dir("userns-history");
+  const std::string store = dir.path + "/store", mnt = dir.path + "/mnt";
+  REQUIRE(roamctl({"mkfs", store}).exit_code() == 0);
+  REQUIRE(::mkdir(mnt.c_str(), 0755) == 0);
+  UserNamespace ns;
+  pid_t pid = start_roamfs(store, mnt, {"--userns", ns.handle()});
+  CHECK(ns.run_as(0, [&] {
+          write_file(mnt + "/root-only", "then root's");
+          return ::chmod((mnt + "/root-only").c_str(), 0600) == 0 && ::chown(mnt.c_str(), kAlice, kAlice) == 0;
+        }) == 0);
+  CHECK(ns.run_as(kAlice, [&] {
+          write_file(mnt + "/thesis", "draft 1");
+          return ::fsync(::open((mnt + "/thesis").c_str(), O_RDONLY)) == 0;
+        }) == 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  const std::string then = ".history/" + epoch_arg(wall_ns());
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  CHECK(ns.run_as(0, [&] { return ::chmod((mnt + "/root-only").c_str(), 0644) == 0; }) == 0);
+  CHECK(ns.run_as(kAlice, [&] {
+          write_file(mnt + "/thesis", "draft 2, worse");
+          return read_file(mnt + "/" + then + "/thesis") == "draft 1";
+        }) == 0);
+  CHECK(ns.run_as(kAlice, [&] {
+          // Joined as host root, the child keeps its capabilities in the
+          // namespace through setresuid (its uid there was the overflow id,
+          // not 0): drop them, as a desktop user has none.
+          if (!drop_capabilities()) return false;
+          errno = 0;
+          const int fd = ::open((mnt + "/" + then + "/root-only").c_str(), O_RDONLY);
+          return fd < 0 && errno == EACCES;
+        }) == 0);
+  CHECK(ns.run_as(kAlice, [&] { return read_file(mnt + "/root-only") == "then root's"; }) == 0);
   stop_roamfs(pid, mnt);
 }
 
