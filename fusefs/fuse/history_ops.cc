@@ -13,18 +13,30 @@ namespace {
 using time_travel::is_history_ino;
 
 const fuse_lowlevel_ops& live() { return roamfs_ops(); }
-HistoryDir& history(fuse_req_t req) { return *static_cast<FuseContext*>(fuse_req_userdata(req))->history; }
 
-bool is_dir_entry(fuse_ino_t parent, const char* name) {
-  return parent == kRootIno && std::string_view(name) == time_travel::kDirName;
+FuseContext& context(fuse_req_t req) { return *static_cast<FuseContext*>(fuse_req_userdata(req)); }
+HistoryDir& history(fuse_req_t req) { return *context(req).history; }
+
+// `.history` in the root means the time-travel directory unless the disk
+// holds a real entry of that name (a store from before .history, or one
+// made while it was switched off with --no-history-dir: tcsh keeps its
+// history in ~/.history): then the live entry wins, so none of the user's
+// files is ever hidden, and time travel steps aside for that disk. The live
+// lookup costs one read, and only for that one name.
+bool is_dir_entry(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  if (parent != kRootIno || std::string_view(name) != time_travel::kDirName) return false;
+  auto live_entry = context(req).fs.lookup(kRootIno, name);
+  return !live_entry && live_entry.status().err() == ENOENT;
 }
 // A name that would change .history or a view if created, removed or renamed.
-bool is_past_name(fuse_ino_t parent, const char* name) { return is_history_ino(parent) || is_dir_entry(parent, name); }
+bool is_past_name(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  return is_history_ino(parent) || is_dir_entry(req, parent, name);
+}
 
 void refuse(fuse_req_t req) { fuse_reply_err(req, EROFS); }
 
 void h_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
-  if (is_dir_entry(parent, name)) return history(req).lookup_dir(req);
+  if (is_dir_entry(req, parent, name)) return history(req).lookup_dir(req);
   if (is_history_ino(parent)) return history(req).lookup(req, parent, name);
   live().lookup(req, parent, name);
 }
@@ -45,38 +57,38 @@ void h_readlink(fuse_req_t req, fuse_ino_t ino) {
 }
 
 void h_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
-  if (is_past_name(parent, name)) return refuse(req);
+  if (is_past_name(req, parent, name)) return refuse(req);
   live().mknod(req, parent, name, mode, rdev);
 }
 
 void h_mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
-  if (is_past_name(parent, name)) return refuse(req);
+  if (is_past_name(req, parent, name)) return refuse(req);
   live().mkdir(req, parent, name, mode);
 }
 
 void h_unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
-  if (is_past_name(parent, name)) return refuse(req);
+  if (is_past_name(req, parent, name)) return refuse(req);
   live().unlink(req, parent, name);
 }
 
 void h_rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
-  if (is_past_name(parent, name)) return refuse(req);
+  if (is_past_name(req, parent, name)) return refuse(req);
   live().rmdir(req, parent, name);
 }
 
 void h_symlink(fuse_req_t req, const char* target, fuse_ino_t parent, const char* name) {
-  if (is_past_name(parent, name)) return refuse(req);
+  if (is_past_name(req, parent, name)) return refuse(req);
   live().symlink(req, target, parent, name);
 }
 
 void h_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t new_parent, const char* new_name,
               unsigned flags) {
-  if (is_past_name(parent, name) || is_past_name(new_parent, new_name)) return refuse(req);
+  if (is_past_name(req, parent, name) || is_past_name(req, new_parent, new_name)) return refuse(req);
   live().rename(req, parent, name, new_parent, new_name, flags);
 }
 
 void h_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t new_parent, const char* new_name) {
-  if (is_history_ino(ino) || is_past_name(new_parent, new_name)) return refuse(req);
+  if (is_history_ino(ino) || is_past_name(req, new_parent, new_name)) return refuse(req);
   live().link(req, ino, new_parent, new_name);
 }
 
@@ -153,7 +165,7 @@ void h_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
 }
 
 void h_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
-  if (is_past_name(parent, name)) return refuse(req);
+  if (is_past_name(req, parent, name)) return refuse(req);
   live().create(req, parent, name, mode, fi);
 }
 

@@ -65,6 +65,7 @@ struct Args {
   bool foreground = false, debug = false, single_thread = false;
   bool no_killpriv = false;
   bool no_posix_acl = false;
+  bool no_history_dir = false;
 };
 
 // What a daemonized child reports once it serves; any other report is the
@@ -98,6 +99,12 @@ roam::Result<std::unique_ptr<roam::control::Server>> start_control(roam::Store& 
       });
 }
 
+// To the operator's terminal (or the startup log) and to syslog.
+void warn(const std::string& what) {
+  std::fprintf(stderr, "roamfs: warning: %s\n", what.c_str());
+  syslog(LOG_WARNING, "roamfs: warning: %s", what.c_str());
+}
+
 // The disk to serve: the live store, or a read-only view of it at --at TIME
 // (pinned so that the live roamfs's GC keeps the history the view reads).
 struct Disk {
@@ -120,10 +127,7 @@ roam::Result<Disk> open_disk(const Args& args) {
   Disk disk;
   if (args.at.empty()) {
     ROAM_ASSIGN(disk.store, roam::Store::open(args.store, {}));
-    if (std::string w = roam::power_loss_warning(args.store, roam::backing_fs_of(args.store)); !w.empty()) {
-      std::fprintf(stderr, "roamfs: warning: %s\n", w.c_str());
-      syslog(LOG_WARNING, "roamfs: warning: %s", w.c_str());
-    }
+    if (std::string w = roam::power_loss_warning(args.store, roam::backing_fs_of(args.store)); !w.empty()) warn(w);
     return disk;
   }
   const int64_t now = roam::wall_clock_ns();
@@ -303,7 +307,12 @@ int serve(const Args& args, StartupPipe& startup) {
   context.options.handle_killpriv_v2 = !past && !args.no_killpriv;
   context.options.posix_acl = !args.no_posix_acl;
   std::optional<roam::HistoryDir> history;
-  if (!past) context.history = &history.emplace(fs, context.options.attr_timeout);
+  if (!past && !args.no_history_dir) {
+    context.history = &history.emplace(fs, context.options.attr_timeout);
+    if (fs.lookup(roam::kRootIno, roam::time_travel::kDirName))
+      warn("the disk holds its own .history in its root: it is served as it is, and time travel is not "
+           "reachable by that name on this disk (roamctl and roam still reach every past version)");
+  }
   auto rc = mount_and_serve(args, *disk->store, context, startup);
   if (!rc) return fail(rc.status());
   if (Status s = past ? Status::ok() : fs.sync(); !s) {
@@ -365,6 +374,9 @@ int main(int argc, char** argv) {
                  "serve the disk to the user namespace PATH (/proc/PID/ns/user or a bind mount of one): "
                  "uids and gids are that namespace's, in requests and in the store, and only its processes "
                  "can use the mount");
+  app.add_flag("--no-history-dir", args.no_history_dir,
+               "serve no .history directory at the disk's root (past versions stay reachable through "
+               "roamctl and roam)");
   app.add_option("--at", args.at,
                  "mount a read-only view of the disk as it was at TIME (ISO 8601, @EPOCH, -2h, ...)");
   CLI11_PARSE(app, argc, argv);

@@ -405,6 +405,12 @@ void MountFixture::remount() {
   mount();
 }
 
+void MountFixture::remount(std::vector<std::string> extra_args) {
+  if (pid_ > 0) unmount();
+  options_.extra_args = std::move(extra_args);
+  mount();
+}
+
 // ---- roamctl log --json ----
 
 std::string LogRecord::get(const std::string& key) const {

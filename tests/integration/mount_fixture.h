@@ -107,8 +107,10 @@ class MountFixture {
   void unmount();
   // SIGKILL roamfs, reap it and lazily unmount the dead mount.
   void kill9();
-  // unmount() if mounted, then mount() the same store on the same mount point.
+  // unmount() if mounted, then mount() the same store on the same mount point
+  // (with other roamfs arguments from then on, if given).
   void remount();
+  void remount(std::vector<std::string> extra_args);
   // Everything roamfs wrote to stderr, across mounts.
   std::string roamfs_log() const;
 

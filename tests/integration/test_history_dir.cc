@@ -101,6 +101,30 @@ TEST_CASE(".history is reachable by name but absent from the root's listing", "[
   fx.unmount();
 }
 
+TEST_CASE("a disk's own .history in its root wins over time travel, and nothing of it is hidden", "[integration]") {
+  // tcsh keeps its history in ~/.history; a disk can hold one made while
+  // time travel was off (or from before it existed).
+  MountFixture fx(MountOptions{.extra_args = {"--no-history-dir"}});
+  REQUIRE_ERRNO(::access(fx.path(".history/now").c_str(), F_OK), ENOENT);
+  write_synced(fx.path(".history"), "echo hello\n");
+  fx.remount({});
+  CHECK(fx.roamfs_log().find("holds its own .history") != std::string::npos);
+  CHECK(names_in(fx.mnt()).count(".history") == 1);
+  CHECK(read_file(fx.path(".history")) == "echo hello\n");
+  write_synced(fx.path(".history"), "echo hello\nls\n");
+  CHECK(read_file(fx.path(".history")) == "echo hello\nls\n");
+  REQUIRE_ERRNO(::access(fx.path(".history/now").c_str(), F_OK), ENOTDIR);
+  // Moved out of the way, it stays the user's file, and time travel is back
+  // (after a remount: the kernel remembers the name as the file).
+  REQUIRE(::rename(fx.path(".history").c_str(), fx.path("history.tcsh").c_str()) == 0);
+  fx.remount();
+  CHECK(read_file(fx.path("history.tcsh")) == "echo hello\nls\n");
+  CHECK(S_ISDIR(stat_of(fx.path(".history/now")).st_mode));
+  CHECK(read_file(fx.path(".history/now/history.tcsh")) == "echo hello\nls\n");
+  REQUIRE_ERRNO(::open(fx.path(".history").c_str(), O_WRONLY | O_CREAT, 0644), EISDIR);
+  fx.unmount();
+}
+
 TEST_CASE("listing .history offers minutes the disk holds, each a view of that moment", "[integration]") {
   MountFixture fx;
   write_synced(fx.path("early"), "before the minute");
