@@ -281,6 +281,7 @@ Status Store::create(const std::string& dir) {
     if (::getrandom(uuid, sizeof uuid, 0) != sizeof uuid) return errno_error("getrandom");
     ROAM_TRY(txn.put(d.meta, kMetaUuid, std::string_view(reinterpret_cast<const char*>(uuid), sizeof uuid)));
     ROAM_TRY(txn.put(d.meta, kMetaCreated, codec::be64(static_cast<uint64_t>(now))));
+    ROAM_TRY(txn.put(d.meta, kMetaLiveBytes, codec::be64(0)));  // nothing yet: no count at the first open
     ROAM_TRY(txn.commit());
     ROAM_TRY(env.sync());
   }
