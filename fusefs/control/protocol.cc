@@ -283,7 +283,7 @@ Status check_server(int fd, uid_t owner, const std::string& dir) {
 
 }  // namespace
 
-Result<Reply> call(const std::string& dir, uid_t owner, const Request& req) {
+Result<Reply> call(const std::string& dir, uid_t owner, const Request& req, double timeout_s) {
   const int dir_fd = ::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (dir_fd < 0) {
     if (errno == ENOENT) return Status::error(ECONNREFUSED, "the roamfs serving this disk has no control socket");
@@ -295,6 +295,12 @@ Result<Reply> call(const std::string& dir, uid_t owner, const Request& req) {
   const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return errno_status("control socket");
   DirFd closer(fd);
+  if (timeout_s > 0) {
+    const timeval tv{static_cast<time_t>(timeout_s), static_cast<suseconds_t>((timeout_s - static_cast<double>(static_cast<time_t>(timeout_s))) * 1e6)};
+    if (::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0 ||
+        ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) != 0)
+      return errno_status("control socket timeout");
+  }
   if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), len) < 0) {
     if (errno == ECONNREFUSED || errno == ENOENT)
       return Status::error(ECONNREFUSED, "the roamfs serving this disk does not answer on its control socket");

@@ -109,6 +109,8 @@ Result<int> listen_on(const std::string& dir);
 // Connects to the server at `dir`/socket, checks that it runs as root or as
 // `owner` (SO_PEERCRED; EACCES, the request unsent, otherwise), sends `req`
 // and waits for the reply.
-Result<Reply> call(const std::string& dir, uid_t owner, const Request& req);
+// `timeout_s` > 0 bounds each send and receive (EAGAIN past it): for a
+// caller that must not hang on a roamfs that does not answer (the broker).
+Result<Reply> call(const std::string& dir, uid_t owner, const Request& req, double timeout_s = 0);
 
 }  // namespace roam::control

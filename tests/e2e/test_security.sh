@@ -43,10 +43,14 @@ main() {
     setup_broker || { fail "setup"; finish; }
     start_broker || finish
     local u
-    for u in alice bob; do ctl user add "$u" >/dev/null && ctl disk create "$u" >/dev/null; done
+    ctl user add alice >/dev/null && ctl disk create alice >/dev/null
+    check "bob's disk is created with a quota" sh -c "$(declare -f ctl); ctl user add bob && ctl disk create bob --quota 2M"
+    check "the operator gives bob's detached disk another quota (in its store)" ctl disk quota bob 4M
     check "switch alice to A" ctl switch alice A
     check "switch bob to B" ctl switch bob B
-    check "the operator gives bob's disk a quota of 8 MiB" ctl quota "$(mount_of bob)" --set 8M
+    check "bob's roamfs has his quota" sh -c "$(declare -f ctl); ctl quota $(mount_of bob) | grep -q '^quota 4.0 MiB'"
+    check "the operator raises it to 8 MiB (through bob's roamfs)" ctl disk quota bob 8M
+    check "bob's roamfs has the new quota" sh -c "$(declare -f ctl); ctl quota $(mount_of bob) | grep -q '^quota 8.0 MiB'"
     local mark
     mark="alice-private-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
     check "alice writes a private file in A" as_user A alice sh -c "echo $mark > /home/alice/diary && sync"
