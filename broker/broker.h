@@ -74,6 +74,10 @@ class Broker {
   Status create_desktop(const std::string& id);
   Status remove_desktop(const std::string& id);
   Status create_disk(const std::string& user);
+  // Sets the quota in the disk's store: through its roamfs when attached
+  // (at most 5 s: the broker's thread never waits on a hung roamfs), else
+  // in the store directly (EBUSY while a switch holds it).
+  Status set_disk_quota(const std::string& user, uint64_t bytes);
   Status add_user(const std::string& user);
   void reply(const std::string& rid, uint64_t request_id, const Status& s, std::vector<std::string> rows = {});
 

@@ -6,6 +6,7 @@
 #include "broker/policy.h"
 #include "broker/provisioner.h"
 #include "base/timefmt.h"
+#include "fusefs/control/execute.h"
 #include "fusefs/store/store.h"
 
 namespace roam::broker {
@@ -35,6 +36,7 @@ void Broker::handle_request(const Principal& who, const std::string& rid, const 
           [&](const proto::DesktopCreate& c) { return create_desktop(c.desktop); },
           [&](const proto::DesktopRemove& r) { return remove_desktop(r.desktop); },
           [&](const proto::DiskCreate& d) { return create_disk(d.user); },
+          [&](const proto::DiskQuota& q) { return set_disk_quota(q.user, q.bytes); },
           [&](const proto::UserAdd& u) { return add_user(u.user); },
           [&](const proto::StatusRequest&) { return table(disk_table(true)); },
           [&](const proto::DiskList&) { return table(disk_table(false)); },
@@ -116,6 +118,21 @@ Status Broker::create_disk(const std::string& user) {
   std::string store = cfg_.state_dir + "/disks/" + user;
   ROAM_TRY(Store::create(store));
   return registry_.put(Table::kDisks, user, to_row(DiskRecord{store, 0}));
+}
+
+Status Broker::set_disk_quota(const std::string& user, uint64_t bytes) {
+  ROAM_ASSIGN(auto disk, find_disk(registry_, user));
+  if (!disk) return Status::not_found("user " + user + " has no disk (roamctl disk create " + user + ")");
+  const control::Request call = control::QuotaCall{bytes};
+  ROAM_ASSIGN(auto att, find_attachment(registry_, user));
+  if (att) {
+    ROAM_ASSIGN(control::Reply r, control::call(control::socket_dir(disk->store), ::geteuid(), call, 5));
+    return r.err == 0 ? Status::ok() : Status::error(r.err, r.message);
+  }
+  ROAM_ASSIGN(auto store, Store::open(disk->store, {}));
+  control::Executed done = control::execute(*store, {}, call);
+  if (done.reply.err != 0) return Status::error(done.reply.err, done.reply.message);
+  return store->sync();
 }
 
 Status Broker::create_desktop(const std::string& id) {

@@ -46,6 +46,7 @@ inline auto refs(UserAdd& m) { return std::tie(m.request_id, m.user); }
 inline auto refs(UserList& m) { return std::tie(m.request_id); }
 inline auto refs(Reply& m) { return std::tie(m.request_id, m.code, m.message, m.rows); }
 inline auto refs(AuditList& m) { return std::tie(m.request_id, m.limit); }
+inline auto refs(DiskQuota& m) { return std::tie(m.request_id, m.user, m.bytes); }
 
 ROAM_SCHEMA(Register, kRegister, "register", K::kName);
 ROAM_SCHEMA(Heartbeat, kHeartbeat, "heartbeat");
@@ -65,6 +66,7 @@ ROAM_SCHEMA(UserAdd, kUserAdd, "user-add", K::kU64, K::kName);
 ROAM_SCHEMA(UserList, kUserList, "user-list", K::kU64);
 ROAM_SCHEMA(Reply, kReply, "reply", K::kU64, K::kU64, K::kText, K::kRows);
 ROAM_SCHEMA(AuditList, kAuditList, "audit-list", K::kU64, K::kU64);
+ROAM_SCHEMA(DiskQuota, kDiskQuota, "disk-quota", K::kU64, K::kName, K::kU64);
 #undef ROAM_SCHEMA
 
 // The variant's alternatives are in MessageType order, so the type byte is

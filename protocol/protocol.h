@@ -65,6 +65,7 @@ enum class MessageType : uint8_t {
   // roamctl -> broker (added after the first release of the protocol: new
   // types only ever take the next number)
   kAuditList = 18,
+  kDiskQuota = 19,
 };
 
 // How one field is checked on decode.
@@ -101,13 +102,15 @@ struct UserAdd { uint64_t request_id = 0; std::string user; };
 struct UserList { uint64_t request_id = 0; };
 // The audit records of the last `limit` switches (0: all), oldest first.
 struct AuditList { uint64_t request_id = 0; uint64_t limit = 0; };
+// Set the quota on live data of a user's disk (0: none); kept in its store.
+struct DiskQuota { uint64_t request_id = 0; std::string user; uint64_t bytes = 0; };
 // rows[0] is the column header when the reply is a table; cells are joined
 // with kCellSeparator.
 struct Reply { uint64_t request_id = 0; uint64_t code = 0; std::string message; std::vector<std::string> rows; };
 
 using Message = std::variant<Register, Heartbeat, Damage, DetachDone, AttachDone, Detach, Attach,
                              SwitchRequest, StatusRequest, DesktopCreate, DesktopRemove, DesktopList,
-                             DiskCreate, DiskList, UserAdd, UserList, Reply, AuditList>;
+                             DiskCreate, DiskList, UserAdd, UserList, Reply, AuditList, DiskQuota>;
 
 // The frames of `m` (magic, type, fields). Fields are not re-validated here:
 // the sender is trusted to put valid values; the receiver checks them.

@@ -80,13 +80,37 @@ Executed execute_retention(Store& store, const RetentionCall& call) {
   if (!retention) return failed(retention.status());
   if (call.max_age_ns) retention->max_age_ns = *call.max_age_ns;
   if (call.max_history_bytes) retention->max_history_bytes = *call.max_history_bytes;
-  if (call.max_age_ns || call.max_history_bytes) {
+  if (call.min_window_ns) retention->min_window_ns = *call.min_window_ns;
+  if (call.max_age_ns || call.max_history_bytes || call.min_window_ns) {
     if (Status s = save_retention(*txn, *retention); !s) return failed(s);
-    if (Status s = txn->commit(); !s) return failed(s);
   }
+  auto trim = load_pressure_trim(*txn);
+  if (!trim) return failed(trim.status());
+  if (Status s = txn->commit(); !s) return failed(s);
   Executed e;
   e.reply.figures = {{"max_age_ns", retention->max_age_ns},
-                     {"max_history_bytes", static_cast<int64_t>(retention->max_history_bytes)}};
+                     {"max_history_bytes", static_cast<int64_t>(retention->max_history_bytes)},
+                     {"min_window_ns", retention->min_window_ns}};
+  if (*trim) {
+    e.reply.figures.emplace_back("pressure_trim_ns", (*trim)->at_ns);
+    e.reply.figures.emplace_back("pressure_kept_from_ns", (*trim)->kept_from_ns);
+  }
+  return e;
+}
+
+Executed execute_quota(Store& store, const QuotaCall& call) {
+  auto txn = store.begin_write();
+  if (!txn) return failed(txn.status());
+  if (call.quota_bytes) {
+    if (Status s = txn->set_quota(*call.quota_bytes); !s) return failed(s);
+  }
+  auto quota = txn->quota_bytes();
+  if (!quota) return failed(quota.status());
+  auto live = txn->live_bytes();
+  if (!live) return failed(live.status());
+  if (Status s = txn->commit(); !s) return failed(s);  // nothing changed: nothing logged
+  Executed e;
+  e.reply.figures = {{"quota_bytes", static_cast<int64_t>(*quota)}, {"live_bytes", static_cast<int64_t>(*live)}};
   return e;
 }
 
@@ -106,6 +130,7 @@ Executed execute(Store& store, const Context& context, const Request& req) {
     Executed operator()(const RestoreCall& c) const { return execute_restore(store, context, c); }
     Executed operator()(const GcCall&) const { return execute_gc(store, context); }
     Executed operator()(const RetentionCall& c) const { return execute_retention(store, c); }
+    Executed operator()(const QuotaCall& c) const { return execute_quota(store, c); }
     Executed operator()(const CheckpointCall&) const {
       Status s = store.checkpoint();
       return s ? Executed{} : failed(s);

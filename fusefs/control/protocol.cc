@@ -101,6 +101,13 @@ struct RequestEncoder {
     if (r.max_age_ns) put_svarint(out, *r.max_age_ns);
     out.push_back(r.max_history_bytes ? 1 : 0);
     if (r.max_history_bytes) put_varint(out, *r.max_history_bytes);
+    out.push_back(r.min_window_ns ? 1 : 0);
+    if (r.min_window_ns) put_svarint(out, *r.min_window_ns);
+  }
+  void operator()(const QuotaCall& q) const {
+    out.push_back(static_cast<char>(Kind::kQuota));
+    out.push_back(q.quota_bytes ? 1 : 0);
+    if (q.quota_bytes) put_varint(out, *q.quota_bytes);
   }
 };
 
@@ -137,6 +144,17 @@ Result<Request> decode_retention(codec::Reader& r) {
   const auto has_space = presence(r);
   if (!has_space) return malformed("retention");
   if (*has_space) c.max_history_bytes = r.varint();
+  const auto has_window = presence(r);
+  if (!has_window) return malformed("retention");
+  if (*has_window) c.min_window_ns = r.svarint();
+  return Request{c};
+}
+
+Result<Request> decode_quota(codec::Reader& r) {
+  QuotaCall c;
+  const auto has_quota = presence(r);
+  if (!has_quota) return malformed("quota");
+  if (*has_quota) c.quota_bytes = r.varint();
   return Request{c};
 }
 
@@ -157,6 +175,7 @@ Result<Request> decode_request(std::string_view bytes) {
     case Kind::kGc: req = Request{GcCall{}}; break;
     case Kind::kRetention: req = decode_retention(r); break;
     case Kind::kCheckpoint: req = Request{CheckpointCall{}}; break;
+    case Kind::kQuota: req = decode_quota(r); break;
   }
   if (req && (!r.ok() || !r.at_end())) return Status::invalid("malformed control request");
   return req;
@@ -264,7 +283,7 @@ Status check_server(int fd, uid_t owner, const std::string& dir) {
 
 }  // namespace
 
-Result<Reply> call(const std::string& dir, uid_t owner, const Request& req) {
+Result<Reply> call(const std::string& dir, uid_t owner, const Request& req, double timeout_s) {
   const int dir_fd = ::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (dir_fd < 0) {
     if (errno == ENOENT) return Status::error(ECONNREFUSED, "the roamfs serving this disk has no control socket");
@@ -276,6 +295,12 @@ Result<Reply> call(const std::string& dir, uid_t owner, const Request& req) {
   const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return errno_status("control socket");
   DirFd closer(fd);
+  if (timeout_s > 0) {
+    const timeval tv{static_cast<time_t>(timeout_s), static_cast<suseconds_t>((timeout_s - static_cast<double>(static_cast<time_t>(timeout_s))) * 1e6)};
+    if (::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0 ||
+        ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) != 0)
+      return errno_status("control socket timeout");
+  }
   if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), len) < 0) {
     if (errno == ECONNREFUSED || errno == ENOENT)
       return Status::error(ECONNREFUSED, "the roamfs serving this disk does not answer on its control socket");

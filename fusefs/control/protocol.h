@@ -35,7 +35,7 @@ inline constexpr uint8_t kVersion = 1;
 inline constexpr uint32_t kMaxRequest = 64 * 1024;
 inline constexpr uint32_t kMaxReply = 256u << 20;
 
-enum class Kind : uint8_t { kRestore = 1, kGc = 2, kRetention = 3, kCheckpoint = 4 };
+enum class Kind : uint8_t { kRestore = 1, kGc = 2, kRetention = 3, kCheckpoint = 4, kQuota = 5 };
 
 struct RestoreCall {
   std::string path;
@@ -55,7 +55,15 @@ struct GcCall {
 struct RetentionCall {
   std::optional<int64_t> max_age_ns;
   std::optional<uint64_t> max_history_bytes;
+  std::optional<int64_t> min_window_ns;  // kept even under space pressure
   bool operator==(const RetentionCall&) const = default;
+};
+
+// Show, or set, the disk's quota on live data (0: none); the reply's figures
+// are quota_bytes and live_bytes.
+struct QuotaCall {
+  std::optional<uint64_t> quota_bytes;
+  bool operator==(const QuotaCall&) const = default;
 };
 
 // Commit every change so far to LMDB (Store::checkpoint), so that a reader
@@ -65,7 +73,7 @@ struct CheckpointCall {
   bool operator==(const CheckpointCall&) const = default;
 };
 
-using Request = std::variant<RestoreCall, GcCall, RetentionCall, CheckpointCall>;
+using Request = std::variant<RestoreCall, GcCall, RetentionCall, CheckpointCall, QuotaCall>;
 
 struct Reply {
   int err = 0;             // 0: done; else errno
@@ -101,6 +109,8 @@ Result<int> listen_on(const std::string& dir);
 // Connects to the server at `dir`/socket, checks that it runs as root or as
 // `owner` (SO_PEERCRED; EACCES, the request unsent, otherwise), sends `req`
 // and waits for the reply.
-Result<Reply> call(const std::string& dir, uid_t owner, const Request& req);
+// `timeout_s` > 0 bounds each send and receive (EAGAIN past it): for a
+// caller that must not hang on a roamfs that does not answer (the broker).
+Result<Reply> call(const std::string& dir, uid_t owner, const Request& req, double timeout_s = 0);
 
 }  // namespace roam::control

@@ -20,6 +20,7 @@ struct Walk {
   std::unordered_map<uint64_t, uint32_t> subdirs;  // dir ino -> subdirectories
   std::map<uint64_t, uint64_t> blob_refs;          // blob -> references found
   std::unordered_map<uint64_t, std::vector<uint64_t>> blob_users;  // blob -> inodes (live extents)
+  uint64_t live_bytes = 0;  // live_bytes_of() summed
 
   void problem(std::string s) { report.problems.push_back(std::move(s)); }
   std::string name_of(uint64_t ino) {
@@ -51,6 +52,7 @@ Status check_inodes(Walk& w) {
     ++w.report.inodes;
     uint64_t ino = codec::get_be64(key);
     ROAM_ASSIGN(Inode i, decode_inode(ino, value));
+    w.live_bytes += live_bytes_of(i);
     if (i.nlink == 0) return Status::ok();  // dead: kept for history
     ++w.report.live_inodes;
     uint32_t expected = S_ISDIR(i.mode) ? 2 + w.subdirs[ino] : w.names[ino];
@@ -61,6 +63,17 @@ Status check_inodes(Walk& w) {
     if (ino != kRootIno && w.names[ino] == 0) w.problem("inode " + std::to_string(ino) + " is live but has no name");
     return Status::ok();
   });
+}
+
+// The live-data counter the quota is enforced against matches the inodes.
+Status check_live_bytes(Walk& w) {
+  ROAM_ASSIGN(auto stored, w.txn.raw().get(w.txn.dbis().meta, kMetaLiveBytes));
+  if (!stored) return Status::ok();  // a store no writable open has counted yet
+  ROAM_ASSIGN(uint64_t live, w.txn.live_bytes());
+  if (live != w.live_bytes)
+    w.problem("the live-data counter says " + std::to_string(live) + " bytes; the files hold " +
+              std::to_string(w.live_bytes));
+  return Status::ok();
 }
 
 Status check_extents(Walk& w) {
@@ -131,9 +144,10 @@ Result<CheckReport> check_store(Store& store, bool verify_data) {
   // A walk of every table: the snapshot (no lock held), with the latest changes.
   ROAM_TRY(store.checkpoint());
   ROAM_ASSIGN(ReadTxn txn, store.begin_snapshot());
-  Walk w{txn, report, {}, {}, {}, {}};
+  Walk w{txn, report, {}, {}, {}, {}, 0};
   ROAM_TRY(check_dirents(w));
   ROAM_TRY(check_inodes(w));
+  ROAM_TRY(check_live_bytes(w));
   ROAM_TRY(check_extents(w));
   ROAM_TRY(count_undo_refs(w));
   ROAM_TRY(check_blobs(w, store, verify_data));

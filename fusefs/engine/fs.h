@@ -45,6 +45,11 @@ struct SetattrArgs {
 // Called with each logged record after it commits (roamfs uses it to log
 // integrity events; tests use it to observe the log).
 using CommitHook = std::function<void(const OpRecord&)>;
+// Called by a write that would take the storage volume's free space under
+// its reserve (fusefs/store/volume.h), before the write fails with ENOSPC:
+// roamfs lets history give way there (GC under space pressure). Called with
+// no lock of the store held, from the writer's thread.
+using SpaceHook = std::function<void()>;
 
 class Fs {
  public:
@@ -96,6 +101,9 @@ class Fs {
   Result<std::string> getxattr(uint64_t ino, std::string_view name);  // ENODATA when absent
   Result<std::vector<std::string>> listxattr(uint64_t ino);
   Status removexattr(const Caller& c, uint64_t ino, std::string_view name);
+  // The volume's figures, less the reserve (volume.h) in what is available;
+  // with a quota, the quota as the size, live data as used and what is left
+  // of the quota (at most the volume's) as available.
   Result<struct statvfs> statfs();
 
   // --- data ---
@@ -106,6 +114,9 @@ class Fs {
   // privileges (see kill_privileges), in the same logged operation; then
   // `*mode_changed` (if given) says whether that changed the mode.
   // `outside_group`: as SetattrArgs::outside_group.
+  // ENOSPC when the volume's free space would drop under its reserve (after
+  // history had its chance to give way: set_space_hook); EDQUOT when the
+  // file grows and live data would pass the disk's quota.
   Result<Inode> write(const Caller& c, uint64_t ino, uint64_t offset, std::string_view data,
                       bool kill_privs = false, bool* mode_changed = nullptr, bool outside_group = false);
   Status fallocate(const Caller& c, uint64_t ino, int mode, uint64_t offset, uint64_t length);
@@ -113,6 +124,8 @@ class Fs {
   Status sync() { return store_.sync(); }
 
   void set_commit_hook(CommitHook hook) { commit_hook_ = std::move(hook); }
+  // Set once, before serving requests.
+  void set_space_hook(SpaceHook hook) { space_hook_ = std::move(hook); }
   // Under the kernel's writeback cache the kernel owns a regular file's mtime
   // and ctime: it sets them when the process writes and sends them later as a
   // setattr. write() then leaves them alone, so the stored times are the ones
@@ -124,6 +137,14 @@ class Fs {
   Result<Inode> make_node(const Caller& c, uint64_t parent, std::string_view name, uint32_t mode, uint64_t rdev,
                           std::string_view target, OpKind kind, uint32_t umask);
   Result<OpRecord> finish(class Mutation& m);
+  // ENOSPC unless `bytes` more data leave the volume's reserve free (after
+  // the space hook had its chance to free some).
+  Status admit_growth(uint64_t bytes);
+  // EDQUOT when making `ino` `end` bytes long would take live data over the
+  // quota: checked before a write's data goes to the segments (the commit
+  // checks again, under the lock), so that writes refused for the quota
+  // leave no bytes behind.
+  Status admit_live_growth(uint64_t ino, uint64_t end);
   // What Linux does to a regular file (any non-directory) that is written or
   // truncated by a process without CAP_FSETID, or chowned: setuid goes;
   // setgid goes when group execute is set or the caller is `outside_group`
@@ -142,6 +163,7 @@ class Fs {
   const std::optional<uint64_t> at_seq_;
   bool kernel_owns_write_times_ = false;
   CommitHook commit_hook_;
+  SpaceHook space_hook_;
 };
 
 // The d_type-style type bits of a mode, stored in directory entries.

@@ -3,10 +3,12 @@
 #include <sys/statvfs.h>
 #include <sys/xattr.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "fusefs/engine/acl.h"
 #include "fusefs/engine/fs.h"
+#include "fusefs/store/volume.h"
 #include "fusefs/engine/mutation.h"
 
 namespace roam {
@@ -164,9 +166,22 @@ Result<struct statvfs> Fs::statfs() {
   ROAM_ASSIGN(ReadTxn txn, store_.begin_read());
   MDB_stat ms{};
   mdb_stat(txn.raw().get(), txn.dbis().inodes, &ms);
-  // Space is the backing filesystem's; inode numbers are never exhausted.
+  // Inode numbers are never exhausted.
   st.f_files = ms.ms_entries + st.f_ffree;
   st.f_namemax = kNameMax;
+  // Space is the volume's, less the reserve growing writes leave free...
+  const uint64_t unit = st.f_frsize ? st.f_frsize : 1;
+  const uint64_t reserve = growth_reserve(static_cast<uint64_t>(st.f_blocks) * unit) / unit;
+  st.f_bavail = st.f_bavail > reserve ? st.f_bavail - reserve : 0;
+  // ...or, with a quota, the quota: what a writer on this disk can use.
+  ROAM_ASSIGN(uint64_t quota, txn.quota_bytes());
+  if (quota > 0) {
+    ROAM_ASSIGN(uint64_t live, txn.live_bytes());
+    const uint64_t left = (quota > live ? quota - live : 0) / unit;
+    st.f_blocks = quota / unit;
+    st.f_bfree = std::min<uint64_t>(left, st.f_bfree);
+    st.f_bavail = std::min<uint64_t>(left, st.f_bavail);
+  }
   return st;
 }
 

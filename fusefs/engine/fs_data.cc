@@ -2,7 +2,6 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <xxhash.h>
 
 #include <cstring>
@@ -11,6 +10,7 @@
 
 #include "fusefs/engine/fs.h"
 #include "fusefs/engine/mutation.h"
+#include "fusefs/store/volume.h"
 
 namespace roam {
 
@@ -107,6 +107,8 @@ Result<Inode> Fs::write(const Caller& c, uint64_t ino, uint64_t offset, std::str
   if (mode_changed) *mode_changed = false;
   if (offset + data.size() < offset) return Status::error(EFBIG, "write past the largest file offset");
   if (data.empty()) return getattr(ino);  // POSIX: no other effect (never extends the file, logs nothing)
+  ROAM_TRY(admit_live_growth(ino, offset + data.size()));
+  ROAM_TRY(admit_growth(data.size()));
   // Data goes to the segments first, outside the writer lock; a crash before
   // the commit below leaves unreferenced bytes, never a reference to missing ones.
   std::vector<Chunk> chunks;
@@ -149,13 +151,8 @@ Status Fs::fallocate(const Caller& c, uint64_t ino, int mode, uint64_t offset, u
     return Status::error(EOPNOTSUPP, "punch hole needs keep size");
   if (length == 0 || offset + length < offset) return Status::invalid("bad fallocate range");
   const bool deallocate = mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE);
-  if (!deallocate) {
-    // Copy-on-write cannot reserve blocks, but it can refuse what cannot fit.
-    struct statvfs st {};
-    if (::statvfs(store_.dir().c_str(), &st) == 0 &&
-        st.f_bavail < length / st.f_frsize + 1)
-      return Status::error(ENOSPC, "not enough free space for fallocate");
-  }
+  // Copy-on-write cannot reserve blocks, but it can refuse what cannot fit.
+  if (!deallocate) ROAM_TRY(admit_growth(length));
   ROAM_ASSIGN(Mutation m, Mutation::begin(store_, OpKind::kFallocate, c));
   ROAM_ASSIGN(Inode inode, m.inode(ino));
   if (S_ISDIR(inode.mode)) return Status::error(EISDIR, "is a directory");
@@ -180,6 +177,33 @@ Status Fs::fallocate(const Caller& c, uint64_t ino, int mode, uint64_t offset, u
   inode.ctime = now;
   ROAM_TRY(m.put_inode(inode));
   return finish(m).take_status();
+}
+
+Status Fs::admit_live_growth(uint64_t ino, uint64_t end) {
+  ROAM_ASSIGN(ReadTxn txn, store_.begin_read());
+  ROAM_ASSIGN(uint64_t quota, txn.quota_bytes());
+  if (quota == 0) return Status::ok();
+  ROAM_ASSIGN(auto inode, txn.get_inode(ino));
+  if (!inode || live_bytes_of(*inode) == 0 || end <= inode->size) return Status::ok();
+  ROAM_ASSIGN(uint64_t live, txn.live_bytes());
+  if (live + (end - inode->size) > quota)
+    return Status::error(EDQUOT, "the disk's quota (" + std::to_string(quota) + " bytes) is used up");
+  return Status::ok();
+}
+
+Status Fs::admit_growth(uint64_t bytes) {
+  auto fits = [&]() -> Result<bool> {
+    ROAM_ASSIGN(VolumeSpace space, volume_space(store_.dir()));
+    return space.avail >= bytes && space.avail - bytes >= growth_reserve(space.total);
+  };
+  ROAM_ASSIGN(bool ok, fits());
+  if (ok) return Status::ok();
+  if (space_hook_) {
+    space_hook_();
+    ROAM_ASSIGN(ok, fits());
+    if (ok) return Status::ok();
+  }
+  return Status::error(ENOSPC, "the storage volume is full (the rest is kept for deletes, restores and GC)");
 }
 
 }  // namespace roam

@@ -19,6 +19,7 @@ Mutation::Mutation(WriteTxn txn, OpKind kind, const Caller& caller) : txn_(std::
 
 Result<Mutation> Mutation::begin(Store& store, OpKind kind, const Caller& caller) {
   ROAM_ASSIGN(WriteTxn txn, store.begin_write());
+  if (kind == OpKind::kRestore) txn.exempt_from_quota();  // brings back what the user had
   return Mutation(std::move(txn), kind, caller);
 }
 

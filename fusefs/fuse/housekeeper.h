@@ -7,7 +7,9 @@
 //     root transaction's memory and the replay after a crash;
 //   - every `trim_interval`, drop LMDB pages from roamfs's resident memory;
 //   - every `gc_interval`, collect garbage (fusefs/gc): history past
-//     retention, removed files, segments that are mostly garbage.
+//     retention, removed files, segments that are mostly garbage;
+//   - every `poll`, when the storage volume is under space pressure
+//     (fusefs/store/volume.h), collect garbage now: history gives way.
 // Stops (and joins) in its destructor.
 #pragma once
 
@@ -37,9 +39,17 @@ class Housekeeper {
   Housekeeper(const Housekeeper&) = delete;
   Housekeeper& operator=(const Housekeeper&) = delete;
 
+  // When the volume is under space pressure, collects garbage now (GC lets
+  // history give way) and returns after it; nothing when it is not, or when
+  // the last run, under 5 s ago, freed nothing. Any thread (a writer about
+  // to fail with ENOSPC: Fs::set_space_hook); one run at a time.
+  void relieve_space_pressure();
+
  private:
   void run();
   void collect_garbage();
+  // One GC run; whether it freed anything.
+  bool collect_garbage_now(bool only_after_expiry);
 
   Store& store_;
   std::function<bool(uint64_t)> is_open_;
@@ -48,6 +58,8 @@ class Housekeeper {
   std::mutex mu_;
   std::condition_variable wake_;
   bool stop_ = false;  // guarded by mu_
+  std::mutex pressure_mu_;  // one relieve_space_pressure at a time
+  std::chrono::steady_clock::time_point quiet_until_{};  // guarded by pressure_mu_
   std::thread thread_;
 };
 

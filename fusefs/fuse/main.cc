@@ -285,6 +285,8 @@ roam::Result<int> mount_and_serve(const Args& args, roam::Store& store, roam::Fu
     ROAM_ASSIGN(control, start_control(store, session.get(), real_mountpoint, context.open_files));
     housekeeper.emplace(store, roam::Housekeeper::Intervals{},
                         [&context](uint64_t ino) { return context.open_files.is_open(ino); });
+    // A write about to fail with ENOSPC lets history give way first.
+    context.fs.set_space_hook([&housekeeper] { housekeeper->relieve_space_pressure(); });
   }
   startup.ready();
   if (!args.foreground) detach_stdio();

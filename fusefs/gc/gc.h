@@ -5,7 +5,10 @@
 // Steps (docs/gc.md):
 //   1. expire: drop the oldest op log records while they are older than the
 //      age limit or history exceeds the space cap (never the newest record,
-//      never one a live past view needs: pins.h);
+//      never one a live past view needs: pins.h); and while the storage
+//      volume is under space pressure (volume.h), those older than
+//      retention's minimum window, the newest included, until about the
+//      space wanted is released;
 //   2. free removed files: an inode with no names, no retained record and no
 //      open handle goes, with its extents and xattrs (never the highest inode);
 //   3. free blobs whose reference count reached zero (never the highest blob);
@@ -62,6 +65,9 @@ struct GcOptions {
   // whose history has not aged since the last run costs one log lookup, not
   // scans of every inode, extent and blob (hundreds of disks share a node).
   bool only_after_expiry = false;
+  // The free space under which the volume is under pressure; nullopt:
+  // pressure_mark() of its size (volume.h). Tests set it.
+  std::optional<uint64_t> pressure_mark;
 };
 
 struct GcReport {
@@ -71,6 +77,8 @@ struct GcReport {
   uint64_t bytes_freed = 0;      // blob bytes no longer referenced
   uint64_t segments_removed = 0;
   uint64_t bytes_moved = 0;      // live bytes copied by compaction
+  uint64_t pressure_wanted = 0;  // bytes space pressure wanted back (0: none)
+  uint64_t pressure_dropped = 0; // records dropped while under pressure
   SpaceUsage before, after;
   std::vector<std::string> problems;  // damaged blobs found (their segments are kept)
 };

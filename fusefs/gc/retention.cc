@@ -12,6 +12,8 @@ namespace {
 
 constexpr std::string_view kMetaAge = "retention_age_ns";
 constexpr std::string_view kMetaSpace = "retention_history_bytes";
+constexpr std::string_view kMetaMinWindow = "retention_min_window_ns";
+constexpr std::string_view kMetaPressureTrim = "pressure_trim";  // be64 at_ns ++ be64 kept_from_ns
 
 Result<std::optional<uint64_t>> meta_u64(const StoreTxn& txn, std::string_view key) {
   ROAM_ASSIGN(auto v, txn.raw().get(txn.dbis().meta, key));
@@ -41,14 +43,30 @@ Result<Retention> load_retention(const StoreTxn& txn) {
   Retention r;
   ROAM_ASSIGN(auto age, meta_u64(txn, kMetaAge));
   ROAM_ASSIGN(auto space, meta_u64(txn, kMetaSpace));
+  ROAM_ASSIGN(auto window, meta_u64(txn, kMetaMinWindow));
   if (age) r.max_age_ns = static_cast<int64_t>(*age);
   if (space) r.max_history_bytes = *space;
+  if (window) r.min_window_ns = static_cast<int64_t>(*window);
   return r;
 }
 
 Status save_retention(WriteTxn& txn, const Retention& r) {
   ROAM_TRY(txn.put(txn.dbis().meta, kMetaAge, codec::be64(static_cast<uint64_t>(r.max_age_ns))));
+  ROAM_TRY(txn.put(txn.dbis().meta, kMetaMinWindow, codec::be64(static_cast<uint64_t>(r.min_window_ns))));
   return txn.put(txn.dbis().meta, kMetaSpace, codec::be64(r.max_history_bytes));
+}
+
+Result<std::optional<PressureTrim>> load_pressure_trim(const StoreTxn& txn) {
+  ROAM_ASSIGN(auto v, txn.raw().get(txn.dbis().meta, kMetaPressureTrim));
+  if (!v) return std::optional<PressureTrim>{};
+  if (v->size() != 16) return Status::corrupt("meta pressure_trim is malformed");
+  return std::optional<PressureTrim>{
+      PressureTrim{static_cast<int64_t>(codec::get_be64(*v)), static_cast<int64_t>(codec::get_be64(*v, 8))}};
+}
+
+Status save_pressure_trim(WriteTxn& txn, const PressureTrim& t) {
+  return txn.put(txn.dbis().meta, kMetaPressureTrim,
+                 codec::be64(static_cast<uint64_t>(t.at_ns)) + codec::be64(static_cast<uint64_t>(t.kept_from_ns)));
 }
 
 Result<int64_t> parse_age(std::string_view text) {

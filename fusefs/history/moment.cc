@@ -44,6 +44,18 @@ Result<int64_t> store_created_ns(const StoreTxn& txn) {
   return static_cast<int64_t>(codec::get_be64(*v));
 }
 
+// A log with no records: a new disk (every moment is its empty state), or
+// one whose history space pressure dropped whole (oplog::last_dropped): the
+// disk as it is now from the last dropped record on, and nothing before.
+Result<Moment> moment_of_empty_log(const StoreTxn& txn, int64_t ts_ns, const std::string& label) {
+  ROAM_ASSIGN(auto dropped, oplog::last_dropped(txn));
+  if (!dropped) return Moment{0, label};
+  if (ts_ns < dropped->second)
+    return Status::error(ERANGE, "history before " + format_time_utc(dropped->second) +
+                                     " was dropped to free space; " + label + " is no longer kept");
+  return Moment{dropped->first, label};
+}
+
 Result<Moment> moment_at(const StoreTxn& txn, int64_t ts_ns, int64_t now_ns) {
   const std::string label = format_time_utc(ts_ns);
   ROAM_ASSIGN(int64_t created, store_created_ns(txn));
@@ -52,7 +64,7 @@ Result<Moment> moment_at(const StoreTxn& txn, int64_t ts_ns, int64_t now_ns) {
                                      format_time_utc(created));
   if (ts_ns > now_ns) return Status::error(ERANGE, label + " is in the future");
   ROAM_ASSIGN(auto bounds, oplog::seq_bounds(txn));
-  if (!bounds) return Moment{0, label};
+  if (!bounds) return moment_of_empty_log(txn, ts_ns, label);
   ROAM_ASSIGN(uint64_t first_after, oplog::first_seq_at(txn, ts_ns + 1));
   const uint64_t seq = first_after - 1;
   ROAM_TRY(check_retained(txn, bounds->first, seq));

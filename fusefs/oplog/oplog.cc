@@ -37,6 +37,10 @@ Result<std::optional<Chunk>> newest_chunk(lmdb::Cursor& cur) {
   return Found{std::move(c)};
 }
 
+Status remember_last(WriteTxn& txn, const OpRecord& newest) {
+  return txn.put(txn.dbis().meta, kMetaOplogLast, codec::be64(newest.seq) + codec::be64(static_cast<uint64_t>(newest.ts_ns)));
+}
+
 bool matches(const Filter& f, const OpRecord& r) {
   if (f.since_ns && r.ts_ns < *f.since_ns) return false;
   if (f.until_ns && r.ts_ns > *f.until_ns) return false;
@@ -124,14 +128,14 @@ Result<bool> has_records(const StoreTxn& txn, uint64_t ino) {
   return first.has_value();
 }
 
-Result<std::optional<std::vector<OpRecord>>> oldest_droppable(const StoreTxn& txn) {
+Result<std::optional<std::vector<OpRecord>>> oldest_droppable(const StoreTxn& txn, bool with_newest) {
   using Found = std::optional<std::vector<OpRecord>>;
   ROAM_ASSIGN(auto cur, lmdb::Cursor::open(txn.raw(), txn.dbis().oplog));
   ROAM_ASSIGN(auto e, cur.first());
   if (!e) return Found{};
   ROAM_ASSIGN(Chunk c, Chunk::parse(codec::get_be64(e->key), e->value));
   ROAM_ASSIGN(auto after, cur.next());
-  const uint64_t last = after ? c.last() : c.last() - 1;  // the newest chunk keeps the newest record
+  const uint64_t last = after || with_newest ? c.last() : c.last() - 1;  // the newest chunk keeps the newest record
   std::vector<OpRecord> records;
   for (uint64_t seq = c.first(); seq <= last && c.holds(seq); ++seq) {  // holds: a chunk keyed 0 is damage
     ROAM_ASSIGN(OpRecord r, c.record(seq));
@@ -161,7 +165,7 @@ Status drop_oldest(WriteTxn& txn, const std::vector<OpRecord>& records) {
   }
   if (kept.empty()) {
     ROAM_ASSIGN(auto after, cur.next());
-    if (!after) return Status::invalid("the newest op log record is never dropped");
+    if (!after) ROAM_TRY(remember_last(txn, records.back()));  // the log is left empty
   }
   for (const OpRecord& rec : records) {
     const std::string seq = codec::be64(rec.seq);
@@ -175,13 +179,27 @@ Status drop_oldest(WriteTxn& txn, const std::vector<OpRecord>& records) {
   return Status::ok();
 }
 
+Result<std::optional<std::pair<uint64_t, int64_t>>> last_dropped(const StoreTxn& txn) {
+  using Found = std::optional<std::pair<uint64_t, int64_t>>;
+  ROAM_ASSIGN(auto v, txn.raw().get(txn.dbis().meta, kMetaOplogLast));
+  if (!v) return Found{};
+  if (v->size() != 16) return Status::corrupt("meta oplog_last is malformed");
+  return Found{{codec::get_be64(*v), static_cast<int64_t>(codec::get_be64(*v, 8))}};
+}
+
 Status append(WriteTxn& txn, OpRecord& rec) {
   const Dbis& d = txn.dbis();
   {
     ROAM_ASSIGN(auto log, lmdb::Cursor::open(txn.raw(), d.oplog));
     ROAM_ASSIGN(auto newest, newest_chunk(log));
-    rec.seq = newest ? newest->last() + 1 : 1;
-    rec.ts_ns = newest ? std::max(now_ns(), newest->last_ts() + 1) : now_ns();
+    if (newest) {
+      rec.seq = newest->last() + 1;
+      rec.ts_ns = std::max(now_ns(), newest->last_ts() + 1);
+    } else {
+      ROAM_ASSIGN(auto dropped, last_dropped(txn));
+      rec.seq = dropped ? dropped->first + 1 : 1;
+      rec.ts_ns = dropped ? std::max(now_ns(), dropped->second + 1) : now_ns();
+    }
     std::optional<std::string> grown;
     if (newest) {
       ROAM_ASSIGN(grown, newest->appended(rec));

@@ -28,15 +28,22 @@ namespace roam::oplog {
 Status append(WriteTxn& txn, OpRecord& rec);
 
 // Retention drops records oldest first, a chunk (chunk.h) at a time.
-// The records of the oldest chunk, except the newest record of the log, which
-// is never dropped (the next seq derives from it; format.h); nullopt when
+// The records of the oldest chunk, except the newest record of the log (the
+// next seq derives from it; format.h) unless `with_newest`; nullopt when
 // there is nothing else.
-Result<std::optional<std::vector<OpRecord>>> oldest_droppable(const StoreTxn& txn);
+Result<std::optional<std::vector<OpRecord>>> oldest_droppable(const StoreTxn& txn, bool with_newest = false);
 // Removes the first records of the oldest chunk — `records` are some of what
 // oldest_droppable returned, from the first on — in the same transaction:
 // their index values, the blob references their undo payloads held, and
 // their part of the chunk (the rest is written back as a chunk of its own).
+// Dropping the newest record (space pressure: it may be the unlink that
+// keeps a removed file's data) leaves the log empty and stores its seq and
+// time in meta `oplog_last` (kMetaOplogLast), so that the next record
+// continues after it: a seq is never handed out twice.
 Status drop_oldest(WriteTxn& txn, const std::vector<OpRecord>& records);
+// The seq and time of the newest record when GC dropped it and left the log
+// empty; nullopt if it never did.
+Result<std::optional<std::pair<uint64_t, int64_t>>> last_dropped(const StoreTxn& txn);
 
 // The inodes a record is indexed under in log_by_ino (sorted, no zeros).
 std::vector<uint64_t> indexed_inodes(const OpRecord& rec);

@@ -30,8 +30,9 @@
 // last key of `inodes` and `blobs`, the next seq one past the last record of
 // the last chunk of `oplog` (so a commit writes no
 // counter). Whatever deletes records (GC) must therefore never delete the
-// highest-numbered inode or blob, nor the newest op log record, lest a number
-// be handed out twice.
+// highest-numbered inode or blob, lest a number be handed out twice; nor the
+// newest op log record, except under space pressure, which then records its
+// seq in meta (kMetaOplogLast).
 #pragma once
 
 #include <sys/types.h>
@@ -64,6 +65,15 @@ inline constexpr size_t kSymlinkMax = 4095;
 // meta table keys
 inline constexpr std::string_view kMetaCreated = "created_ns";
 inline constexpr std::string_view kMetaUuid = "uuid";
+// be64 seq ++ be64 ts_ns of the newest op log record, written only when GC
+// dropped it (space pressure) and left the log empty: the next seq follows it.
+inline constexpr std::string_view kMetaOplogLast = "oplog_last";
+// be64: the disk's live data, live_bytes_of() summed over every inode; kept
+// by every inode write (WriteTxn::put_inode), counted once by the first
+// writable open of a store that lacks it.
+inline constexpr std::string_view kMetaLiveBytes = "live_bytes";
+// be64: the disk's quota on live data (absent or 0: none).
+inline constexpr std::string_view kMetaQuota = "quota_bytes";
 
 struct Timespec {
   int64_t sec = 0;
@@ -137,6 +147,11 @@ constexpr void for_each_inode_field(Visit&& visit) {
 
 std::string encode(const Inode& inode);
 Result<Inode> decode_inode(uint64_t ino, std::string_view value);
+
+// What an inode counts toward the disk's live data (its quota), as `du
+// --apparent-size` and st_blocks see it: a regular file's size while it has
+// a name. History (replaced and removed data) is counted apart (fusefs/gc).
+inline uint64_t live_bytes_of(const Inode& i) { return (i.mode & 0170000) == 0100000 && i.nlink > 0 ? i.size : 0; }
 
 struct Dirent {
   uint64_t ino = 0;

@@ -147,7 +147,41 @@ Status StoreTxn::scan_table(MDB_dbi dbi, std::string_view prefix,
 
 // ---- WriteTxn ----
 
-Status WriteTxn::put_inode(const Inode& inode) { return put(dbis_.inodes, inode_key(inode.ino), encode(inode)); }
+Result<uint64_t> StoreTxn::live_bytes() const {
+  ROAM_ASSIGN(auto v, txn_->get(dbis_.meta, kMetaLiveBytes));
+  if (!v) return uint64_t{0};
+  if (v->size() != 8) return Status::corrupt("meta live_bytes is malformed");
+  return codec::get_be64(*v);
+}
+
+Result<uint64_t> StoreTxn::quota_bytes() const {
+  ROAM_ASSIGN(auto v, txn_->get(dbis_.meta, kMetaQuota));
+  if (!v) return uint64_t{0};
+  if (v->size() != 8) return Status::corrupt("meta quota_bytes is malformed");
+  return codec::get_be64(*v);
+}
+
+Status WriteTxn::put_inode(const Inode& inode) {
+  ROAM_ASSIGN(auto old, get_inode(inode.ino));
+  live_delta_ += static_cast<int64_t>(live_bytes_of(inode)) - static_cast<int64_t>(old ? live_bytes_of(*old) : 0);
+  return put(dbis_.inodes, inode_key(inode.ino), encode(inode));
+}
+
+Status WriteTxn::set_quota(uint64_t bytes) { return put(dbis_.meta, kMetaQuota, codec::be64(bytes)); }
+
+Status WriteTxn::apply_live_delta() {
+  if (live_delta_ == 0) return Status::ok();
+  ROAM_ASSIGN(uint64_t live, live_bytes());
+  const uint64_t now = live_delta_ < 0 ? live - std::min(live, static_cast<uint64_t>(-live_delta_))
+                                       : live + static_cast<uint64_t>(live_delta_);
+  if (live_delta_ > 0 && !quota_exempt_) {
+    ROAM_ASSIGN(uint64_t quota, quota_bytes());
+    if (quota > 0 && now > quota)
+      return Status::error(EDQUOT, "the disk's quota (" + std::to_string(quota) + " bytes) is used up");
+  }
+  live_delta_ = 0;
+  return put(dbis_.meta, kMetaLiveBytes, codec::be64(now));
+}
 
 Status WriteTxn::put_dirent(uint64_t parent, std::string_view name, const Dirent& d) {
   return put(dbis_.dirents, dirent_key(parent, name), encode(d));

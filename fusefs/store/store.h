@@ -104,6 +104,11 @@ class StoreTxn {
   Result<Blob> blob(uint64_t id) const;
   // Another name of `ino` besides its primary one, if any (from `links`).
   Result<std::optional<std::pair<uint64_t, std::string>>> any_link(uint64_t ino) const;
+  // The disk's live data (kMetaLiveBytes), as of this transaction's changes
+  // so far less those a WriteTxn has not applied yet (at commit).
+  Result<uint64_t> live_bytes() const;
+  // The disk's quota on live data; 0: none.
+  Result<uint64_t> quota_bytes() const;
   // "/a/b/c" for an inode, following primary names up to the root. A dead
   // inode (nlink 0) is named by its last primary name.
   Result<std::string> path_of(uint64_t ino) const;
@@ -153,6 +158,7 @@ class WriteTxn : public StoreTxn {
   // member) is released.
   ~WriteTxn() override;
 
+  // Also adds the change of live_bytes_of() to the disk's live data, at commit.
   Status put_inode(const Inode& inode);
   Status put_dirent(uint64_t parent, std::string_view name, const Dirent& d);
   Status del_dirent(uint64_t parent, std::string_view name);
@@ -195,9 +201,15 @@ class WriteTxn : public StoreTxn {
   Result<bool> del(MDB_dbi dbi, std::string_view key, std::string_view value);
 
   Counters& counters() { return counters_; }
-  // Applies the reference counts, appends the WAL record and keeps the
-  // changes in the root transaction. On failure (ENOSPC from the WAL, ...)
-  // the changes are undone and nothing is logged.
+  // Sets the disk's quota on live data (0: none).
+  Status set_quota(uint64_t bytes);
+  // A restore may take live data over the quota: it brings back what the
+  // user had, and must never be refused for space (docs/security.md).
+  void exempt_from_quota() { quota_exempt_ = true; }
+  // Applies the reference counts and the change of live data, appends the
+  // WAL record and keeps the changes in the root transaction. On failure
+  // (EDQUOT: the change adds live data and takes it over the quota; ENOSPC
+  // from the WAL, ...) the changes are undone and nothing is logged.
   Status commit();
 
  private:
@@ -216,6 +228,7 @@ class WriteTxn : public StoreTxn {
   lmdb::Txn& root() { return *root_; }
   Status put_extent(uint64_t ino, const Extent& e);
   Status apply_ref_deltas(std::vector<uint64_t>* unreferenced);
+  Status apply_live_delta();
   Status remember(MDB_dbi dbi, std::string_view key);
   Status note_if_moved(std::string_view key, std::string_view value);
   void log_op(uint8_t op, MDB_dbi dbi, std::string_view key, std::string_view value);
@@ -226,6 +239,8 @@ class WriteTxn : public StoreTxn {
   std::unique_lock<std::recursive_mutex> lock_;
   Counters counters_;
   std::map<uint64_t, int64_t> ref_deltas_;
+  int64_t live_delta_ = 0;  // put_inode's changes of live data, applied at commit
+  bool quota_exempt_ = false;
   std::vector<Before> before_;
   std::set<std::pair<MDB_dbi, std::string>> remembered_;
   std::string redo_;  // the WAL record's operations
@@ -302,6 +317,9 @@ class Store {
   friend class WriteTxn;
   Store() = default;
   Status load_counters();
+  // Counts the live data of a store that has no kMetaLiveBytes (made before
+  // it existed) and stores it. Writable stores.
+  Status count_live_bytes_once();
   Status open_wal();
   // Applies the WAL's records onto the checkpoint, then checkpoints.
   Status recover();

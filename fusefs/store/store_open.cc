@@ -281,6 +281,7 @@ Status Store::create(const std::string& dir) {
     if (::getrandom(uuid, sizeof uuid, 0) != sizeof uuid) return errno_error("getrandom");
     ROAM_TRY(txn.put(d.meta, kMetaUuid, std::string_view(reinterpret_cast<const char*>(uuid), sizeof uuid)));
     ROAM_TRY(txn.put(d.meta, kMetaCreated, codec::be64(static_cast<uint64_t>(now))));
+    ROAM_TRY(txn.put(d.meta, kMetaLiveBytes, codec::be64(0)));  // nothing yet: no count at the first open
     ROAM_TRY(txn.commit());
     ROAM_TRY(env.sync());
   }
@@ -340,6 +341,7 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& dir, Options optio
     ROAM_TRY(s->recover().with_context("recovering " + dir));
   }
   ROAM_TRY(s->load_counters());
+  if (!options.read_only) ROAM_TRY(s->count_live_bytes_once());
   return s;
 }
 
@@ -358,6 +360,24 @@ Store::~Store() {
   }
   root_.reset();  // before the environment closes
   if (lock_fd_ >= 0) ::close(lock_fd_);
+}
+
+Status Store::count_live_bytes_once() {
+  {
+    ROAM_ASSIGN(ReadTxn txn, begin_read());
+    ROAM_ASSIGN(auto have, txn.raw().get(dbis_.meta, kMetaLiveBytes));
+    if (have) return Status::ok();
+  }
+  ROAM_ASSIGN(WriteTxn txn, begin_write());
+  uint64_t live = 0;
+  ROAM_TRY(txn.scan_table(dbis_.inodes, {}, [&](std::string_view key, std::string_view value) -> Status {
+    if (key.size() != 8) return Status::corrupt("malformed inode key");
+    ROAM_ASSIGN(Inode inode, decode_inode(codec::get_be64(key), value));
+    live += live_bytes_of(inode);
+    return Status::ok();
+  }));
+  ROAM_TRY(txn.put(dbis_.meta, kMetaLiveBytes, codec::be64(live)));
+  return txn.commit();
 }
 
 Status Store::load_counters() {

@@ -121,6 +121,7 @@ Status WriteTxn::undo() {
 }
 
 Status WriteTxn::commit() {
+  if (Status s = apply_live_delta(); !s) return s;          // the destructor undoes
   if (Status s = apply_ref_deltas(nullptr); !s) return s;  // the destructor undoes
   if (redo_.empty()) {  // nothing changed: nothing to log
     committed_ = true;

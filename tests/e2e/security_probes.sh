@@ -20,6 +20,8 @@
 #   ROAMFS_PIDS BROKER_PID   host pids
 #   CONTROL_DIRS       the control socket directories of the disks (STORE/control)
 #   DISK_DEVICE        major:minor of the storage node's disk
+#   FILL_DIR QUOTA_MIB  a directory on the own user's disk, whose quota is
+#                      QUOTA_MIB (on the host: a directory of the volume)
 for assignment in "$@"; do export "${assignment?}"; done
 
 probe() {  # probe NAME COMMAND...: runs the attack; success of COMMAND = the attack worked
@@ -140,6 +142,20 @@ make_disk_node() {
     return 1
 }
 
+# Writes 4 times the quota, fsync'd: the attack works if all of it was
+# accepted. The file goes again either way.
+fill_past_quota() {
+    f="$FILL_DIR/fill.$(id -u)"
+    if out=$(dd if=/dev/zero of="$f" bs=1M count=$((QUOTA_MIB * 4)) conv=fsync 2>&1); then
+        rm -f "$f"
+        echo "wrote $((QUOTA_MIB * 4)) MiB past a quota of $QUOTA_MIB MiB in $FILL_DIR"
+        return 0
+    fi
+    rm -f "$f"
+    echo "$out" | grep "^dd:" | tail -n 1
+    return 1
+}
+
 # shellcheck disable=SC2086  # lists of pids
 {
     probe read-alice-store readable "$STORE/data.mdb" "$STORE"/segments/*
@@ -157,4 +173,5 @@ make_disk_node() {
     probe reach-control-socket control_socket connect
     probe squat-control-socket control_socket squat
     probe make-disk-device make_disk_node
+    probe fill-past-quota fill_past_quota
 }

@@ -6,8 +6,8 @@
 # broker's run directory, alice's disk or an operator's `roamfs --at` view
 # mounted on the host; aborting a FUSE connection through fusectl; signalling
 # a roamfs or the broker; reaching or binding a disk's control socket; making a device
-# node of the node's disk; and, with B's agent key, sending malformed, random
-# or oversized messages (tests/e2e/wire_probe.cc). Meanwhile alice works in A, and afterwards her
+# node of the node's disk; filling the own disk past its quota (EDQUOT); and,
+# with B's agent key, sending malformed, random or oversized messages (tests/e2e/wire_probe.cc). Meanwhile alice works in A, and afterwards her
 # switch and every desktop's heartbeat go on. The same probes run once more on
 # the host as root, where each must succeed: proof that every probe detects a
 # success. Prints the number of probes and how many succeeded (must be 0).
@@ -43,9 +43,14 @@ main() {
     setup_broker || { fail "setup"; finish; }
     start_broker || finish
     local u
-    for u in alice bob; do ctl user add "$u" >/dev/null && ctl disk create "$u" >/dev/null; done
+    ctl user add alice >/dev/null && ctl disk create alice >/dev/null
+    check "bob's disk is created with a quota" sh -c "$(declare -f ctl); ctl user add bob && ctl disk create bob --quota 2M"
+    check "the operator gives bob's detached disk another quota (in its store)" ctl disk quota bob 4M
     check "switch alice to A" ctl switch alice A
     check "switch bob to B" ctl switch bob B
+    check "bob's roamfs has his quota" sh -c "$(declare -f ctl); ctl quota $(mount_of bob) | grep -q '^quota 4.0 MiB'"
+    check "the operator raises it to 8 MiB (through bob's roamfs)" ctl disk quota bob 8M
+    check "bob's roamfs has the new quota" sh -c "$(declare -f ctl); ctl quota $(mount_of bob) | grep -q '^quota 8.0 MiB'"
     local mark
     mark="alice-private-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
     check "alice writes a private file in A" as_user A alice sh -c "echo $mark > /home/alice/diary && sync"
@@ -65,7 +70,7 @@ main() {
         CONTROL_DIRS="$T/state/disks/alice/control $T/state/disks/bob/control" DISK_DEVICE="$(stat -c '%Hd:%Ld' "$T/state")")
     local view_conn
     view_conn=$(connection_of "$T/view")
-    PARAMS=("${common[@]}" SEARCH=/
+    PARAMS=("${common[@]}" SEARCH=/ FILL_DIR=/home/bob QUOTA_MIB=8
         CONNECTIONS="$(connection_of "$(mount_of alice)") $(connection_of "$(mount_of bob)") $view_conn")
 
     log "probes inside desktop B, as its root and as bob:"
@@ -91,6 +96,10 @@ main() {
     check "B's root with B's agent key: every malformed or oversized message is refused" \
         sh -c "grep -q '^ok: a frame over 1 MiB' $T/wire.B && ! grep -q '^FAIL' $T/wire.B"
 
+    # shellcheck disable=SC2016  # expanded in the desktop
+    check "df in B shows bob his quota as the disk's size" \
+        as_user B bob sh -c 'df -k /home/bob | awk "NR == 2 { exit !(\$2 == 8192) }"'
+    check "bob still writes inside his quota" as_user B bob sh -c "echo ok > /home/bob/small && sync"
     check "alice's roamfs is the one that served her before" test "$(pid_of_roamfs "$(mount_of alice)")" = "$alice_roamfs"
     check "alice still reads her file in A" as_user A alice grep -qx "$mark" /home/alice/diary
     check "the operator's view still works" grep -qx "$mark" "$T/view/diary"
@@ -102,7 +111,7 @@ main() {
     # The same probes on the host as root (what a desktop's root was before
     # desktops were containers): each must succeed. Only the operator's view
     # is aborted; the search covers the test's directory.
-    PARAMS=("${common[@]}" SEARCH="$T" CONNECTIONS="$view_conn")
+    PARAMS=("${common[@]}" SEARCH="$T" CONNECTIONS="$view_conn" FILL_DIR="$T" QUOTA_MIB=8)
     log "the same probes on the host, as root (each must succeed):"
     run_probes host env
     local n_host s_host

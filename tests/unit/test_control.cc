@@ -30,7 +30,10 @@ std::vector<Request> samples() {
       Request{RestoreCall{"/", std::nullopt, 42, std::string("/copy"), true}},
       Request{GcCall{}},
       Request{RetentionCall{}},
-      Request{RetentionCall{30LL * 86400 * 1000000000LL, 20ull << 30}},
+      Request{RetentionCall{30LL * 86400 * 1000000000LL, 20ull << 30, std::nullopt}},
+      Request{RetentionCall{std::nullopt, std::nullopt, 3600LL * 1000000000LL}},
+      Request{QuotaCall{}},
+      Request{QuotaCall{10ull << 30}},
   };
 }
 

@@ -186,3 +186,77 @@ TEST_CASE("the highest blob, kept only for its number, is not damaged data once 
   CHECK(got == std::string(1 << 20, 'g'));
   e.check();
 }
+
+namespace {
+
+// GC as roamfs runs it when the storage volume is under space pressure
+// (`mark`: the free space it wants, far above what any volume has free).
+GcReport gc_under_pressure(Env& e, int64_t now_ns, uint64_t mark = UINT64_MAX / 2) {
+  GcOptions o;
+  o.now_ns = now_ns;
+  o.batch = 7;
+  o.pressure_mark = mark;
+  return must(collect_garbage(*e.store, o));
+}
+
+}  // namespace
+
+TEST_CASE("space pressure: history gives way oldest first, the newest record and the last file's data too", "[gc]") {
+  Env e;
+  const int64_t start = wall_clock_ns();
+  make_file(e, "keep", 1, 'k');
+  make_file(e, "big", 8, 'x');  // the highest inode
+  REQUIRE_OK(e.fs->unlink(kCaller, kRootIno, "big"));  // the newest record
+  const uint64_t last = e.bounds()->second;
+  const uint64_t before = e.segment_bytes();
+  GcReport r = gc_under_pressure(e, wall_clock_ns() + 1);  // 30-day retention: only pressure drops anything
+  CHECK(r.pressure_wanted > 0);
+  CHECK(r.records_dropped == last);
+  CHECK(r.pressure_dropped == last);
+  CHECK(!e.bounds());  // the log is empty
+  CHECK(r.bytes_freed >= (8u << 20));
+  INFO("segments before " << before << " after " << e.segment_bytes());
+  CHECK(e.segment_bytes() + (7u << 20) <= before);
+  {
+    std::string keep(1 << 20, '\0');
+    CHECK(must(e.fs->read(must(e.fs->lookup(kRootIno, "keep")).ino, 0, keep.size(), keep.data())) == keep.size());
+    CHECK(keep == std::string(1 << 20, 'k'));
+  }
+  e.check();
+
+  // The next record continues the seqs; the time before it is no longer kept.
+  must(e.fs->mkdir(kCaller, kRootIno, "after", 0755));
+  CHECK(e.bounds()->first == last + 1);
+  {
+    ReadTxn txn = must(e.store->begin_read());
+    auto trim = must(load_pressure_trim(txn));
+    REQUIRE(trim);
+    CHECK(trim->kept_from_ns == 0);
+    CHECK(moment_of(txn, start, std::nullopt, wall_clock_ns()).status().err() == ERANGE);
+  }
+  // And it survives a reopen.
+  e.reopen(false);
+  must(e.fs->mkdir(kCaller, kRootIno, "after2", 0755));
+  CHECK(e.bounds()->second == last + 2);
+  e.check();
+}
+
+TEST_CASE("space pressure keeps the minimum window, and drops nothing when the volume has room", "[gc]") {
+  Env e;
+  Retention r;
+  r.min_window_ns = 24 * kHour;
+  e.set_retention(r);
+  make_file(e, "big", 4, 'x');
+  REQUIRE_OK(e.fs->unlink(kCaller, kRootIno, "big"));
+  const auto bounds = e.bounds();
+  GcReport pressed = gc_under_pressure(e, wall_clock_ns() + kHour);  // everything is inside the window
+  CHECK(pressed.pressure_wanted > 0);
+  CHECK(pressed.records_dropped == 0);
+  CHECK(e.bounds() == bounds);
+  GcReport roomy = gc_under_pressure(e, wall_clock_ns() + 48 * kHour, 0);  // no pressure: a mark of 0 free
+  CHECK(roomy.pressure_wanted == 0);
+  CHECK(roomy.records_dropped == 0);
+  GcReport older = gc_under_pressure(e, wall_clock_ns() + 48 * kHour);  // out of the window now
+  CHECK(older.records_dropped == bounds->second);
+  e.check();
+}

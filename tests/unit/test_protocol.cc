@@ -36,7 +36,8 @@ std::vector<Message> one_of_each() {
           UserAdd{18, "bob"},
           UserList{UINT64_MAX},
           Reply{19, 0, "ok", {join_cells({"user", "desktop"}), join_cells({"alice", "A"})}},
-          AuditList{20, 5}};
+          AuditList{20, 5},
+          DiskQuota{21, "bob", 8ull << 20}};
 }
 
 void require_protocol_error(const Result<Message>& r, const std::string& words) {

@@ -2,6 +2,7 @@
 #include <sys/statvfs.h>
 
 #include <cstdint>
+#include <optional>
 #include <cstdio>
 #include <string>
 
@@ -25,8 +26,12 @@ int run_df(const TargetJsonArgs& a) {
   auto usage = space_usage(**store);
   if (!usage) return fail("df", usage.status());
   Retention retention;
+  uint64_t quota = 0;
+  std::optional<PressureTrim> trim;
   if (auto txn = (*store)->begin_read(); txn) {
     if (auto r = load_retention(*txn); r) retention = *r;
+    if (auto q = txn->quota_bytes(); q) quota = *q;
+    if (auto t = load_pressure_trim(*txn); t) trim = *t;
   }
   struct statvfs fs {};
   const uint64_t free_bytes =
@@ -37,23 +42,33 @@ int run_df(const TargetJsonArgs& a) {
   if (a.json) {
     std::printf("{\"live_bytes\":%llu,\"history_bytes\":%llu,\"reclaimable_bytes\":%llu,\"segment_bytes\":%llu,"
                 "\"free_bytes\":%llu,\"records\":%llu,\"oldest_ns\":%lld,\"retention_age_ns\":%lld,"
-                "\"retention_history_bytes\":%llu,\"backing_fs\":%s,\"power_loss_safe\":%s}\n",
+                "\"retention_history_bytes\":%llu,\"retention_min_window_ns\":%lld,\"quota_bytes\":%llu,"
+                "\"pressure_trim_ns\":%lld,\"pressure_kept_from_ns\":%lld,\"backing_fs\":%s,\"power_loss_safe\":%s}\n",
                 static_cast<unsigned long long>(u.live_bytes), static_cast<unsigned long long>(u.history_bytes),
                 static_cast<unsigned long long>(u.reclaimable_bytes()), static_cast<unsigned long long>(u.segment_bytes),
                 static_cast<unsigned long long>(free_bytes), static_cast<unsigned long long>(u.records),
                 static_cast<long long>(u.oldest_ns.value_or(0)), static_cast<long long>(retention.max_age_ns),
-                static_cast<unsigned long long>(retention.max_history_bytes), json_string(describe(backing)).c_str(),
+                static_cast<unsigned long long>(retention.max_history_bytes),
+                static_cast<long long>(retention.min_window_ns), static_cast<unsigned long long>(quota),
+                static_cast<long long>(trim ? trim->at_ns : 0), static_cast<long long>(trim ? trim->kept_from_ns : 0),
+                json_string(describe(backing)).c_str(),
                 power_safe ? "true" : "false");
     return 0;
   }
-  std::printf("live data      %s\n", format_bytes(u.live_bytes).c_str());
+  std::printf("live data      %s%s\n", format_bytes(u.live_bytes).c_str(),
+              quota ? (" (quota " + format_bytes(quota) + ")").c_str() : "");
   std::printf("history        %s in %llu operations%s\n", format_bytes(u.history_bytes).c_str(),
               static_cast<unsigned long long>(u.records),
               u.oldest_ns ? (", since " + format_time_local(*u.oldest_ns)).c_str() : "");
   std::printf("reclaimable    %s (roamctl gc)\n", format_bytes(u.reclaimable_bytes()).c_str());
   std::printf("free           %s on the storage volume\n", format_bytes(free_bytes).c_str());
-  std::printf("retention      %s, history capped at %s\n", format_age(retention.max_age_ns).c_str(),
-              retention.max_history_bytes ? format_bytes(retention.max_history_bytes).c_str() : "no limit");
+  std::printf("retention      %s, history capped at %s, at least %s kept under space pressure\n",
+              format_age(retention.max_age_ns).c_str(),
+              retention.max_history_bytes ? format_bytes(retention.max_history_bytes).c_str() : "no limit",
+              retention.min_window_ns > 0 ? format_age(retention.min_window_ns).c_str() : "nothing");
+  if (trim)
+    std::printf("trimmed        history trimmed by space pressure at %s, to %s\n", format_time_local(trim->at_ns).c_str(),
+                trim->kept_from_ns ? ("records since " + format_time_local(trim->kept_from_ns)).c_str() : "no records");
   const char* verdict = power_safe                                      ? "safe"
                         : backing.power_loss == PowerLoss::kVolatile ? "DISK LOST at restart"
                                                                      : "NOT VERIFIED";

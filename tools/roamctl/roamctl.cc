@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   roam::ctl::add_gc_command(app, exit_code);
   roam::ctl::add_df_command(app, exit_code);
   roam::ctl::add_retention_command(app, exit_code);
+  roam::ctl::add_quota_command(app, exit_code);
   roam::ctl::add_keygen_command(app, exit_code);
   roam::ctl::add_switch_command(app, exit_code);
   roam::ctl::add_status_command(app, exit_code);

@@ -1,0 +1,137 @@
+// The per-disk quota on live data (store.h: WriteTxn::put_inode, commit;
+// fs.h: write, statfs): the live-data counter follows every change, growing
+// past the quota is EDQUOT, shrinking and restoring never are.
+#include <linux/falloc.h>
+#include <sys/stat.h>
+
+#include <catch2/catch.hpp>
+
+#include "fusefs/history/restore.h"
+#include "tests/unit/engine_env.h"
+
+using namespace roam;
+using roam::testing::EngineEnv;
+using roam::testing::kTestCaller;
+using roam::testing::must;
+
+namespace {
+
+constexpr uint64_t kMiB = 1 << 20;
+
+struct Env : EngineEnv {
+  uint64_t live() {
+    ReadTxn txn = must(store->begin_read());
+    return must(txn.live_bytes());
+  }
+  void set_quota(uint64_t bytes) {
+    WriteTxn txn = must(store->begin_write());
+    REQUIRE_OK(txn.set_quota(bytes));
+    REQUIRE_OK(txn.commit());
+  }
+  Inode file(const std::string& name) {
+    return must(fs->mknod(kTestCaller, kRootIno, name, S_IFREG | 0644, 0, OpKind::kCreate));
+  }
+  Status write(uint64_t ino, uint64_t offset, size_t n) {
+    return fs->write(kTestCaller, ino, offset, std::string(n, 'q')).take_status();
+  }
+  Status truncate(uint64_t ino, uint64_t size) {
+    SetattrArgs a;
+    a.mask = kSetSize;
+    a.size = size;
+    return fs->setattr(kTestCaller, ino, a).take_status();
+  }
+};
+
+}  // namespace
+
+TEST_CASE("the live-data counter follows writes, truncates, links, unlinks and renames", "[quota]") {
+  Env e;
+  CHECK(e.live() == 0);
+  Inode a = e.file("a");
+  REQUIRE_OK(e.write(a.ino, 0, 3 * kMiB));
+  CHECK(e.live() == 3 * kMiB);
+  REQUIRE_OK(e.write(a.ino, kMiB, kMiB));  // an overwrite adds nothing
+  CHECK(e.live() == 3 * kMiB);
+  REQUIRE_OK(e.truncate(a.ino, 5 * kMiB));  // apparent size, as du and st_blocks count it
+  CHECK(e.live() == 5 * kMiB);
+  must(e.fs->link(kTestCaller, a.ino, kRootIno, "a2"));  // one file, counted once
+  CHECK(e.live() == 5 * kMiB);
+  Inode b = e.file("b");
+  REQUIRE_OK(e.write(b.ino, 0, kMiB));
+  CHECK(e.live() == 6 * kMiB);
+  REQUIRE_OK(e.fs->rename(kTestCaller, kRootIno, "b", kRootIno, "a2", 0));  // a loses a name, b replaces it
+  CHECK(e.live() == 6 * kMiB);
+  REQUIRE_OK(e.fs->unlink(kTestCaller, kRootIno, "a"));  // a's last name
+  CHECK(e.live() == kMiB);
+  must(e.fs->symlink(kTestCaller, kRootIno, "s", "a-long-target"));  // not data
+  CHECK(e.live() == kMiB);
+  e.check();  // the check recounts it
+  // Kept across a crash (the WAL) and a clean close (the checkpoint).
+  e.reopen(false);
+  CHECK(e.live() == kMiB);
+  e.check();
+}
+
+TEST_CASE("growing past the quota is EDQUOT; deletes, shrinking and restores never are", "[quota]") {
+  Env e;
+  Inode a = e.file("a");
+  REQUIRE_OK(e.write(a.ino, 0, 3 * kMiB));
+  const uint64_t before_quota = e.last_seq();
+  e.set_quota(4 * kMiB);
+
+  CHECK(e.write(a.ino, 3 * kMiB, 2 * kMiB).err() == EDQUOT);  // 5 MiB > 4 MiB
+  CHECK(e.truncate(a.ino, 8 * kMiB).err() == EDQUOT);
+  CHECK(e.fs->fallocate(kTestCaller, a.ino, 0, 0, 6 * kMiB).err() == EDQUOT);
+  Inode b = e.file("b");  // an empty file is no data
+  CHECK(e.write(b.ino, 0, 2 * kMiB).err() == EDQUOT);
+  CHECK(e.live() == 3 * kMiB);  // nothing of the refused changes
+  REQUIRE_OK(e.write(b.ino, 0, kMiB));  // up to the quota exactly
+  CHECK(e.live() == 4 * kMiB);
+  REQUIRE_OK(e.write(a.ino, 0, kMiB));  // overwrites are not growth
+  CHECK(e.fs->fallocate(kTestCaller, a.ino, FALLOC_FL_KEEP_SIZE, 0, 8 * kMiB).is_ok());  // nor is keep-size
+
+  REQUIRE_OK(e.truncate(a.ino, kMiB));
+  CHECK(e.live() == 2 * kMiB);
+  REQUIRE_OK(e.fs->unlink(kTestCaller, kRootIno, "a"));
+  CHECK(e.live() == kMiB);
+
+  // A lower quota than the data: growth is refused, the rest goes on.
+  e.set_quota(kMiB / 2);
+  CHECK(e.write(b.ino, kMiB, 1).err() == EDQUOT);
+  REQUIRE_OK(e.truncate(b.ino, kMiB / 4));
+  // A restore brings back what the user had, over the quota.
+  auto res = roam::restore(*e.store, kTestCaller, {"/", before_quota, std::nullopt, false, "t"});
+  REQUIRE(res.is_ok());
+  CHECK(e.live() == 3 * kMiB);
+  e.check();
+}
+
+TEST_CASE("statfs shows the quota as the size and live data as used", "[quota]") {
+  Env e;
+  Inode a = e.file("a");
+  REQUIRE_OK(e.write(a.ino, 0, 3 * kMiB));
+  struct statvfs plain = must(e.fs->statfs());
+  e.set_quota(10 * kMiB);
+  struct statvfs q = must(e.fs->statfs());
+  REQUIRE(q.f_frsize > 0);
+  CHECK(q.f_blocks * q.f_frsize == 10 * kMiB);
+  CHECK((q.f_blocks - q.f_bfree) * q.f_frsize == 3 * kMiB);
+  CHECK(q.f_bavail * q.f_frsize == 7 * kMiB);
+  CHECK(plain.f_blocks * plain.f_frsize != 10 * kMiB);
+  e.set_quota(0);
+  CHECK(must(e.fs->statfs()).f_blocks == plain.f_blocks);
+}
+
+TEST_CASE("a store made before the counter is counted at its first writable open", "[quota]") {
+  Env e;
+  Inode a = e.file("a");
+  REQUIRE_OK(e.write(a.ino, 0, 2 * kMiB));
+  {
+    WriteTxn txn = must(e.store->begin_write());
+    REQUIRE(must(txn.del(txn.dbis().meta, kMetaLiveBytes)));
+    REQUIRE_OK(txn.commit());
+  }
+  e.reopen(false);
+  CHECK(e.live() == 2 * kMiB);
+  e.check();
+}
