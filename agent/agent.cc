@@ -28,6 +28,10 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentConfig cfg) {
       DesktopConfig{c.home_base, c.health_checks, c.health_interval_ms, c.health_timeout_ms, c.export_dir},
       *a->driver_, *a->os_);
   ROAM_ASSIGN(a->signal_fd_, stop_signal_fd());
+  if (!c.user_socket.empty()) {
+    ROAM_ASSIGN(auto users, UserSocket::listen(c.user_socket));
+    a->users_.emplace(std::move(users));
+  }
   return a;
 }
 
@@ -57,9 +61,11 @@ Status Agent::run() {
   auto next_beat = Clock::now() + std::chrono::milliseconds(proto::kHeartbeatIntervalMs);
   for (;;) {
     auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next_beat - Clock::now());
-    zmq::pollitem_t items[] = {{socket_->handle(), 0, ZMQ_POLLIN, 0}, {nullptr, signal_fd_, ZMQ_POLLIN, 0}};
+    std::vector<zmq::pollitem_t> items{{socket_->handle(), 0, ZMQ_POLLIN, 0}, {nullptr, signal_fd_, ZMQ_POLLIN, 0}};
+    if (users_)
+      for (int fd : users_->poll_fds()) items.push_back({nullptr, fd, ZMQ_POLLIN, 0});
     try {
-      zmq::poll(items, std::size(items), std::max(wait, std::chrono::milliseconds(0)));
+      zmq::poll(items.data(), items.size(), std::max(wait, std::chrono::milliseconds(0)));
     } catch (const zmq::error_t& e) {
       if (e.num() != EINTR) return Status::error(e.num(), std::string("poll: ") + e.what());
     }
@@ -72,9 +78,24 @@ Status Agent::run() {
       if (*got) on_message(got->value());
       else std::fprintf(stderr, "roam-agent: bad message from the broker: %s\n", got->status().message().c_str());
     }
+    serve_users(items, 2);
     if (Clock::now() >= next_beat) {
       on_interval();
       next_beat = Clock::now() + std::chrono::milliseconds(proto::kHeartbeatIntervalMs);
+    }
+  }
+}
+
+void Agent::serve_users(const std::vector<zmq::pollitem_t>& items, size_t first) {
+  if (!users_) return;
+  for (size_t i = first; i < items.size(); ++i) {
+    if (!(items[i].revents & ZMQ_POLLIN)) continue;
+    for (auto& request : users_->on_readable(items[i].fd, Clock::now())) {
+      if (!socket_) {
+        users_->on_reply(proto::reply_for(request.request_id, Status::error(EHOSTDOWN, "the broker is not connected")));
+        continue;
+      }
+      send(request);
     }
   }
 }
@@ -83,6 +104,7 @@ void Agent::on_interval() {
   int st = 0;
   while (::waitpid(-1, &st, WNOHANG | __WNOTHREAD) > 0) {
   }  // this thread's children only: a health check's are waited for by the thread that runs it
+  if (users_) users_->on_interval(Clock::now());
   if (--liveness_ <= 0) return reconnect();
   send(proto::Heartbeat{});
   send_all(desktop_->on_interval(Clock::now()));
@@ -90,6 +112,7 @@ void Agent::on_interval() {
 
 void Agent::reconnect() {
   std::fprintf(stderr, "roam-agent: broker silent; reconnecting in %d ms\n", backoff_ms_);
+  if (users_) users_->fail_waiting(Status::error(EHOSTDOWN, "the connection to the broker was lost; try again"));
   socket_.reset();
   std::this_thread::sleep_for(std::chrono::milliseconds(backoff_ms_));
   backoff_ms_ = std::min(backoff_ms_ * 2, proto::kReconnectMaxMs);
@@ -98,6 +121,7 @@ void Agent::reconnect() {
 
 void Agent::on_message(const proto::Message& m) {
   if (const auto* r = std::get_if<proto::Reply>(&m)) {
+    if (users_ && users_->on_reply(*r)) return;  // the answer to a user's request
     if (r->code == 0) return;
     std::fprintf(stderr, "roam-agent: broker says: %s\n", r->message.c_str());
     if (r->code == ENOTCONN) send(proto::Register{cfg_.desktop});

@@ -22,6 +22,8 @@
 
 #include "agent/desktop.h"
 #include "agent/mount_driver.h"
+#include "agent/user_socket.h"
+#include "protocol/local_socket.h"
 #include "protocol/curve_keys.h"
 #include "protocol/protocol.h"
 
@@ -38,6 +40,8 @@ struct AgentConfig {
   std::vector<std::string> health_checks;
   int health_interval_ms = 1000;
   int health_timeout_ms = 10000;
+  // Where `roam` reaches the agent (user_socket.h); empty: nowhere.
+  std::string user_socket = std::string(proto::kAgentSocketPath);
 };
 
 class Agent {
@@ -59,6 +63,9 @@ class Agent {
   void reconnect();
   void send(const proto::Message& m);
   void send_all(const std::vector<proto::Message>& messages);
+  // Reads the users' connections that `items` say are readable (from index
+  // `first` on, in UserSocket::poll_fds order) and passes their requests up.
+  void serve_users(const std::vector<zmq::pollitem_t>& items, size_t first);
 
   AgentConfig cfg_;
   proto::KeyPair keys_;
@@ -66,6 +73,7 @@ class Agent {
   std::unique_ptr<MountDriver> driver_;
   std::unique_ptr<DesktopOs> os_;
   std::unique_ptr<Desktop> desktop_;  // uses driver_ and os_
+  std::optional<UserSocket> users_;
   zmq::context_t ctx_;
   std::optional<zmq::socket_t> socket_;
   int liveness_ = proto::kAgentBrokerLiveness;

@@ -21,6 +21,9 @@ int main(int argc, char** argv) {
   app.add_option("--mount-driver", c.mount_driver, "how the disk is mounted (bind)")->capture_default_str();
   app.add_option("--health-check", c.health_checks, "a command whose failure means OS damage (repeatable)");
   app.add_option("--health-interval-ms", c.health_interval_ms)->capture_default_str();
+  app.add_option("--user-socket", c.user_socket,
+                 "where the desktop's users reach the agent with `roam` (empty: nowhere)")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   return roam::run_daemon<roam::agent::Agent>("roam-agent", std::move(c));

@@ -287,8 +287,10 @@ Status Broker::provision(const std::string& desktop) {
   return Status::ok();
 }
 
-void Broker::reply(const std::string& rid, uint64_t request_id, const Status& s, std::vector<std::string> rows) {
+void Broker::reply(const std::string& rid, uint64_t request_id, const Status& s, std::vector<std::string> rows,
+                   std::string message) {
   auto r = proto::reply_for(request_id, s);
+  if (s && !message.empty()) r.message = std::move(message);
   const size_t total = rows.empty() ? 0 : rows.size() - 1;  // rows[0] is the header
   r.rows = std::move(rows);
   if (const size_t dropped = proto::bound_rows(r.rows); dropped != 0 && s)

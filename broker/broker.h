@@ -11,6 +11,8 @@
 #include <vector>
 
 #include "broker/auth.h"
+#include "broker/history_requests.h"
+#include "broker/rate_limit.h"
 #include "broker/disk_server.h"
 #include "broker/peers.h"
 #include "protocol/curve_keys.h"
@@ -31,6 +33,7 @@ struct BrokerConfig {
   std::vector<std::string> operator_keys;  // hex public keys
   std::vector<std::string> agent_keys;     // "DESKTOP:HEX"
   int dead_after_ms = 2000;              // heartbeat silence after which a desktop is dead
+  RateLimit history_rate;                // requests on a disk's history, per desktop
   SwitchTimeouts timeouts;
 };
 
@@ -79,7 +82,16 @@ class Broker {
   // in the store directly (EBUSY while a switch holds it).
   Status set_disk_quota(const std::string& user, uint64_t bytes);
   Status add_user(const std::string& user);
-  void reply(const std::string& rid, uint64_t request_id, const Status& s, std::vector<std::string> rows = {});
+  // Requests on a disk's history (history_handler.cc).
+  struct HistoryTarget {
+    std::string user, store, mount_point;
+  };
+  void handle_history(const Principal& who, const std::string& rid, const proto::HistoryRequest& r);
+  Result<HistoryTarget> history_target(const Principal& who, const proto::HistoryRequest& r);
+  Result<Answer> run_history(const Principal& who, const proto::HistoryRequest& r, const HistoryTarget& t);
+  // A reply; `message` (when not empty) replaces "ok" in a success.
+  void reply(const std::string& rid, uint64_t request_id, const Status& s, std::vector<std::string> rows = {},
+             std::string message = "");
 
   BrokerConfig cfg_;
   proto::KeyPair keys_;
@@ -92,6 +104,7 @@ class Broker {
   Registry registry_;
   Peers peers_;
   std::unique_ptr<Switcher> switcher_;
+  RateLimiter history_limiter_{cfg_.history_rate};
   int signal_fd_ = -1;
 };
 

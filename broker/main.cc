@@ -22,6 +22,12 @@ void add_options(CLI::App& app, roam::broker::BrokerConfig& c) {
   app.add_option("--agent-key", c.agent_keys, "DESKTOP:HEX public key of a desktop's agent (repeatable)");
   app.add_option("--dead-after-ms", c.dead_after_ms, "heartbeat silence that makes a desktop dead")
       ->capture_default_str();
+  app.add_option("--history-burst", c.history_rate.burst,
+                 "requests on a disk's history (roam) a desktop may make at once")
+      ->capture_default_str();
+  app.add_option("--history-per-second", c.history_rate.per_second,
+                 "requests on a disk's history a desktop may make per second, sustained")
+      ->capture_default_str();
   app.add_option("--provision-timeout-ms", c.timeouts.provision_ms)->capture_default_str();
   app.add_option("--detach-timeout-ms", c.timeouts.detach_ms)->capture_default_str();
   app.add_option("--attach-timeout-ms", c.timeouts.attach_ms)->capture_default_str();

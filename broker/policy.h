@@ -21,7 +21,8 @@ namespace roam::broker {
 Result<std::vector<std::pair<std::string, Principal>>> configured_principals(
     const std::vector<std::string>& operator_keys, const std::vector<std::string>& agent_keys);
 
-// Whether an agent key (`who`) may make request `m`: only a switch of the
+// Whether an agent key (`who`) may make request `m` (history requests are
+// checked on their own terms: Broker::handle_history): only a switch of the
 // user whose disk is attached to its own desktop (a switch asked from inside
 // the desktop), and only to a desktop the registry knows: an agent never
 // makes the broker provision one. EPERM with the reason otherwise.

@@ -100,4 +100,13 @@ Result<std::optional<std::string>> user_on_desktop(const Registry& reg, const st
   return std::optional<std::string>();
 }
 
+std::string bounded_cell(std::string text) {
+  constexpr size_t kMaxAuditCell = 1024;
+  if (text.size() > kMaxAuditCell) {
+    text.resize(kMaxAuditCell - 3);
+    text += "...";
+  }
+  return text;
+}
+
 }  // namespace roam::broker

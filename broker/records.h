@@ -62,6 +62,11 @@ Result<std::optional<AttachmentRecord>> find_attachment(const Registry& reg, con
 // The user whose disk is attached to `desktop`, if any.
 Result<std::optional<std::string>> user_on_desktop(const Registry& reg, const std::string& desktop);
 
+// `text` cut to 1 KiB ("..." at the end when cut): an agent's message (busy
+// processes) or a user's path may be long, and an audit row must fit a reply
+// row (proto::kMaxFieldBytes).
+std::string bounded_cell(std::string text);
+
 // Nanoseconds since the epoch (CLOCK_REALTIME), for records.
 int64_t now_ns();
 

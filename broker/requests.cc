@@ -15,6 +15,8 @@ using proto::join_cells;
 
 void Broker::handle_request(const Principal& who, const std::string& rid, const proto::Message& m) {
   const uint64_t id = proto::request_id_of(m);
+  // Checked on their own terms: which disk, whose permissions, rate limits.
+  if (const auto* h = std::get_if<proto::HistoryRequest>(&m)) return handle_history(who, rid, *h);
   if (who.role == Principal::Role::kAgent) {
     if (Status allowed = agent_may_request(registry_, who, m); !allowed) return reply(rid, id, allowed);
   }

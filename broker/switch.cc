@@ -25,17 +25,6 @@ std::vector<std::string> step_table(const std::string& steps) {
   return rows;
 }
 
-// A sentence cut to kMaxAuditCell bytes: an agent's message (busy processes)
-// may be long, and an audit row must fit a reply row (proto::kMaxFieldBytes).
-constexpr size_t kMaxAuditCell = 1024;
-std::string bounded(std::string text) {
-  if (text.size() > kMaxAuditCell) {
-    text.resize(kMaxAuditCell - 3);
-    text += "...";
-  }
-  return text;
-}
-
 }  // namespace
 
 std::string_view phase_name(SwitchPhase p) { return kPhaseNames[static_cast<size_t>(p)]; }
@@ -297,7 +286,7 @@ void Switcher::finish(Job& job, const Status& result) {
   Status persisted = env_.registry.del(Table::kIntents, job.user);
   Status audited = env_.registry.append_audit({std::to_string(env_.clock.wall_ns()), std::to_string(in.switch_id),
                                                job.user, in.source, in.target, in.reason,
-                                               result ? "ok" : bounded(result.message()), in.steps});
+                                               result ? "ok" : bounded_cell(result.message()), in.steps});
   Status st = !result ? result : !persisted ? persisted : audited;
   std::fprintf(stderr, "roam-broker: switch %llu of %s from %s to %s (%s): %s [%s]\n",
                static_cast<unsigned long long>(in.switch_id), job.user.c_str(),

@@ -66,6 +66,8 @@ enum class MessageType : uint8_t {
   // types only ever take the next number)
   kAuditList = 18,
   kDiskQuota = 19,
+  // agent (for a user of its desktop) or roamctl (for any user) -> broker
+  kHistoryRequest = 20,
 };
 
 // How one field is checked on decode.
@@ -104,13 +106,40 @@ struct UserList { uint64_t request_id = 0; };
 struct AuditList { uint64_t request_id = 0; uint64_t limit = 0; };
 // Set the quota on live data of a user's disk (0: none); kept in its store.
 struct DiskQuota { uint64_t request_id = 0; std::string user; uint64_t bytes = 0; };
+// A request on the history of a user's disk (docs/broker-protocol.md,
+// "Requests on a disk's history"). `command` is history, log, restore or
+// undo-restore; the fields it does not use are empty (0 for numbers).
+// From an agent: `user` is empty (the disk is the one attached to the
+// agent's desktop) and uid..comm are the caller's, as the agent read them
+// (SO_PEERCRED, /proc/PID/status); roamfs narrows the request to that uid's
+// permissions. From roamctl: `user` names the disk and uid..comm are
+// ignored (an operator's request is not narrowed).
+struct HistoryRequest {
+  uint64_t request_id = 0;
+  std::string user;     // text: empty, or a name
+  uint64_t uid = 0;
+  uint64_t gid = 0;
+  std::string groups;   // supplementary gids, decimal, comma-separated
+  uint64_t pid = 0;
+  std::string comm;
+  std::string command;  // name
+  std::string path;     // a path inside the disk ("/a/b"); text: empty for a log of everything
+  std::string at;       // restore --at: a TIME (base/timefmt.h), read by the broker
+  uint64_t before_op = 0;  // restore --before-op; 0: not given
+  std::string to;       // restore --to
+  std::string since;    // log --since: a TIME
+  std::string by;       // log --by: a process name
+  uint64_t limit = 0;   // log: at most this many (the newest); 0: the broker's default
+  bool dry_run = false;
+};
 // rows[0] is the column header when the reply is a table; cells are joined
 // with kCellSeparator.
 struct Reply { uint64_t request_id = 0; uint64_t code = 0; std::string message; std::vector<std::string> rows; };
 
 using Message = std::variant<Register, Heartbeat, Damage, DetachDone, AttachDone, Detach, Attach,
                              SwitchRequest, StatusRequest, DesktopCreate, DesktopRemove, DesktopList,
-                             DiskCreate, DiskList, UserAdd, UserList, Reply, AuditList, DiskQuota>;
+                             DiskCreate, DiskList, UserAdd, UserList, Reply, AuditList, DiskQuota,
+                             HistoryRequest>;
 
 // The frames of `m` (magic, type, fields). Fields are not re-validated here:
 // the sender is trusted to put valid values; the receiver checks them.

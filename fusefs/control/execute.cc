@@ -2,6 +2,7 @@
 
 #include <fstream>
 
+#include "fusefs/control/user_requests.h"
 #include "fusefs/gc/gc.h"
 #include "fusefs/history/moment.h"
 #include "base/timefmt.h"
@@ -35,7 +36,10 @@ Executed failed(const Status& s) {
 Executed execute_restore(Store& store, const Context& context, const RestoreCall& call) {
   auto req = to_request(store, call);
   if (!req) return failed(req.status());
-  auto result = restore(store, context.caller, *req);
+  if (call.as) {
+    if (Status allowed = check_restore(store, *call.as, *req); !allowed) return failed(allowed);
+  }
+  auto result = restore(store, call.as ? caller_of(*call.as) : context.caller, *req);
   if (!result) return failed(result.status());
   Executed e;
   e.reply.moment = req->source;
@@ -114,6 +118,19 @@ Executed execute_quota(Store& store, const QuotaCall& call) {
   return e;
 }
 
+Executed with_rows(Result<Rows> rows) {
+  if (!rows) return failed(rows.status());
+  Executed e;
+  e.reply.rows = std::move(*rows);
+  return e;
+}
+
+Executed execute_undo(Store& store, const Context& context, const UndoRestoreCall& call) {
+  auto undo = undo_call(store, call);
+  if (!undo) return failed(undo.status());
+  return execute_restore(store, context, *undo);
+}
+
 }  // namespace
 
 Caller process_caller(uint32_t uid, uint32_t gid, uint32_t pid) {
@@ -131,6 +148,9 @@ Executed execute(Store& store, const Context& context, const Request& req) {
     Executed operator()(const GcCall&) const { return execute_gc(store, context); }
     Executed operator()(const RetentionCall& c) const { return execute_retention(store, c); }
     Executed operator()(const QuotaCall& c) const { return execute_quota(store, c); }
+    Executed operator()(const HistoryCall& c) const { return with_rows(history_rows(store, c)); }
+    Executed operator()(const LogCall& c) const { return with_rows(log_rows(store, c)); }
+    Executed operator()(const UndoRestoreCall& c) const { return execute_undo(store, context, c); }
     Executed operator()(const CheckpointCall&) const {
       Status s = store.checkpoint();
       return s ? Executed{} : failed(s);

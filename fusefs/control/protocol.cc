@@ -81,6 +81,25 @@ Result<int> open_own_dir(const std::string& dir) {
 
 namespace {
 
+void put_identity(std::string& out, const Identity& who) {
+  put_varint(out, who.uid);
+  put_varint(out, who.gid);
+  put_varint(out, who.pid);
+  put_bytes(out, who.comm);
+  put_varint(out, who.groups.size());
+  for (uint32_t g : who.groups) put_varint(out, g);
+}
+
+void put_as(std::string& out, const AsUser& as) {
+  out.push_back(as ? 1 : 0);
+  if (as) put_identity(out, *as);
+}
+
+void put_optional_bytes(std::string& out, const std::optional<std::string>& v) {
+  out.push_back(v ? 1 : 0);
+  if (v) put_bytes(out, *v);
+}
+
 struct RequestEncoder {
   std::string& out;
   void operator()(const RestoreCall& r) const {
@@ -92,6 +111,25 @@ struct RequestEncoder {
     out.push_back(r.to ? 1 : 0);
     if (r.to) put_bytes(out, *r.to);
     out.push_back(r.dry_run ? 1 : 0);
+    put_as(out, r.as);
+  }
+  void operator()(const HistoryCall& r) const {
+    out.push_back(static_cast<char>(Kind::kHistory));
+    put_bytes(out, r.path);
+    put_as(out, r.as);
+  }
+  void operator()(const LogCall& r) const {
+    out.push_back(static_cast<char>(Kind::kLog));
+    put_optional_bytes(out, r.path);
+    out.push_back(r.since_ns ? 1 : 0);
+    if (r.since_ns) put_svarint(out, *r.since_ns);
+    put_optional_bytes(out, r.by);
+    put_varint(out, r.limit);
+    put_as(out, r.as);
+  }
+  void operator()(const UndoRestoreCall& r) const {
+    out.push_back(static_cast<char>(Kind::kUndoRestore));
+    put_identity(out, r.as);
   }
   void operator()(const GcCall&) const { out.push_back(static_cast<char>(Kind::kGc)); }
   void operator()(const CheckpointCall&) const { out.push_back(static_cast<char>(Kind::kCheckpoint)); }
@@ -120,6 +158,68 @@ std::optional<bool> presence(codec::Reader& r) {
 
 Status malformed(const char* what) { return Status::invalid(std::string("malformed ") + what + " request"); }
 
+// At most this many supplementary groups (the kernel's NGROUPS_MAX).
+constexpr uint64_t kMaxGroups = 65536;
+
+std::optional<Identity> identity(codec::Reader& r) {
+  Identity who;
+  const uint64_t uid = r.varint(), gid = r.varint(), pid = r.varint();
+  if (uid > UINT32_MAX || gid > UINT32_MAX || pid > UINT32_MAX) return std::nullopt;
+  who.uid = static_cast<uint32_t>(uid);
+  who.gid = static_cast<uint32_t>(gid);
+  who.pid = static_cast<uint32_t>(pid);
+  who.comm = std::string(r.bytes());
+  const uint64_t n = r.varint();
+  if (n > kMaxGroups) return std::nullopt;
+  for (uint64_t i = 0; i < n && r.ok(); ++i) {
+    const uint64_t g = r.varint();
+    if (g > UINT32_MAX) return std::nullopt;
+    who.groups.push_back(static_cast<uint32_t>(g));
+  }
+  return who;
+}
+
+// A presence byte and, when 1, an identity; false when malformed.
+bool as_user(codec::Reader& r, AsUser& out) {
+  const auto has = presence(r);
+  if (!has) return false;
+  if (!*has) return true;
+  out = identity(r);
+  return out.has_value();
+}
+
+bool optional_bytes(codec::Reader& r, std::optional<std::string>& out) {
+  const auto has = presence(r);
+  if (!has) return false;
+  if (*has) out = std::string(r.bytes());
+  return true;
+}
+
+Result<Request> decode_history(codec::Reader& r) {
+  HistoryCall c;
+  c.path = std::string(r.bytes());
+  if (!as_user(r, c.as)) return malformed("history");
+  return Request{std::move(c)};
+}
+
+Result<Request> decode_log(codec::Reader& r) {
+  LogCall c;
+  if (!optional_bytes(r, c.path)) return malformed("log");
+  const auto has_since = presence(r);
+  if (!has_since) return malformed("log");
+  if (*has_since) c.since_ns = r.svarint();
+  if (!optional_bytes(r, c.by)) return malformed("log");
+  c.limit = r.varint();
+  if (!as_user(r, c.as)) return malformed("log");
+  return Request{std::move(c)};
+}
+
+Result<Request> decode_undo_restore(codec::Reader& r) {
+  auto who = identity(r);
+  if (!who) return malformed("undo-restore");
+  return Request{UndoRestoreCall{std::move(*who)}};
+}
+
 Result<Request> decode_restore(codec::Reader& r) {
   RestoreCall c;
   c.path = std::string(r.bytes());
@@ -133,6 +233,7 @@ Result<Request> decode_restore(codec::Reader& r) {
   const auto dry_run = presence(r);
   if (!dry_run) return malformed("restore");
   c.dry_run = *dry_run;
+  if (!as_user(r, c.as)) return malformed("restore");
   return Request{std::move(c)};
 }
 
@@ -176,6 +277,9 @@ Result<Request> decode_request(std::string_view bytes) {
     case Kind::kRetention: req = decode_retention(r); break;
     case Kind::kCheckpoint: req = Request{CheckpointCall{}}; break;
     case Kind::kQuota: req = decode_quota(r); break;
+    case Kind::kHistory: req = decode_history(r); break;
+    case Kind::kLog: req = decode_log(r); break;
+    case Kind::kUndoRestore: req = decode_undo_restore(r); break;
   }
   if (req && (!r.ok() || !r.at_end())) return Status::invalid("malformed control request");
   return req;
@@ -197,6 +301,14 @@ std::string encode(const Reply& rep) {
   for (const auto& [name, value] : rep.figures) {
     put_bytes(out, name);
     put_svarint(out, value);
+  }
+  // Rows only when there are some, so a reply without them reads as before.
+  if (!rep.rows.empty()) {
+    put_varint(out, rep.rows.size());
+    for (const auto& row : rep.rows) {
+      put_varint(out, row.size());
+      for (const auto& cell : row) put_bytes(out, cell);
+    }
   }
   return out;
 }
@@ -220,6 +332,13 @@ Result<Reply> decode_reply(std::string_view bytes) {
   for (uint64_t i = 0; i < figures && r.ok(); ++i) {
     std::string name(r.bytes());
     rep.figures.emplace_back(std::move(name), r.svarint());
+  }
+  const uint64_t rows = r.ok() && !r.at_end() ? r.varint() : 0;
+  for (uint64_t i = 0; i < rows && r.ok(); ++i) {
+    const uint64_t cells = r.varint();
+    std::vector<std::string> row;
+    for (uint64_t j = 0; j < cells && r.ok(); ++j) row.emplace_back(r.bytes());
+    rep.rows.push_back(std::move(row));
   }
   if (!r.ok() || !r.at_end()) return Status::invalid("malformed reply from roamfs");
   return rep;
@@ -282,6 +401,26 @@ Status check_server(int fd, uid_t owner, const std::string& dir) {
 }
 
 }  // namespace
+
+Status flush_mount(const std::string& mountpoint) {
+  const int fd = ::open(mountpoint.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0 && errno == EACCES) {
+    ::sync();  // writeback needs no permission, at the price of flushing every filesystem
+    return Status::ok();
+  }
+  if (fd < 0 || ::syncfs(fd) < 0) {
+    const int err = errno;
+    if (fd >= 0) ::close(fd);
+    // A full disk or quota: some process's cached writes cannot be written
+    // back (that process learns it from its own fsync or close). The flush
+    // only lets the request see the latest data; what it comes to do
+    // (retention, GC, a restore) is what gives the space back.
+    if (fd >= 0 && (err == ENOSPC || err == EDQUOT)) return Status::ok();
+    return Status::error(err, "cannot flush " + mountpoint + ": " + std::strerror(err));
+  }
+  ::close(fd);
+  return Status::ok();
+}
 
 Result<Reply> call(const std::string& dir, uid_t owner, const Request& req, double timeout_s) {
   const int dir_fd = ::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);

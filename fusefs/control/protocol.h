@@ -26,6 +26,7 @@
 #include <variant>
 #include <vector>
 
+#include "fusefs/history/access.h"
 #include "fusefs/history/restore.h"
 #include "base/status.h"
 
@@ -35,7 +36,22 @@ inline constexpr uint8_t kVersion = 1;
 inline constexpr uint32_t kMaxRequest = 64 * 1024;
 inline constexpr uint32_t kMaxReply = 256u << 20;
 
-enum class Kind : uint8_t { kRestore = 1, kGc = 2, kRetention = 3, kCheckpoint = 4, kQuota = 5 };
+enum class Kind : uint8_t {
+  kRestore = 1,
+  kGc = 2,
+  kRetention = 3,
+  kCheckpoint = 4,
+  kQuota = 5,
+  kHistory = 6,
+  kLog = 7,
+  kUndoRestore = 8,
+};
+
+// In the requests a desktop user may make (through the broker): the user
+// they are made for, whose permissions narrow them (fusefs/history/access.h)
+// and who is logged as the restore's caller. Absent: an operator's request,
+// not narrowed, logged as the process that sent it.
+using AsUser = std::optional<Identity>;
 
 struct RestoreCall {
   std::string path;
@@ -43,7 +59,38 @@ struct RestoreCall {
   std::optional<uint64_t> before_op;
   std::optional<std::string> to;
   bool dry_run = false;
+  AsUser as;
   bool operator==(const RestoreCall&) const = default;
+};
+
+// The versions of one path (fusefs/history/versions.h), as Reply::rows:
+// seq, time (UTC), op, path, by, size after. A user sees only the versions
+// they could read at the time.
+struct HistoryCall {
+  std::string path;
+  AsUser as;
+  bool operator==(const HistoryCall&) const = default;
+};
+
+// Op log records, oldest first, as Reply::rows: seq, time (UTC), op, path,
+// by. `limit` keeps the newest ones. A user sees only the records of paths
+// they could list (read on the parent, search on the way) just before each,
+// among those newest ones.
+struct LogCall {
+  std::optional<std::string> path;  // this path or below
+  std::optional<int64_t> since_ns;
+  std::optional<std::string> by;    // only records made by a process of this name
+  uint64_t limit = 0;               // 0: no limit
+  AsUser as;
+  bool operator==(const LogCall&) const = default;
+};
+
+// Undoes the last restore made by `as.uid` (the newest restore record with
+// that caller uid): restores its path to just before it, checked like a
+// restore. Undoing again redoes it (the undo is the newest restore then).
+struct UndoRestoreCall {
+  Identity as;
+  bool operator==(const UndoRestoreCall&) const = default;
 };
 
 // Collect garbage now (fusefs/gc/gc.h).
@@ -73,7 +120,8 @@ struct CheckpointCall {
   bool operator==(const CheckpointCall&) const = default;
 };
 
-using Request = std::variant<RestoreCall, GcCall, RetentionCall, CheckpointCall, QuotaCall>;
+using Request = std::variant<RestoreCall, GcCall, RetentionCall, CheckpointCall, QuotaCall, HistoryCall, LogCall,
+                             UndoRestoreCall>;
 
 struct Reply {
   int err = 0;             // 0: done; else errno
@@ -84,6 +132,8 @@ struct Reply {
   std::vector<RestoreChange> changes;
   // gc and retention: named figures ("records_dropped", "max_age_ns", ...)
   std::vector<std::pair<std::string, int64_t>> figures;
+  // history and log: one row of cells per version or record
+  std::vector<std::vector<std::string>> rows;
 };
 
 std::string encode(const Request& r);
@@ -105,6 +155,14 @@ Result<std::string> recv_frame(int fd, uint32_t max);
 // group or others. A socket file left there is removed first: the caller
 // must be the only server of `dir` (roamfs holds the store's lock).
 Result<int> listen_on(const std::string& dir);
+
+// Writes back the dirty pages of the disk mounted at `mountpoint`, so the
+// kernel cannot write stale data over what a restore brings back: syncfs,
+// or sync(2) when the mount refuses this process (a disk served to a
+// desktop's user namespace refuses the host's processes). ENOSPC and EDQUOT
+// from writeback are not errors here: the writer that filled the disk
+// learns them itself, and the request may be what frees the space.
+Status flush_mount(const std::string& mountpoint);
 
 // Connects to the server at `dir`/socket, checks that it runs as root or as
 // `owner` (SO_PEERCRED; EACCES, the request unsent, otherwise), sends `req`

@@ -8,7 +8,8 @@
 # where an administrator would.
 #
 # Needs: ROAM_BROKER_BIN, ROAM_AGENT_BIN, ROAMCTL, ROAMFS, ROAM_DESKTOP_TOOL
-# (meson sets them; tests/e2e/meson.build). Run as root.
+# (meson sets them; tests/e2e/meson.build), and ROAM_BIN for `roam` in
+# desktops. Run as root.
 
 set -uo pipefail
 
@@ -18,7 +19,7 @@ PORT=$((20000 + RANDOM % 20000))
 export ROAM_BROKER="tcp://127.0.0.1:$PORT"
 export ROAM_DESKTOP_DIR="$T/desktops"
 export ROAM_EXPORTS="$T/run/exports"
-export ROAM_AGENT_BIN ROAMCTL
+export ROAM_AGENT_BIN ROAMCTL ROAM_BIN
 # Desktops reach the broker over their veth pair, at the host's end of it.
 ROAM_BROKER_LISTEN=${ROAM_BROKER_LISTEN:-tcp://0.0.0.0:$PORT}
 DESKTOP_USERS="--user alice:1000 --user bob:1001 --user carol:1002 --user dora:1003"
@@ -120,7 +121,7 @@ setup_broker() {
     ROAM_BROKER_KEY=$(cat "$T/keys/broker.pub")
     cat >"$T/provision.sh" <<PROV
 #!/bin/sh
-export ROAM_DESKTOP_DIR='$ROAM_DESKTOP_DIR' ROAM_AGENT_BIN='$ROAM_AGENT_BIN' ROAMCTL='$ROAMCTL'
+export ROAM_DESKTOP_DIR='$ROAM_DESKTOP_DIR' ROAM_AGENT_BIN='$ROAM_AGENT_BIN' ROAMCTL='$ROAMCTL' ROAM_BIN='${ROAM_BIN:-}'
 exec '$ROAM_DESKTOP_TOOL' provision $DESKTOP_USERS ${2:-} --health-check 'test ! -e $DAMAGE_MARK'
 PROV
     chmod +x "$T/provision.sh"

@@ -1,9 +1,14 @@
 // The agent's side of a switch (agent/desktop.h) with a fake mount driver
 // and a fake OS: what it answers to Detach and Attach, and what it reports
-// and unmounts every heartbeat interval. No socket, mount or process.
+// and unmounts every heartbeat interval. No socket, mount or process. And
+// the users' socket (agent/user_socket.h), on a real socket.
 #include <catch2/catch.hpp>
 
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -18,6 +23,8 @@
 
 #include "agent/busy.h"
 #include "agent/desktop.h"
+#include "agent/user_socket.h"
+#include "protocol/local_socket.h"
 #include "tests/unit/helpers.h"
 
 using namespace roam;
@@ -389,4 +396,82 @@ TEST_CASE("a process working under any of the disk's mounts is busy", "[agent]")
   CHECK(::kill(pid, 0) != 0);    // gone
   ::close(ready[0]);
   ::close(ready[1]);
+}
+
+// The users' socket (agent/user_socket.h): who asks is the kernel's word.
+namespace {
+
+int connect_to(const std::string& path) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  REQUIRE(fd >= 0);
+  REQUIRE(::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0);
+  return fd;
+}
+
+// Polls the socket's descriptors until a request is whole (at most ~2 s).
+std::vector<proto::HistoryRequest> serve(UserSocket& users) {
+  for (int round = 0; round < 200; ++round) {
+    std::vector<pollfd> fds;
+    for (int fd : users.poll_fds()) fds.push_back({fd, POLLIN, 0});
+    ::poll(fds.data(), fds.size(), 10);
+    for (const auto& p : fds) {
+      if (!(p.revents & POLLIN)) continue;
+      auto got = users.on_readable(p.fd, UserSocket::Clock::now());
+      if (!got.empty()) return got;
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+TEST_CASE("the users' socket fills in who asks from the kernel and answers the client that asked", "[user-socket]") {
+  roam::testing::TempDir tmp;
+  const std::string path = tmp.sub("run/agent.sock");
+  UserSocket users = roam::testing::must(UserSocket::listen(path));
+  struct stat st {};
+  REQUIRE(::stat(path.c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0666);
+  const int client = connect_to(path);
+  proto::HistoryRequest lie{77, "bob", 0, 0, "0", 1, "init", "log", "", "", 0, "", "", "", 0, false};
+  REQUIRE(proto::write_message(client, lie).is_ok());
+  auto got = serve(users);
+  REQUIRE(got.size() == 1);
+  const proto::HistoryRequest& r = got[0];
+  CHECK(r.user.empty());
+  CHECK(r.uid == ::getuid());
+  CHECK(r.gid == ::getgid());
+  CHECK(r.pid == static_cast<uint64_t>(::getpid()));
+  CHECK(r.comm != "init");
+  CHECK(r.request_id != 77);  // the agent's own id
+  CHECK_FALSE(users.on_reply(proto::reply_for(r.request_id + 1, Status::ok())));
+  REQUIRE(users.on_reply(proto::Reply{r.request_id, 0, "done", {"a"}}));
+  auto reply = proto::read_message(client);
+  REQUIRE(reply.is_ok());
+  const auto& answer = std::get<proto::Reply>(*reply);
+  CHECK(answer.request_id == 77);  // the client's id again
+  CHECK(answer.message == "done");
+  ::close(client);
+}
+
+TEST_CASE("a client that sends something else than a history request is answered EPROTO and dropped",
+          "[user-socket]") {
+  roam::testing::TempDir tmp;
+  UserSocket users = roam::testing::must(UserSocket::listen(tmp.sub("agent.sock")));
+  const int client = connect_to(tmp.sub("agent.sock"));
+  REQUIRE(proto::write_message(client, proto::SwitchRequest{1, "alice", "B", true}).is_ok());
+  CHECK(serve(users).empty());
+  auto reply = proto::read_message(client);
+  REQUIRE(reply.is_ok());
+  CHECK(std::get<proto::Reply>(*reply).code == EPROTO);
+  ::close(client);
+}
+
+TEST_CASE("the groups of /proc/PID/status, comma-separated", "[user-socket]") {
+  CHECK(groups_from_status("Name:\tsh\nGroups:\t27 100 1000 \nNSpid:\t1\n") == "27,100,1000");
+  CHECK(groups_from_status("Name:\tsh\nGroups:\t\n") == "");
+  CHECK(groups_from_status("Name:\tsh\n") == "");
 }

@@ -28,6 +28,12 @@ std::vector<Request> samples() {
   return {
       Request{RestoreCall{"/docs/a b", 1764238500123456789LL, std::nullopt, std::nullopt, false}},
       Request{RestoreCall{"/", std::nullopt, 42, std::string("/copy"), true}},
+      Request{RestoreCall{"/t", -5, std::nullopt, std::nullopt, false, Identity{1000, 100, {27, 4000000000u}, 9, "roam"}}},
+      Request{HistoryCall{"/thesis.odt", std::nullopt}},
+      Request{HistoryCall{"/a", Identity{1000, 1000, {}, 1, ""}}},
+      Request{LogCall{}},
+      Request{LogCall{std::string("/docs"), -3, std::string("ransom"), 100, Identity{1001, 1001, {5}, 2, "sh"}}},
+      Request{UndoRestoreCall{Identity{1000, 1000, {}, 3, "roam"}}},
       Request{GcCall{}},
       Request{RetentionCall{}},
       Request{RetentionCall{30LL * 86400 * 1000000000LL, 20ull << 30, std::nullopt}},
@@ -62,6 +68,13 @@ TEST_CASE("control requests and replies survive a round trip", "[control]") {
   REQUIRE(d.changes.size() == 3);
   CHECK(d.changes[1].what == "content, mode");
   CHECK(d.figures == r.figures);
+}
+
+TEST_CASE("a reply's table rows survive a round trip", "[control]") {
+  Reply r;
+  r.rows = {{"1", "2026-12-04T23:00:00.000000000Z", "create", "/f", "sh[7] uid 1000", "12"}, {}, {"x"}};
+  ExactBuffer buf(encode(r));
+  CHECK(must(decode_reply(buf.view())).rows == r.rows);
 }
 
 TEST_CASE("truncated or extended control messages are refused", "[control]") {

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <random>
 
+#include "protocol/local_socket.h"
 #include "protocol/protocol.h"
 
 using namespace roam;
@@ -37,7 +38,9 @@ std::vector<Message> one_of_each() {
           UserList{UINT64_MAX},
           Reply{19, 0, "ok", {join_cells({"user", "desktop"}), join_cells({"alice", "A"})}},
           AuditList{20, 5},
-          DiskQuota{21, "bob", 8ull << 20}};
+          DiskQuota{21, "bob", 8ull << 20},
+          HistoryRequest{22, "", 1000, 1000, "27,100", 4321, "roam", "restore", "/thesis.odt", "-5m", 0, "/copy",
+                         "", "", 0, true}};
 }
 
 void require_protocol_error(const Result<Message>& r, const std::string& words) {
@@ -238,3 +241,42 @@ TEST_CASE("random, mutated and truncated frames never crash the decoder") {
   CHECK(accepted > 0);
   CHECK(refused > 0);
 }
+
+namespace {
+
+// The local socket's form of `m`: frame count, then each frame's length and bytes.
+std::string local_bytes(const Message& m) {
+  std::string out;
+  auto u32 = [&out](uint32_t v) {
+    for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>((v >> shift) & 0xff));
+  };
+  const auto frames = encode(m);
+  u32(static_cast<uint32_t>(frames.size()));
+  for (const auto& f : frames) {
+    u32(static_cast<uint32_t>(f.size()));
+    out += f;
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("the local socket's messages parse once whole, and not before") {
+  const Message m = HistoryRequest{5, "", 0, 0, "", 0, "", "log", "/docs", "", 0, "", "-1h", "sh", 10, false};
+  const std::string bytes = local_bytes(m);
+  for (size_t n = 0; n < bytes.size(); ++n) CHECK_FALSE(parse_message(std::string_view(bytes).substr(0, n)).has_value());
+  auto whole = parse_message(bytes);
+  REQUIRE(whole.has_value());
+  REQUIRE(whole->is_ok());
+  CHECK(encode(whole->value()) == encode(m));
+}
+
+TEST_CASE("the local socket refuses a count or a length beyond the limits before reading on") {
+  require_protocol_error(*parse_message(std::string("\x00\x01\x00\x01", 4)), "frames");
+  std::string huge("\x00\x00\x00\x02\x00\x20\x00\x00", 8);  // 2 frames, the first of 2 MiB
+  require_protocol_error(*parse_message(huge), "bytes");
+  // A whole message that decode() refuses: a history request without its fields.
+  std::string bad("\x00\x00\x00\x02\x00\x00\x00\x05ROAM1\x00\x00\x00\x01\x13", 18);
+  require_protocol_error(*parse_message(bad), "history-request takes 16 fields");
+}
+

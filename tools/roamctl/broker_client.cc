@@ -12,20 +12,28 @@
 
 namespace roam::ctl {
 
-void add_broker_options(CLI::App* cmd, BrokerArgs& args) {
+void add_broker_options(CLI::App* cmd, BrokerArgs& args, bool json) {
   cmd->add_option("--broker", args.endpoint, "the broker's endpoint")->envname("ROAM_BROKER")->capture_default_str();
   cmd->add_option("--broker-key", args.broker_key, "the broker's public key (hex)")->envname("ROAM_BROKER_KEY");
   cmd->add_option("--key-file", args.key_file, "your key pair (roamctl keygen)")
       ->envname("ROAM_KEY_FILE")
       ->capture_default_str();
   cmd->add_option("--timeout", args.timeout_s, "seconds to wait for the broker")->capture_default_str();
-  cmd->add_flag("--json", args.json, "print JSON for scripts");
+  if (json) cmd->add_flag("--json", args.json, "print JSON for scripts");
 }
 
 uint64_t new_request_id() {
   auto now = std::chrono::system_clock::now().time_since_epoch();
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(now).count()) ^
          (static_cast<uint64_t>(::getpid()) << 48);
+}
+
+proto::HistoryRequest history_request(const std::string& user, const std::string& command) {
+  proto::HistoryRequest r;
+  r.request_id = new_request_id();
+  r.user = user;
+  r.command = command;
+  return r;
 }
 
 Result<proto::Reply> ask_broker(const BrokerArgs& args, const proto::Message& request) {
@@ -38,43 +46,6 @@ Result<proto::Reply> ask_broker(const BrokerArgs& args, const proto::Message& re
                                       static_cast<int>(args.timeout_s * 1000)));
   ROAM_TRY(proto::status_of(reply));
   return reply;
-}
-
-void print_table(const proto::Reply& reply, bool json) {
-  if (reply.rows.empty()) return;
-  auto header = proto::split_cells(reply.rows[0]);
-  std::vector<std::vector<std::string>> rows;
-  for (size_t i = 1; i < reply.rows.size(); ++i) rows.push_back(proto::split_cells(reply.rows[i]));
-  if (json) {
-    std::printf("[");
-    for (size_t r = 0; r < rows.size(); ++r) {
-      std::printf("%s{", r ? ",\n " : "");
-      for (size_t c = 0; c < header.size() && c < rows[r].size(); ++c)
-        std::printf("%s%s: %s", c ? ", " : "", json_string(header[c]).c_str(), json_string(rows[r][c]).c_str());
-      std::printf("}");
-    }
-    std::printf("]\n");
-    return;
-  }
-  std::vector<size_t> width(header.size());
-  for (size_t c = 0; c < header.size(); ++c) {
-    width[c] = header[c].size();
-    for (const auto& row : rows)
-      if (c < row.size()) width[c] = std::max(width[c], row[c].size());
-  }
-  auto print_row = [&](const std::vector<std::string>& row, bool upper) {
-    std::string line;
-    for (size_t c = 0; c < header.size(); ++c) {
-      std::string cell = c < row.size() ? row[c] : "";
-      if (upper) std::transform(cell.begin(), cell.end(), cell.begin(), ::toupper);
-      if (c + 1 < header.size()) cell.resize(width[c] + 2, ' ');
-      line += cell;
-    }
-    while (!line.empty() && line.back() == ' ') line.pop_back();
-    std::printf("%s\n", line.c_str());
-  };
-  print_row(header, true);
-  for (const auto& row : rows) print_row(row, false);
 }
 
 int run_request(const std::string& cmd, const BrokerArgs& args, const proto::Message& request,

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "protocol/protocol.h"
+#include "protocol/table.h"
 
 namespace roam::ctl {
 
@@ -22,17 +23,17 @@ struct BrokerArgs {
   bool json = false;
 };
 
-// Adds --broker, --broker-key, --key-file, --timeout and --json to `cmd`
-// (each also read from ROAM_BROKER, ROAM_BROKER_KEY, ROAM_KEY_FILE).
-void add_broker_options(CLI::App* cmd, BrokerArgs& args);
+// Adds --broker, --broker-key, --key-file, --timeout and (with `json`)
+// --json to `cmd` (each also read from ROAM_BROKER, ROAM_BROKER_KEY,
+// ROAM_KEY_FILE). A command with a --json of its own passes json = false.
+void add_broker_options(CLI::App* cmd, BrokerArgs& args, bool json = true);
 
 // Sends `request` and waits for its reply. A transport failure or an error
 // reply is a Status whose message is one sentence for the user.
 Result<proto::Reply> ask_broker(const BrokerArgs& args, const proto::Message& request);
 
-// Prints the reply's rows (rows[0] is the header) as an aligned table, or as
-// a JSON array of objects when args.json.
-void print_table(const proto::Reply& reply, bool json);
+// Prints the reply's rows (protocol/table.h).
+using proto::print_table;
 
 // Runs `request`, prints its table (or `done` when it has none), and returns
 // the exit code; errors go to stderr as "roamctl CMD: sentence".
@@ -41,6 +42,10 @@ int run_request(const std::string& cmd, const BrokerArgs& args, const proto::Mes
 
 // A request id that is unique enough for one roamctl process.
 uint64_t new_request_id();
+
+// A history request (docs/broker-protocol.md) of `command` on `user`'s
+// disk, with a new request id; the caller fills in the command's fields.
+proto::HistoryRequest history_request(const std::string& user, const std::string& command);
 
 // A broker command that sends one request and prints the reply's table.
 struct BrokerCommand {

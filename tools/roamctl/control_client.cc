@@ -15,34 +15,8 @@ namespace roam::ctl {
 
 namespace {
 
-// A disk served to a desktop's user namespace (roamfs --userns) refuses the
-// host's processes (EACCES); sync(2) writes its dirty pages back all the same
-// (writeback needs no permission), at the price of flushing every filesystem.
-Status flush_mount(const std::string& mountpoint) {
-  const int fd = ::open(mountpoint.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0 && errno == EACCES) {
-    ::sync();
-    return Status::ok();
-  }
-  if (fd < 0 || ::syncfs(fd) < 0) {
-    const int err = errno;
-    // A full disk or quota: some process's cached writes cannot be written
-    // back (that process learns it from its own fsync or close). The flush
-    // only lets this command see the latest data; what it comes to do
-    // (retention, GC, a restore) is what gives the space back.
-    if (fd >= 0 && (err == ENOSPC || err == EDQUOT)) {
-      ::close(fd);
-      return Status::ok();
-    }
-    if (fd >= 0) ::close(fd);
-    return Status::error(err, "cannot flush " + mountpoint + ": " + std::strerror(err));
-  }
-  ::close(fd);
-  return Status::ok();
-}
-
 Result<control::Reply> run_mounted(const Target& t, const control::Request& req) {
-  ROAM_TRY(flush_mount(t.mountpoint));
+  ROAM_TRY(control::flush_mount(t.mountpoint));
   // The roamfs of a store runs as root or as the store's owner; a server
   // that is neither is not answered (control::call).
   struct stat st {};

@@ -1,4 +1,6 @@
 // roamctl log STORE|MOUNTPOINT [--path P] [--since T] [--until T] [--op KIND] [--json]
+// roamctl log --user USER [--path P] [--since T] [--limit N] [--json]: through
+// the broker, from any operator host, wherever USER's disk is attached.
 #include <linux/fs.h>  // RENAME_NOREPLACE, RENAME_EXCHANGE
 #include <sys/stat.h>
 
@@ -8,6 +10,7 @@
 #include "fusefs/history/versions.h"
 #include "fusefs/oplog/oplog.h"
 #include "base/timefmt.h"
+#include "tools/roamctl/broker_client.h"
 #include "tools/roamctl/commands.h"
 #include "tools/roamctl/control_client.h"
 #include "tools/roamctl/json.h"
@@ -18,7 +21,8 @@ namespace roam::ctl {
 namespace {
 
 struct LogArgs {
-  std::string target, path, since, until, op;
+  std::string target, path, since, until, op, user;
+  BrokerArgs broker;
   bool json = false;
   size_t limit = 0;
 };
@@ -97,7 +101,21 @@ void print_json(const OpRecord& r) {
   std::printf(",\"details\":%s}\n", json_string(details(r)).c_str());
 }
 
+int run_through_broker(const LogArgs& a) {
+  if (!a.target.empty() || !a.until.empty() || !a.op.empty())
+    return fail("log", Status::invalid("with --user, give no disk, --until nor --op"), 2);
+  proto::HistoryRequest req = history_request(a.user, "log");
+  req.path = a.path;
+  req.since = a.since;
+  req.limit = a.limit;
+  BrokerArgs broker = a.broker;
+  broker.json = a.json;
+  return run_request("log", broker, req, "no records");
+}
+
 int run_log(const LogArgs& a) {
+  if (!a.user.empty()) return run_through_broker(a);
+  if (a.target.empty()) return fail("log", Status::invalid("give STORE|MOUNTPOINT (or --user USER)"), 2);
   auto target = resolve_target(a.target);
   if (!target) return fail("log", target.status());
   oplog::Filter filter;
@@ -140,7 +158,9 @@ int run_log(const LogArgs& a) {
 
 void add_log_command(CLI::App& app, int& exit_code) {
   auto [cmd, a] = add_command<LogArgs>(app, "log", "show the operation log of a user disk", run_log, exit_code);
-  add_target_argument(cmd, a->target);
+  add_target_argument(cmd, a->target)->required(false);
+  cmd->add_option("--user", a->user, "USER's disk, through the broker, wherever it is attached");
+  add_broker_options(cmd, a->broker, false);
   cmd->add_option("--path", a->path, "only operations on this path or below it");
   cmd->add_option("--since", a->since, "only operations at or after TIME");
   cmd->add_option("--until", a->until, "only operations at or before TIME");

@@ -1,4 +1,8 @@
 // roamctl restore STORE|MOUNTPOINT PATH (--at TIME | --before-op SEQ) [--to NEWPATH] [--dry-run] [--json]
+// roamctl restore --user USER PATH (--at TIME | --before-op SEQ) [--to NEWPATH] [--dry-run]
+//
+// With --user, from any operator host: the broker forwards the restore to
+// the roamfs serving USER's disk, wherever it is attached (and audits it).
 //
 // On a mounted disk the request goes to roamfs's control socket (so the
 // kernel's caches are invalidated and open directories see the change at
@@ -8,6 +12,7 @@
 #include <string>
 
 #include "base/timefmt.h"
+#include "tools/roamctl/broker_client.h"
 #include "tools/roamctl/commands.h"
 #include "tools/roamctl/control_client.h"
 #include "tools/roamctl/json.h"
@@ -18,7 +23,8 @@ namespace roam::ctl {
 namespace {
 
 struct RestoreArgs {
-  std::string target, path, at, to;
+  std::string target, path, at, to, user;
+  BrokerArgs broker;
   uint64_t before_op = 0;
   bool dry_run = false, json = false;
   // Whether --at and --before-op were given (--before-op 0 is a value).
@@ -51,9 +57,27 @@ void print(const RestoreArgs& a, const control::RestoreCall& call, const control
   }
 }
 
+// --user: PATH is the only positional argument (it lands in `target`).
+int run_through_broker(const RestoreArgs& a) {
+  if (!a.path.empty()) return fail("restore", Status::invalid("with --user, give only the PATH on the user's disk"), 2);
+  proto::HistoryRequest req = history_request(a.user, "restore");
+  req.path = a.target;
+  req.at = a.at;
+  req.before_op = a.before_op;
+  req.to = a.to;
+  req.dry_run = a.dry_run;
+  auto reply = ask_broker(a.broker, req);
+  if (!reply) return fail("restore", reply.status());
+  for (size_t i = 1; i < reply->rows.size(); ++i) std::printf("%s\n", reply->rows[i].c_str());
+  std::printf("%s\n", reply->message.c_str());
+  return 0;
+}
+
 int run_restore(const RestoreArgs& a) {
   if (a.at_option->count() == 0 && a.before_op_option->count() == 0)
     return fail("restore", Status::invalid("say which moment: --at TIME or --before-op SEQ"), 2);
+  if (!a.user.empty()) return run_through_broker(a);
+  if (a.path.empty()) return fail("restore", Status::invalid("give STORE|MOUNTPOINT and PATH (or --user USER PATH)"), 2);
   auto target = resolve_target(a.target);
   if (!target) return fail("restore", target.status());
   control::RestoreCall call;
@@ -79,7 +103,9 @@ void add_restore_command(CLI::App& app, int& exit_code) {
   auto [cmd, a] = add_command<RestoreArgs>(app, "restore", "bring a file or directory back to a past moment",
                                            run_restore, exit_code);
   add_target_argument(cmd, a->target);
-  cmd->add_option("path", a->path, "file or directory to restore (\"/\" for the whole disk)")->required();
+  cmd->add_option("path", a->path, "file or directory to restore (\"/\" for the whole disk)");
+  cmd->add_option("--user", a->user, "restore on USER's disk through the broker, wherever it is attached");
+  add_broker_options(cmd, a->broker, false);
   auto* at = cmd->add_option("--at", a->at, "the moment: ISO 8601, @EPOCH or -90s/-15m/-2h/-3d");
   auto* before = cmd->add_option("--before-op", a->before_op, "just before this operation (its SEQ in roamctl log)");
   at->excludes(before);

@@ -29,6 +29,7 @@ LAYERS = {
     "broker": 6,  # roam-broker
     "agent": 6,  # roam-agent
     "tools/roamctl": 7,
+    "tools/roam": 7,  # roam: the desktop users' command
     "tools/bench": 7,
     "tests": 8,
 }

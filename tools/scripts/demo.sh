@@ -5,7 +5,8 @@
 # switches alice to B (which does not exist yet and is provisioned), shows the
 # files there at once, hers, then removes A, breaks B's OS (its health check
 # fails) and shows alice moved to a new, provisioned desktop by herself; there
-# alice deletes a file by mistake, and it is restored by time. Each step is
+# alice deletes a file by mistake, and restores it herself from inside her
+# desktop (`roam`), as it was a moment before. Each step is
 # printed with its timing. Everything lives in a temporary directory removed
 # at the end.
 # (tools/scripts/demo-disk.sh shows one user disk up close: the log, a past view,
@@ -21,6 +22,7 @@ bash "$ROOT/tools/scripts/install-deps.sh" || exit 1
 bash "$ROOT/tools/scripts/build.sh" "$BUILD" >/dev/null || exit 1
 export ROAM_BROKER_BIN="$BUILD/broker/roam-broker" ROAM_AGENT_BIN="$BUILD/agent/roam-agent"
 export ROAMCTL="$BUILD/tools/roamctl/roamctl" ROAMFS="$BUILD/fusefs/roamfs" ROAM_DESKTOP_TOOL="$ROOT/tools/desktop/roam-desktop"
+export ROAM_BIN="$BUILD/tools/roam/roam"
 source "$ROOT/tests/e2e/lib.sh"
 
 # step "TITLE" CMD...: print the command, run it, print how long it took.
@@ -68,10 +70,12 @@ main() {
     before=@$(date +%s.%N)
     sleep 0.2
     step "alice deletes her thesis by mistake" as_user "$now" alice rm /home/alice/thesis.txt
-    step "the operation log on the storage node says who did it" ctl log "$(mount_of alice)" --path /thesis.txt
-    step "restore it as it was before (through the disk's roamfs; nothing is copied)" \
-        ctl restore "$(mount_of alice)" /thesis.txt --at "$before"
-    step "alice sees it in $now at once" as_user "$now" alice cat /home/alice/thesis.txt
+    step "alice asks her disk's log what happened (roam, in her desktop)" \
+        as_user "$now" alice roam log /home/alice/thesis.txt
+    step "alice restores it herself, as it was before (nothing is copied)" \
+        as_user "$now" alice roam restore /home/alice/thesis.txt --at "$before"
+    step "alice sees it at once" as_user "$now" alice cat /home/alice/thesis.txt
+    step "the broker audited her requests" ctl audit
     step "desktops" ctl desktop list
     step "status" ctl status
     printf '\n== the broker log\n'
