@@ -276,7 +276,7 @@ TEST_CASE("the local socket refuses a count or a length beyond the limits before
   std::string huge("\x00\x00\x00\x02\x00\x20\x00\x00", 8);  // 2 frames, the first of 2 MiB
   require_protocol_error(*parse_message(huge), "bytes");
   // A whole message that decode() refuses: a history request without its fields.
-  std::string bad("\x00\x00\x00\x02\x00\x00\x00\x05ROAM1\x00\x00\x00\x01\x13", 18);
+  std::string bad("\x00\x00\x00\x02\x00\x00\x00\x05ROAM1\x00\x00\x00\x01\x14", 18);  // type 20
   require_protocol_error(*parse_message(bad), "history-request takes 16 fields");
 }
 
