@@ -31,6 +31,10 @@ constexpr int64_t kMaxInboundFrameBytes = int64_t{proto::kMaxMessageBytes};
 // Messages read per wake-up of the loop at most, so that a flood of requests
 // cannot starve the tick (heartbeats, switch timeouts, supervision).
 constexpr int kMaxMessagesPerWakeup = 1000;
+// Calls to roamfs (history requests) running at once; more wait their turn
+// in the client (EAGAIN, "retry in a moment"). Each is a thread that may be
+// stuck on a hung roamfs until its timeout.
+constexpr size_t kMaxBackgroundCalls = 8;
 // Spare desktops the broker provisions are named spare-1, spare-2, ...
 constexpr char kSparePrefix[] = "spare-";
 
@@ -64,6 +68,8 @@ Status Broker::setup() {
   disks_ = DiskServerConfig{cfg_.roamfs, cfg_.run_dir + "/exports", cfg_.state_dir + "/logs"};
   ROAM_TRY(prepare_exports(disks_.exports_dir));
   ROAM_ASSIGN(signal_fd_, stop_signal_fd());
+  ROAM_ASSIGN(Background background, Background::create(kMaxBackgroundCalls));
+  background_.emplace(std::move(background));
   ROAM_TRY(auth_.bind(ctx_));
   ROAM_TRY(listen());
   switcher_ = make_switcher();
@@ -143,7 +149,8 @@ Status Broker::run() {
     auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next_tick - Clock::now());
     zmq::pollitem_t items[] = {{router_.handle(), 0, ZMQ_POLLIN, 0},
                                {auth_.socket().handle(), 0, ZMQ_POLLIN, 0},
-                               {nullptr, signal_fd_, ZMQ_POLLIN, 0}};
+                               {nullptr, signal_fd_, ZMQ_POLLIN, 0},
+                               {nullptr, background_->fd(), ZMQ_POLLIN, 0}};
     try {
       zmq::poll(items, std::size(items), std::max(wait, std::chrono::milliseconds(0)));
     } catch (const zmq::error_t& e) {
@@ -153,6 +160,7 @@ Status Broker::run() {
       std::fprintf(stderr, "roam-broker: stopping on a signal\n");
       return Status::ok();
     }
+    if (items[3].revents & ZMQ_POLLIN) background_->run_finished();
     if (items[1].revents & ZMQ_POLLIN) {
       if (Status s = auth_.handle_one(); !s) std::fprintf(stderr, "roam-broker: %s\n", s.message().c_str());
     }

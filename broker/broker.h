@@ -1,16 +1,21 @@
 // roam-broker: the control plane. One ROUTER socket (CURVE server) for agents
-// and roamctl, one event loop, one thread: no locks. The loop polls the
-// ROUTER, the ZAP handler and a signalfd, and every heartbeat interval runs
-// liveness, switch timeouts and supervision of the roamfs processes.
+// and roamctl, one event loop, one thread that owns all the broker's state:
+// no locks. The loop polls the ROUTER, the ZAP handler, a signalfd and the
+// Background's eventfd (history requests call roamfs on threads of their
+// own, which touch none of this state: background.h), and every heartbeat
+// interval runs liveness, switch timeouts and supervision of the roamfs
+// processes.
 #pragma once
 
 #include <zmq.hpp>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "broker/auth.h"
+#include "broker/background.h"
 #include "broker/history_requests.h"
 #include "broker/rate_limit.h"
 #include "broker/disk_server.h"
@@ -86,9 +91,14 @@ class Broker {
   struct HistoryTarget {
     std::string user, store, mount_point;
   };
+  // Checks, rate-limits and builds the request on the loop; the call to
+  // roamfs runs in background_; finish_history audits and replies.
   void handle_history(const Principal& who, const std::string& rid, const proto::HistoryRequest& r);
   Result<HistoryTarget> history_target(const Principal& who, const proto::HistoryRequest& r);
-  Result<Answer> run_history(const Principal& who, const proto::HistoryRequest& r, const HistoryTarget& t);
+  Status start_history(const Principal& who, const std::string& rid, const proto::HistoryRequest& r,
+                       const HistoryTarget& t);
+  void finish_history(const Principal& who, const std::string& rid, const proto::HistoryRequest& r,
+                      const std::string& user, const Result<Answer>& answer);
   // A reply; `message` (when not empty) replaces "ok" in a success.
   void reply(const std::string& rid, uint64_t request_id, const Status& s, std::vector<std::string> rows = {},
              std::string message = "");
@@ -105,6 +115,7 @@ class Broker {
   Peers peers_;
   std::unique_ptr<Switcher> switcher_;
   RateLimiter history_limiter_{cfg_.history_rate};
+  std::optional<Background> background_;  // set by setup()
   int signal_fd_ = -1;
 };
 

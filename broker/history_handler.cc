@@ -51,38 +51,67 @@ Result<Broker::HistoryTarget> Broker::history_target(const Principal& who, const
   return HistoryTarget{user, disk->store, att->mount_point};
 }
 
-// Runs `r` on the roamfs serving `t`'s disk; an agent's request as its
-// caller (narrowed to their permissions there), an operator's as it is.
-Result<Answer> Broker::run_history(const Principal& who, const proto::HistoryRequest& r,
-                                                  const HistoryTarget& t) {
+namespace {
+
+// A restore can take minutes on a big tree; past this a roamfs that does not
+// answer is taken for hung (the thread comes back, the request fails).
+constexpr double kRoamfsCallTimeoutS = 600;
+
+// Runs `req` on the roamfs serving the disk in `store`, mounted at `mount_point`. On a Background thread:
+// touches nothing of the broker's. An operator's restore first flushes the
+// mount, so the kernel cannot write dirty pages over what comes back (a
+// user's `roam` flushes its own mount before asking).
+Result<control::Reply> call_roamfs(const std::string& store, const std::string& mount_point,
+                                   const control::Request& req, bool flush) {
+  if (flush) ROAM_TRY(control::flush_mount(mount_point));
+  struct stat st {};
+  if (::stat(store.c_str(), &st) != 0)
+    return Status::error(errno, "cannot stat " + store + ": " + std::strerror(errno));
+  ROAM_ASSIGN(control::Reply reply, control::call(control::socket_dir(store), st.st_uid, req, kRoamfsCallTimeoutS));
+  if (reply.err != 0) return Status::error(reply.err, reply.message);
+  return reply;
+}
+
+}  // namespace
+
+// Builds the control request on the loop (it reads the clock and the
+// request), then calls roamfs on a Background thread: an agent's request as
+// its caller (narrowed to their permissions there), an operator's as it is.
+Status Broker::start_history(const Principal& who, const std::string& rid, const proto::HistoryRequest& r,
+                             const HistoryTarget& t) {
   std::optional<Identity> as;
   if (who.role == Principal::Role::kAgent) {
     ROAM_ASSIGN(Identity id, identity_of(r));
     as = std::move(id);
   }
   ROAM_ASSIGN(control::Request req, to_control_request(r, as, now_ns()));
-  // An operator's restore: the kernel must not write dirty pages over what
-  // comes back (a user's `roam` flushes its own mount before asking).
-  if (!as && r.command == "restore") ROAM_TRY(control::flush_mount(t.mount_point));
-  struct stat st {};
-  if (::stat(t.store.c_str(), &st) != 0)
-    return Status::error(errno, "cannot stat " + t.store + ": " + std::strerror(errno));
-  ROAM_ASSIGN(control::Reply reply, control::call(control::socket_dir(t.store), st.st_uid, req));
-  if (reply.err != 0) return Status::error(reply.err, reply.message);
-  return answer_for(r, reply, as.has_value());
+  const bool flush = !as && r.command == "restore";
+  return background_->start([this, who, rid, r, t, req = std::move(req), flush, for_user = as.has_value()] {
+    Result<control::Reply> reply = call_roamfs(t.store, t.mount_point, req, flush);
+    Result<Answer> answer = reply ? Result<Answer>(answer_for(r, *reply, for_user)) : Result<Answer>(reply.status());
+    return Background::Completion([this, who, rid, r, user = t.user, answer = std::move(answer)] {
+      finish_history(who, rid, r, user, answer);
+    });
+  });
 }
 
 void Broker::handle_history(const Principal& who, const std::string& rid, const proto::HistoryRequest& r) {
-  const bool from_agent = who.role == Principal::Role::kAgent;
-  if (from_agent) {
+  if (who.role == Principal::Role::kAgent) {
     if (auto wait_s = history_limiter_.take(who.desktop, steady_ms()))
       return reply(rid, r.request_id,
                    Status::error(EAGAIN, "rate limited, retry in " + std::to_string(*wait_s) + " s"));
   }
   auto target = history_target(who, r);
-  Result<Answer> answer = target ? run_history(who, r, *target) : Result<Answer>(target.status());
+  if (!target) return finish_history(who, rid, r, r.user, target.status());
+  if (Status started = start_history(who, rid, r, *target); !started)
+    finish_history(who, rid, r, target->user, started);
+}
+
+// Audits the request with its outcome and replies.
+void Broker::finish_history(const Principal& who, const std::string& rid, const proto::HistoryRequest& r,
+                            const std::string& user, const Result<Answer>& answer) {
+  const bool from_agent = who.role == Principal::Role::kAgent;
   const Status st = answer ? Status::ok() : answer.status();
-  const std::string user = target ? target->user : r.user;
   const std::string from = from_agent ? who.desktop : "operator";
   Status audited = registry_.append_audit({std::to_string(now_ns()), "history", user, from,
                                            bounded_cell(caller_cell(r, from_agent)), bounded_cell(describe(r)),
@@ -91,7 +120,7 @@ void Broker::handle_history(const Principal& who, const std::string& rid, const 
   std::fprintf(stderr, "roam-broker: history request from %s (%s) on %s's disk: %s: %s\n", from.c_str(),
                caller_cell(r, from_agent).c_str(), user.c_str(), describe(r).c_str(), st ? "ok" : st.message().c_str());
   if (!answer) return reply(rid, r.request_id, st);
-  reply(rid, r.request_id, st, std::move(answer->rows), answer->message);
+  reply(rid, r.request_id, st, answer->rows, answer->message);
 }
 
 }  // namespace roam::broker

@@ -243,7 +243,7 @@ TEST_CASE("roamctl refuses bad arguments", "[integration]") {
   SECTION("no or unknown subcommand") {
     expect_clean_failure(roamctl({}), {});
     expect_clean_failure(roamctl({"frobnicate"}), {"frobnicate", "subcommand"});
-    expect_clean_failure(roamctl({"log"}), {"target", "required"});
+    expect_clean_failure(roamctl({"log"}), {"STORE|MOUNTPOINT", "--user"});
   }
 }
 
