@@ -7,11 +7,36 @@
 #include "broker/provisioner.h"
 #include "base/timefmt.h"
 #include "fusefs/control/execute.h"
+#include "fusefs/gc/retention.h"
 #include "fusefs/store/store.h"
 
 namespace roam::broker {
 
 using proto::join_cells;
+
+namespace {
+
+// What `roamctl status` says of a disk's space: its quota and live data,
+// and whether space pressure has dropped history (docs/gc.md). Read from
+// the store's last checkpoint (at most 30 s old on a mounted disk), with a
+// read-only open that writes nothing, takes no lock and never waits on roamfs.
+std::string space_cell(const std::string& store_dir) {
+  auto store = Store::open(store_dir, {.read_only = true, .replay_wal_for_reader = false});
+  if (!store) return "unreadable: " + store.status().message();
+  auto txn = (*store)->begin_read();
+  if (!txn) return "unreadable: " + txn.status().message();
+  auto quota = txn->quota_bytes();
+  auto live = txn->live_bytes();
+  auto trim = load_pressure_trim(*txn);
+  if (!quota || !live || !trim) return "unreadable";
+  std::string cell = format_bytes(*live) + (*quota ? " of " + format_bytes(*quota) : " (no quota)");
+  if (*trim)
+    cell += "; history dropped for space at " + format_time_utc((*trim)->at_ns) +
+            ((*trim)->kept_from_ns ? ", kept from " + format_time_utc((*trim)->kept_from_ns) : ", none kept");
+  return cell;
+}
+
+}  // namespace
 
 void Broker::handle_request(const Principal& who, const std::string& rid, const proto::Message& m) {
   const uint64_t id = proto::request_id_of(m);
@@ -52,7 +77,7 @@ void Broker::handle_request(const Principal& who, const std::string& rid, const 
 }
 
 Result<std::vector<std::string>> Broker::disk_table(bool with_switches) {
-  std::vector<std::string> rows{with_switches ? join_cells({"user", "desktop", "epoch", "mount", "switching"})
+  std::vector<std::string> rows{with_switches ? join_cells({"user", "desktop", "epoch", "mount", "switching", "space"})
                                               : join_cells({"user", "store", "epoch", "desktop"})};
   ROAM_ASSIGN(auto disks, registry_.list(Table::kDisks));
   for (const auto& [user, row] : disks) {
@@ -66,7 +91,8 @@ Result<std::vector<std::string>> Broker::disk_table(bool with_switches) {
     std::string phase;
     for (const auto& j : switcher_->describe())
       if (j[0] == user) phase = j[3] + " -> " + j[2];
-    rows.push_back(join_cells({user, desktop, std::to_string(disk.epoch), att ? att->mount_point : "", phase}));
+    rows.push_back(
+        join_cells({user, desktop, std::to_string(disk.epoch), att ? att->mount_point : "", phase, space_cell(disk.store)}));
   }
   return rows;
 }

@@ -113,6 +113,11 @@ Executed execute_quota(Store& store, const QuotaCall& call) {
   auto live = txn->live_bytes();
   if (!live) return failed(live.status());
   if (Status s = txn->commit(); !s) return failed(s);  // nothing changed: nothing logged
+  // A new quota is durable at once, and readers of the checkpoint (the
+  // broker's status) see it.
+  if (call.quota_bytes) {
+    if (Status s = store.checkpoint(); !s) return failed(s);
+  }
   Executed e;
   e.reply.figures = {{"quota_bytes", static_cast<int64_t>(*quota)}, {"live_bytes", static_cast<int64_t>(*live)}};
   return e;

@@ -254,6 +254,11 @@ class Store {
  public:
   struct Options {
     bool read_only = false;  // roamctl on an unmounted or mounted store
+    // A read-only open of a store no writer holds first replays its WAL
+    // (a writable open, then a checkpoint) so the reader sees the latest
+    // state; false reads the last checkpoint as it is, writing nothing
+    // (the broker's status, which must stay cheap for every disk).
+    bool replay_wal_for_reader = true;
     size_t map_size = size_t{1} << 40;  // address space only; the file grows as used
     FileIo* io = nullptr;  // nullptr: the real OS
     // Index entries copied per transaction when a writable open upgrades a

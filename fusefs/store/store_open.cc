@@ -295,7 +295,7 @@ Status Store::create(const std::string& dir) {
 
 Result<std::unique_ptr<Store>> Store::open(const std::string& dir, Options options) {
   ROAM_ASSIGN(uint32_t version, check_format(dir));
-  if (options.read_only && version >= 3) finish_recovery_for_reader(dir, options);
+  if (options.read_only && options.replay_wal_for_reader && version >= 3) finish_recovery_for_reader(dir, options);
   std::unique_ptr<Store> s(new Store());
   s->dir_ = dir;
   s->read_only_ = options.read_only;

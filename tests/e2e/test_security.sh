@@ -51,6 +51,7 @@ main() {
     check "bob's roamfs has his quota" sh -c "$(declare -f ctl); ctl quota $(mount_of bob) | grep -q '^quota 4.0 MiB'"
     check "the operator raises it to 8 MiB (through bob's roamfs)" ctl disk quota bob 8M
     check "bob's roamfs has the new quota" sh -c "$(declare -f ctl); ctl quota $(mount_of bob) | grep -q '^quota 8.0 MiB'"
+    check "the broker's status shows bob's quota" sh -c "$(declare -f ctl); ctl status | grep '^bob' | grep -q 'of 8.0 MiB'"
     local mark
     mark="alice-private-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
     check "alice writes a private file in A" as_user A alice sh -c "echo $mark > /home/alice/diary && sync"

@@ -449,6 +449,26 @@ TEST_CASE("a read-only open after a crash sees the replayed changes when no writ
   CHECK(inode_of(*store, 2).has_value());
 }
 
+TEST_CASE("a read-only open told not to replay reads the last checkpoint and writes nothing", "[wal]") {
+  TempDir t;
+  const std::string dir = t.sub("s");
+  REQUIRE_OK(Store::create(dir));
+  in_killed_child(dir, [](Store& s) { put_file(s, 2, "crashed"); });
+  struct stat before {};
+  REQUIRE(::stat((dir + "/data.mdb").c_str(), &before) == 0);
+  {
+    auto store = must(Store::open(dir, {.read_only = true, .replay_wal_for_reader = false}));
+    CHECK_FALSE(inode_of(*store, 2).has_value());  // only in the WAL
+  }
+  struct stat after {};
+  REQUIRE(::stat((dir + "/data.mdb").c_str(), &after) == 0);
+  CHECK(after.st_mtim.tv_sec == before.st_mtim.tv_sec);
+  CHECK(after.st_mtim.tv_nsec == before.st_mtim.tv_nsec);
+  // The next reader that may replay still finds the change.
+  auto store = must(Store::open(dir, {.read_only = true}));
+  CHECK(inode_of(*store, 2).has_value());
+}
+
 TEST_CASE("concurrent writers and syncs, then a kill: every synced change is replayed", "[wal]") {
   TempDir t;
   const std::string dir = t.sub("s");
