@@ -57,10 +57,11 @@ namespace {
 // answer is taken for hung (the thread comes back, the request fails).
 constexpr double kRoamfsCallTimeoutS = 600;
 
-// Runs `req` on the roamfs serving the disk in `store`, mounted at `mount_point`. On a Background thread:
-// touches nothing of the broker's. An operator's restore first flushes the
-// mount, so the kernel cannot write dirty pages over what comes back (a
-// user's `roam` flushes its own mount before asking).
+// Runs `req` on the roamfs serving the disk in `store`, mounted at
+// `mount_point`. On a Background thread: touches nothing of the broker's.
+// An operator's restore first flushes the mount, so the kernel cannot write
+// dirty pages over what comes back (a user's `roam` flushes its own mount
+// before asking).
 Result<control::Reply> call_roamfs(const std::string& store, const std::string& mount_point,
                                    const control::Request& req, bool flush) {
   if (flush) ROAM_TRY(control::flush_mount(mount_point));
