@@ -24,6 +24,7 @@
 #include "fusefs/oplog/past_view.h"
 #include "fusefs/oplog/record.h"
 #include "fusefs/store/store.h"
+#include "fusefs/store/volume.h"
 
 namespace roam {
 
@@ -56,7 +57,8 @@ class Fs {
   // The live disk, or — with `at_seq` — a read-only view of the disk as it was
   // after that op log record (roamfs --at). A view's store is opened
   // read-only, so every mutating method fails with EROFS.
-  explicit Fs(Store& store, std::optional<uint64_t> at_seq = std::nullopt) : store_(store), at_seq_(at_seq) {}
+  explicit Fs(Store& store, std::optional<uint64_t> at_seq = std::nullopt)
+      : store_(store), at_seq_(at_seq), volume_(store.dir()) {}
 
   Store& store() { return store_; }
 
@@ -164,6 +166,7 @@ class Fs {
   bool kernel_owns_write_times_ = false;
   CommitHook commit_hook_;
   SpaceHook space_hook_;
+  VolumeWatch volume_;  // admit_growth's view of the store's volume
 };
 
 // The d_type-style type bits of a mode, stored in directory entries.

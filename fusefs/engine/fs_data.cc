@@ -180,6 +180,7 @@ Status Fs::fallocate(const Caller& c, uint64_t ino, int mode, uint64_t offset, u
 }
 
 Status Fs::admit_live_growth(uint64_t ino, uint64_t end) {
+  if (store_.quota_bytes() == 0) return Status::ok();  // no quota: no read transaction per write
   ROAM_ASSIGN(ReadTxn txn, store_.begin_read());
   ROAM_ASSIGN(uint64_t quota, txn.quota_bytes());
   if (quota == 0) return Status::ok();
@@ -192,15 +193,11 @@ Status Fs::admit_live_growth(uint64_t ino, uint64_t end) {
 }
 
 Status Fs::admit_growth(uint64_t bytes) {
-  auto fits = [&]() -> Result<bool> {
-    ROAM_ASSIGN(VolumeSpace space, volume_space(store_.dir()));
-    return space.avail >= bytes && space.avail - bytes >= growth_reserve(space.total);
-  };
-  ROAM_ASSIGN(bool ok, fits());
+  ROAM_ASSIGN(bool ok, volume_.admit(bytes));
   if (ok) return Status::ok();
   if (space_hook_) {
     space_hook_();
-    ROAM_ASSIGN(ok, fits());
+    ROAM_ASSIGN(ok, volume_.admit(bytes, /*look_now=*/true));
     if (ok) return Status::ok();
   }
   return Status::error(ENOSPC, "the storage volume is full (the rest is kept for deletes, restores and GC)");

@@ -167,7 +167,11 @@ Status WriteTxn::put_inode(const Inode& inode) {
   return put(dbis_.inodes, inode_key(inode.ino), encode(inode));
 }
 
-Status WriteTxn::set_quota(uint64_t bytes) { return put(dbis_.meta, kMetaQuota, codec::be64(bytes)); }
+Status WriteTxn::set_quota(uint64_t bytes) {
+  ROAM_TRY(put(dbis_.meta, kMetaQuota, codec::be64(bytes)));
+  new_quota_ = bytes;
+  return Status::ok();
+}
 
 Status WriteTxn::apply_live_delta() {
   if (live_delta_ == 0) return Status::ok();

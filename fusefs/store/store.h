@@ -241,6 +241,7 @@ class WriteTxn : public StoreTxn {
   std::map<uint64_t, int64_t> ref_deltas_;
   int64_t live_delta_ = 0;  // put_inode's changes of live data, applied at commit
   bool quota_exempt_ = false;
+  std::optional<uint64_t> new_quota_;  // set_quota's, for Store::quota_bytes() at commit
   std::vector<Before> before_;
   std::set<std::pair<MDB_dbi, std::string>> remembered_;
   std::string redo_;  // the WAL record's operations
@@ -296,6 +297,11 @@ class Store {
   Status checkpoint();
   // Whether the WAL has grown past `wal_bytes` since the last checkpoint.
   bool wal_bytes_past(uint64_t wal_bytes) const;
+  // The disk's quota on live data (0: none), as of the last committed
+  // set_quota; no lock, so it may lag a commit in progress (the commit itself
+  // checks the quota in its transaction). For the writes' pre-check, which
+  // costs nothing when there is no quota.
+  uint64_t quota_bytes() const { return quota_bytes_.load(std::memory_order_relaxed); }
   // Whether anything changed since the last checkpoint.
   bool changed_since_checkpoint() const { return writes_since_checkpoint_.load() != 0; }
 
@@ -321,6 +327,7 @@ class Store {
  private:
   friend class WriteTxn;
   Store() = default;
+  // The counters and the quota, from the tables.
   Status load_counters();
   // Counts the live data of a store that has no kMetaLiveBytes (made before
   // it existed) and stores it. Writable stores.
@@ -355,6 +362,7 @@ class Store {
   Counters counters_;  // committed values; guarded by mu_
   uint64_t wal_generation_ = 0;  // guarded by mu_
   std::atomic<uint64_t> writes_since_checkpoint_{0};
+  std::atomic<uint64_t> quota_bytes_{0};  // quota_bytes()
   // Commits whose data is not inline in the WAL, so that sync() must flush
   // the segments first; and how many of them the last segment flush covered.
   std::atomic<uint64_t> data_commits_{0};

@@ -393,6 +393,8 @@ Status Store::load_counters() {
   ROAM_ASSIGN(uint64_t next_ino, next_after_last(dbis_.inodes));
   ROAM_ASSIGN(counters_.next_blob, next_after_last(dbis_.blobs));
   counters_.next_ino = std::max(next_ino, kRootIno + 1);
+  ROAM_ASSIGN(uint64_t quota, txn.quota_bytes());
+  quota_bytes_.store(quota, std::memory_order_relaxed);
   ROAM_ASSIGN(auto root, txn.get_inode(kRootIno));
   if (!root || !S_ISDIR(root->mode)) return Status::corrupt("the root directory is missing");
   return Status::ok();

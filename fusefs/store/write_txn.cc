@@ -148,6 +148,7 @@ Status WriteTxn::commit() {
   ROAM_TRY(store_->wal_->append(redo_));
   committed_ = true;
   store_->counters_ = counters_;
+  if (new_quota_) store_->quota_bytes_.store(*new_quota_, std::memory_order_relaxed);
   store_->writes_since_checkpoint_.fetch_add(1, std::memory_order_relaxed);
   lock_.unlock();
   return Status::ok();

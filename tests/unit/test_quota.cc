@@ -4,9 +4,13 @@
 #include <linux/falloc.h>
 #include <sys/stat.h>
 
+#include <chrono>
+#include <thread>
+
 #include <catch2/catch.hpp>
 
 #include "fusefs/history/restore.h"
+#include "fusefs/store/volume.h"
 #include "tests/unit/engine_env.h"
 
 using namespace roam;
@@ -134,4 +138,70 @@ TEST_CASE("a store made before the counter is counted at its first writable open
   e.reopen(false);
   CHECK(e.live() == 2 * kMiB);
   e.check();
+}
+
+TEST_CASE("the store keeps the quota in memory for the writes' pre-check", "[quota]") {
+  Env e;
+  CHECK(e.store->quota_bytes() == 0);
+  e.set_quota(8 * kMiB);
+  CHECK(e.store->quota_bytes() == 8 * kMiB);
+  {
+    WriteTxn aborted = must(e.store->begin_write());
+    REQUIRE_OK(aborted.set_quota(1));
+  }  // never committed
+  CHECK(e.store->quota_bytes() == 8 * kMiB);
+  e.reopen(false);
+  CHECK(e.store->quota_bytes() == 8 * kMiB);
+  e.reopen(true);
+  CHECK(e.store->quota_bytes() == 8 * kMiB);
+}
+
+namespace {
+
+// A volume whose free space the test sets, counting how often it is looked at.
+struct FakeVolume {
+  VolumeSpace space{1024 * kMiB, 512 * kMiB};  // reserve: 32 MiB
+  int looks = 0;
+  VolumeWatch::Look look() {
+    return [this](const std::string&) -> Result<VolumeSpace> {
+      ++looks;
+      return space;
+    };
+  }
+};
+
+}  // namespace
+
+TEST_CASE("the volume watch looks at the volume only when its last look could be wrong", "[quota]") {
+  FakeVolume v;
+  VolumeWatch watch("/store", v.look());
+  CHECK(must(watch.admit(kMiB)));
+  CHECK(v.looks == 1);
+  for (int i = 0; i < 100; ++i) CHECK(must(watch.admit(kMiB)));
+  CHECK(v.looks == 1);  // 101 MiB of 480 MiB of headroom
+
+  SECTION("admitted bytes past half the headroom it saw make it look again") {
+    v.space.avail = 40 * kMiB;  // someone else filled the volume
+    CHECK(must(watch.admit(200 * kMiB)) == false);
+    CHECK(v.looks == 2);
+    CHECK(must(watch.admit(4 * kMiB)));  // 4 of 8 MiB of headroom: no look
+    CHECK(v.looks == 2);
+    CHECK(must(watch.admit(kMiB)) == true);
+    CHECK(v.looks == 3);  // 5 MiB > half the headroom
+  }
+  SECTION("a refusal is always from a fresh look") {
+    v.space.avail = 33 * kMiB;
+    CHECK(must(watch.admit(300 * kMiB)) == false);
+    CHECK(must(watch.admit(300 * kMiB)) == false);
+    CHECK(v.looks == 3);
+  }
+  SECTION("an old look is not trusted") {
+    std::this_thread::sleep_for(VolumeWatch::kMaxAge + std::chrono::milliseconds(20));
+    CHECK(must(watch.admit(kMiB)));
+    CHECK(v.looks == 2);
+  }
+  SECTION("look_now looks, as after GC freed space") {
+    CHECK(must(watch.admit(kMiB, /*look_now=*/true)));
+    CHECK(v.looks == 2);
+  }
 }
