@@ -16,7 +16,9 @@
 
 #include <cstdint>
 #include <functional>
+#include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -79,6 +81,14 @@ class Fs {
   Result<Inode> mknod(const Caller& c, uint64_t parent, std::string_view name, uint32_t mode, uint64_t rdev,
                       OpKind kind, uint32_t umask = 0);
   Result<Inode> mkdir(const Caller& c, uint64_t parent, std::string_view name, uint32_t mode, uint32_t umask = 0);
+  // An unnamed regular file made in directory `parent` (open(O_TMPFILE)):
+  // link count 0, permissions as mknod's, logged as a tmpfile op. It lives
+  // while it is open (GC leaves open files alone), and link() may give it a
+  // name, once: any other file without a name is ENOENT to link(), as on
+  // Linux, where only a file opened with O_TMPFILE (without O_EXCL, which the
+  // kernel checks) may be linked back. This roamfs process remembers which
+  // files may (none survive it: their opens do not).
+  Result<Inode> tmpfile(const Caller& c, uint64_t parent, uint32_t mode, uint32_t umask = 0);
   Result<Inode> symlink(const Caller& c, uint64_t parent, std::string_view name, std::string_view target);
   Result<Inode> link(const Caller& c, uint64_t ino, uint64_t new_parent, std::string_view new_name);
   Status unlink(const Caller& c, uint64_t parent, std::string_view name);
@@ -138,6 +148,8 @@ class Fs {
  private:
   Result<Inode> make_node(const Caller& c, uint64_t parent, std::string_view name, uint32_t mode, uint64_t rdev,
                           std::string_view target, OpKind kind, uint32_t umask);
+  // Whether `ino` is a tmpfile never linked; `take` forgets it (it is being linked).
+  bool linkable_tmpfile(uint64_t ino, bool take);
   Result<OpRecord> finish(class Mutation& m);
   // ENOSPC unless `bytes` more data leave the volume's reserve free (after
   // the space hook had its chance to free some).
@@ -167,6 +179,8 @@ class Fs {
   CommitHook commit_hook_;
   SpaceHook space_hook_;
   VolumeWatch volume_;  // admit_growth's view of the store's volume
+  std::mutex tmpfiles_mu_;
+  std::set<uint64_t> unlinked_tmpfiles_;  // made by tmpfile() and not linked yet
 };
 
 // The d_type-style type bits of a mode, stored in directory entries.

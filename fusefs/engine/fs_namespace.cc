@@ -151,6 +151,25 @@ Result<std::vector<std::optional<Inode>>> Fs::getattrs(const std::vector<uint64_
   return out;
 }
 
+namespace {
+
+// A new inode for directory `dir` (not stored): the caller's, with the
+// directory's group when it is setgid (BSD group semantics), its permissions
+// from the directory's default ACL or the umask; link count 0.
+Result<Inode> new_child(Mutation& m, const Inode& dir, uint32_t mode, const Caller& c, Timespec now,
+                        uint32_t umask) {
+  Inode inode = m.new_inode(mode, c, now);
+  inode.nlink = 0;
+  if (dir.mode & S_ISGID) {
+    inode.gid = dir.gid;
+    if (S_ISDIR(mode)) inode.mode |= S_ISGID;
+  }
+  ROAM_TRY(inherit_acls(m, dir.ino, inode, umask));
+  return inode;
+}
+
+}  // namespace
+
 Result<Inode> Fs::make_node(const Caller& c, uint64_t parent, std::string_view name, uint32_t mode, uint64_t rdev,
                             std::string_view target, OpKind kind, uint32_t umask) {
   ROAM_TRY(check_name(name));
@@ -159,16 +178,10 @@ Result<Inode> Fs::make_node(const Caller& c, uint64_t parent, std::string_view n
   ROAM_ASSIGN(auto existing, m.txn().get_dirent(parent, name));
   if (existing) return Status::error(EEXIST, "file exists");
   const Timespec now = now_timespec();
-  Inode inode = m.new_inode(mode, c, now);
+  ROAM_ASSIGN(Inode inode, new_child(m, dir, mode, c, now, umask));
   inode.rdev = rdev;
   inode.symlink_target = std::string(target);
   inode.size = target.size();
-  inode.nlink = 0;
-  if (dir.mode & S_ISGID) {  // BSD group semantics for setgid directories
-    inode.gid = dir.gid;
-    if (S_ISDIR(mode)) inode.mode |= S_ISGID;
-  }
-  ROAM_TRY(inherit_acls(m, parent, inode, umask));
   ROAM_TRY(add_name(m, inode, parent, name));
   if (S_ISDIR(mode)) {
     inode.nlink = 2;
@@ -186,6 +199,27 @@ Result<Inode> Fs::make_node(const Caller& c, uint64_t parent, std::string_view n
   rec.name = std::string(target);
   ROAM_TRY(finish(m).take_status());
   return inode;
+}
+
+Result<Inode> Fs::tmpfile(const Caller& c, uint64_t parent, uint32_t mode, uint32_t umask) {
+  ROAM_ASSIGN(Mutation m, Mutation::begin(store_, OpKind::kTmpfile, c));
+  ROAM_ASSIGN(Inode dir, live_dir(m.txn(), parent));
+  // No name, so the directory does not change (Linux leaves its times too).
+  ROAM_ASSIGN(Inode inode, new_child(m, dir, S_IFREG | (mode & 07777), c, now_timespec(), umask));
+  ROAM_TRY(m.put_inode(inode));
+  OpRecord& rec = m.record();
+  rec.ino = inode.ino;
+  ROAM_ASSIGN(rec.path, m.txn().path_of(parent));
+  rec.mode = inode.mode;
+  ROAM_TRY(finish(m).take_status());
+  std::lock_guard lock(tmpfiles_mu_);
+  unlinked_tmpfiles_.insert(inode.ino);
+  return inode;
+}
+
+bool Fs::linkable_tmpfile(uint64_t ino, bool take) {
+  std::lock_guard lock(tmpfiles_mu_);
+  return take ? unlinked_tmpfiles_.erase(ino) > 0 : unlinked_tmpfiles_.count(ino) > 0;
 }
 
 Result<Inode> Fs::mknod(const Caller& c, uint64_t parent, std::string_view name, uint32_t mode, uint64_t rdev,
@@ -222,7 +256,8 @@ Result<Inode> Fs::link(const Caller& c, uint64_t ino, uint64_t new_parent, std::
   ROAM_ASSIGN(Mutation m, Mutation::begin(store_, OpKind::kLink, c));
   ROAM_ASSIGN(Inode inode, m.inode(ino));
   if (S_ISDIR(inode.mode)) return Status::error(EPERM, "cannot hard-link a directory");
-  if (inode.nlink == 0) return Status::not_found("file has been removed");
+  const bool tmpfile = inode.nlink == 0 && linkable_tmpfile(ino, false);
+  if (inode.nlink == 0 && !tmpfile) return Status::not_found("file has been removed");
   if (inode.nlink >= 65000) return Status::error(EMLINK, "too many links");
   ROAM_ASSIGN(Inode dir, live_dir(m.txn(), new_parent));
   ROAM_ASSIGN(auto existing, m.txn().get_dirent(new_parent, new_name));
@@ -239,6 +274,7 @@ Result<Inode> Fs::link(const Caller& c, uint64_t ino, uint64_t new_parent, std::
   ROAM_TRY(m.put_inode(dir));
   rec.ino = ino;
   ROAM_TRY(finish(m).take_status());
+  if (tmpfile) linkable_tmpfile(ino, true);  // named now: a later link needs a name, as any file's
   return inode;
 }
 

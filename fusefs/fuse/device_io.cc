@@ -42,6 +42,7 @@ struct DeviceIoHooks {
     t_seen = {};
     if (n < static_cast<ssize_t>(sizeof(fuse_in_header))) return n;
     io_of(userdata).saw_request(buf, static_cast<size_t>(n));
+    if (t_seen.opcode == FUSE_TMPFILE) DeviceIo::tmpfile_as_create(buf);
     return static_cast<ssize_t>(io_of(userdata).compat_setxattr(buf, static_cast<size_t>(n)));
   }
   static ssize_t writev(int fd, struct iovec* iov, int count, void* userdata) {
@@ -69,6 +70,15 @@ bool DeviceIo::open_kills(uint64_t nodeid) {
 
 bool DeviceIo::setxattr_kills_sgid(uint64_t nodeid) {
   return t_seen.kill && t_seen.opcode == FUSE_SETXATTR && t_seen.nodeid == nodeid;
+}
+
+bool DeviceIo::creating_tmpfile(uint64_t parent) {
+  return t_seen.opcode == FUSE_TMPFILE && t_seen.nodeid == parent;
+}
+
+void DeviceIo::tmpfile_as_create(void* buf) {
+  const uint32_t create = FUSE_CREATE;
+  std::memcpy(static_cast<char*>(buf) + offsetof(fuse_in_header, opcode), &create, sizeof create);
 }
 
 size_t DeviceIo::compat_setxattr(void* buf, size_t len) {

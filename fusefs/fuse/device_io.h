@@ -21,6 +21,12 @@
 //   job once it enforces ACLs). read hands libfuse each such request in the
 //   old layout (the 8-byte fuse_setxattr_in it parses) and notes the flag
 //   for the handler.
+// - Serve FUSE_TMPFILE (open with O_TMPFILE; protocol 7.37), an opcode
+//   libfuse 3.14 does not know (it answers ENOSYS, and the kernel then says
+//   EOPNOTSUPP to every O_TMPFILE open). Its request is a CREATE's (struct
+//   fuse_create_in and a name, "/"), and so is its reply, so read hands
+//   libfuse the request as a CREATE and notes for the handler that it is a
+//   TMPFILE (creating_tmpfile).
 //
 // Installed with no splice hooks, so libfuse neither receives nor sends
 // through splice (it offers the kernel no splice capability): every request
@@ -53,6 +59,9 @@ class DeviceIo {
   // Whether the request this thread is serving is a SETXATTR of inode
   // `nodeid` with FUSE_SETXATTR_ACL_KILL_SGID.
   static bool setxattr_kills_sgid(uint64_t nodeid);
+  // Whether the CREATE this thread is serving in directory `parent` came from
+  // the kernel as a TMPFILE: the new file gets no name.
+  static bool creating_tmpfile(uint64_t parent);
 
  private:
   friend struct DeviceIoHooks;
@@ -60,6 +69,8 @@ class DeviceIo {
   // Rewrites an extended SETXATTR request in `buf` (`len` bytes) into the old
   // layout; returns its new length.
   size_t compat_setxattr(void* buf, size_t len);
+  // Turns a TMPFILE request in `buf` into the CREATE libfuse knows.
+  static void tmpfile_as_create(void* buf);
   ssize_t write_reply(int fd, struct iovec* iov, int count);
 
   bool want_killpriv_v2_ = false;

@@ -359,7 +359,10 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 
 void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
   Caller caller = caller_of(req);
-  auto r = ctx(req).fs.mknod(caller, parent, name, mode, 0, OpKind::kCreate, umask_of(req));
+  // open(O_TMPFILE) reaches here as a CREATE (DeviceIo), with the name "/".
+  auto r = DeviceIo::creating_tmpfile(parent)
+               ? ctx(req).fs.tmpfile(caller, parent, mode, umask_of(req))
+               : ctx(req).fs.mknod(caller, parent, name, mode, 0, OpKind::kCreate, umask_of(req));
   if (!r) return reply_status(req, r.status());
   fi->fh = reinterpret_cast<uint64_t>(new FileHandle(std::move(caller), r->ino, ctx(req).open_files));
   fi->keep_cache = 1;

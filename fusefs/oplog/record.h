@@ -41,8 +41,9 @@ enum class OpKind : uint8_t {
   kSetxattr = 12,
   kRemovexattr = 13,
   kRestore = 14,
+  kTmpfile = 15,  // open(O_TMPFILE): a new file with no name
 };
-inline constexpr OpKind kLastOpKind = OpKind::kRestore;
+inline constexpr OpKind kLastOpKind = OpKind::kTmpfile;
 
 // "create", "write", ...; the names `roamctl log --op` accepts.
 std::string_view op_kind_name(OpKind kind);

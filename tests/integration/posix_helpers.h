@@ -2,6 +2,7 @@
 // children (as other users), and looking for records in the op log.
 #pragma once
 
+#include <fcntl.h>
 #include <grp.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -11,12 +12,15 @@
 
 #include <catch2/catch.hpp>
 #include <cerrno>
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <map>
+#include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "mount_fixture.h"
@@ -138,6 +142,80 @@ inline uint64_t env_u64(const char* name, uint64_t fallback) {
   const char* v = std::getenv(name);
   if (!v || !*v) return fallback;
   return std::strtoull(v, nullptr, 0);
+}
+
+// Flushes the mount (dirty pages reach roamfs and are logged).
+inline void sync_mount(const std::string& mnt) {
+  const int fd = ::open(mnt.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  REQUIRE(fd >= 0);
+  const int rc = ::syncfs(fd);
+  const int err = errno;
+  ::close(fd);
+  INFO("syncfs " << mnt << ": " << std::strerror(err));
+  REQUIRE(rc == 0);
+}
+
+// Writes `data` to `path` and fsyncs it, so it is logged before this returns
+// (with the writeback cache it would otherwise reach roamfs later).
+inline void write_synced(const std::string& path, const std::string& data) {
+  write_file(path, data);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  REQUIRE(fd >= 0);
+  REQUIRE(::fsync(fd) == 0);
+  ::close(fd);
+}
+
+// The moment between two changes: the clock read after the first is logged,
+// with a pause so the second is logged strictly later.
+inline int64_t moment_after_change() {
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  const int64_t t = wall_ns();
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  return t;
+}
+
+// The seq of the newest record in the op log of `target` (0: none).
+inline long long last_seq(const std::string& target) {
+  auto log = read_log(target);
+  return log.empty() ? 0 : log.back().num("seq");
+}
+
+// "roamctl ARGS...", for failure messages.
+inline std::string joined(const std::vector<std::string>& args) {
+  std::string s = "roamctl";
+  for (const auto& a : args) s += " " + a;
+  return s;
+}
+
+// What a successful `roamctl restore ... --json` said.
+struct Restored {
+  long long seq = 0;      // the restore's op (0: nothing changed)
+  long long changes = 0;
+  std::string command, out;
+};
+
+// Runs `roamctl ARGS... --json` (a restore); REQUIREs success and returns
+// what its last line said.
+inline Restored restore_ok(std::vector<std::string> args) {
+  args.push_back("--json");
+  Restored res;
+  res.command = joined(args);
+  ProcResult r = roamctl(args);
+  INFO(res.command << ": " << r.describe().substr(0, 6000));
+  REQUIRE(r.exit_code() == 0);
+  REQUIRE(r.err.empty());
+  std::istringstream in(r.out);
+  std::string line, last;
+  while (std::getline(in, line))
+    if (!line.empty()) last = line;
+  std::map<std::string, std::string> f;
+  REQUIRE(parse_json_object(last, f));
+  REQUIRE(f.count("seq"));
+  REQUIRE(f.count("changes"));
+  res.seq = std::stoll(f["seq"]);
+  res.changes = std::stoll(f["changes"]);
+  res.out = r.out;
+  return res;
 }
 
 }  // namespace roamtest

@@ -144,3 +144,53 @@ TEST_CASE("POSIX ACLs are enforced and kept in step with the mode as on a plain 
   CHECK(acl_state(fx.path("locked")) == expected.at("locked"));
   CHECK_FALSE(can_read_as(kNobody, kNobody, fx.path("locked")));
 }
+
+TEST_CASE("past views and restores bring back the ACLs of their moment, enforced as they were", "[integration]") {
+  MountFixture fx;
+  REQUIRE_OK(::chmod(fx.mnt().c_str(), 0755));
+  const std::string nobody = std::to_string(kNobody);
+  // Then: nobody is locked out of a world-readable file, and a directory's
+  // default ACL lets kUser write what is made in it.
+  write_synced(fx.path("locked"), "secret");
+  REQUIRE_OK(::chmod(fx.path("locked").c_str(), 0644));
+  setfacl({"-m", "u:" + nobody + ":---"}, fx.path("locked"));
+  REQUIRE_OK(::mkdir(fx.path("shared").c_str(), 0755));
+  setfacl({"-d", "-m", "u:" + std::to_string(kUser) + ":rwx"}, fx.path("shared"));
+  write_synced(fx.path("shared/file"), "x");
+  const std::string locked_then = acl_state(fx.path("locked"));
+  const std::string shared_file_then = acl_state(fx.path("shared/file"));
+  const long long then_op = last_seq(fx.mnt()) + 1;  // --before-op: everything so far
+  const int64_t then = moment_after_change();
+
+  // Later: nobody may read (the entry changed), then the ACL goes.
+  setfacl({"-m", "u:" + nobody + ":r"}, fx.path("locked"));
+  REQUIRE(can_read_as(kNobody, kNobody, fx.path("locked")));
+  const int64_t opened = moment_after_change();
+  setfacl({"-b"}, fx.path("locked"));
+  setfacl({"-b"}, fx.path("shared/file"));
+  REQUIRE(can_read_as(kNobody, kNobody, fx.path("locked")));
+  const std::string then_view = fx.path(".history/" + epoch_arg(then));
+  const std::string opened_view = fx.path(".history/" + epoch_arg(opened));
+
+  // (a) Each past view shows and enforces its moment's ACL: nobody is denied
+  // through the view of then, allowed through the later one and the live file.
+  CHECK(acl_state(then_view + "/locked") == locked_then);
+  CHECK(acl_state(then_view + "/shared/file") == shared_file_then);
+  CHECK_FALSE(can_read_as(kNobody, kNobody, then_view + "/locked"));
+  CHECK(can_read_as(kUser, kUser, then_view + "/locked"));
+  CHECK(can_read_as(kNobody, kNobody, opened_view + "/locked"));
+  CHECK(acl_state(opened_view + "/locked").find("user:" + nobody + ":r--") != std::string::npos);
+
+  // (b) A restore brings the ACLs back, and the kernel, which had cached the
+  // ACL-less file, enforces them at once and after a remount.
+  restore_ok({"restore", fx.mnt(), "/", "--before-op", std::to_string(then_op)});
+  CHECK(acl_state(fx.path("locked")) == locked_then);
+  CHECK(acl_state(fx.path("shared/file")) == shared_file_then);
+  CHECK_FALSE(can_read_as(kNobody, kNobody, fx.path("locked")));
+  CHECK(can_read_as(kUser, kUser, fx.path("locked")));
+  fx.remount();
+  CHECK(acl_state(fx.path("locked")) == locked_then);
+  CHECK_FALSE(can_read_as(kNobody, kNobody, fx.path("locked")));
+  // The view of then still says the same after the restore.
+  CHECK_FALSE(can_read_as(kNobody, kNobody, then_view + "/locked"));
+}

@@ -22,25 +22,6 @@ using namespace roamtest;
 
 namespace {
 
-// Writes `data` to `path` and fsyncs it, so it is logged before this returns
-// (with the writeback cache it would otherwise reach roamfs later).
-void write_synced(const std::string& path, const std::string& data) {
-  write_file(path, data);
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  REQUIRE(fd >= 0);
-  REQUIRE(::fsync(fd) == 0);
-  ::close(fd);
-}
-
-// The moment between two changes: the clock read after the first is logged,
-// with a pause so the second is logged strictly later.
-int64_t moment_after_change() {
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  const int64_t t = wall_ns();
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  return t;
-}
-
 std::set<std::string> names_in(const std::string& dir) {
   std::set<std::string> names;
   DIR* d = ::opendir(dir.c_str());

@@ -1102,3 +1102,52 @@ TEST_CASE("roamctl on a mount point reads the mounted store, even with a file na
   INFO(log.size() << " records");
   CHECK(created);
 }
+
+TEST_CASE("open(O_TMPFILE): a file with no name until linkat gives it one", "[integration]") {
+  MountFixture fx;
+  REQUIRE_OK(::mkdir(fx.path("d").c_str(), 0755));
+  const int dirfd = ::open(fx.path("d").c_str(), O_RDONLY | O_DIRECTORY);
+  REQUIRE(dirfd >= 0);
+  const int fd = ::openat(dirfd, ".", O_TMPFILE | O_RDWR, 0640);
+  INFO("open(O_TMPFILE): " << std::strerror(errno));
+  REQUIRE(fd >= 0);
+  REQUIRE(::write(fd, "no name yet", 11) == 11);
+  struct stat st {};
+  REQUIRE_OK(::fstat(fd, &st));
+  CHECK(st.st_nlink == 0);
+  CHECK(S_ISREG(st.st_mode));
+  const mode_t umask_now = ::umask(0);
+  ::umask(umask_now);
+  CHECK((st.st_mode & 07777) == (0640 & ~umask_now));
+  CHECK(list_dir(fx.path("d")) == std::vector<std::string>{".", ".."});
+
+  REQUIRE_OK(::linkat(fd, "", dirfd, "named", AT_EMPTY_PATH));
+  REQUIRE_OK(::fstat(fd, &st));
+  CHECK(st.st_nlink == 1);
+  CHECK(lstat_of(fx.path("d/named")).st_ino == st.st_ino);
+  // Linked once, it is a file like any other: a second name is a plain link.
+  REQUIRE_OK(::linkat(fd, "", dirfd, "second", AT_EMPTY_PATH));
+  CHECK(lstat_of(fx.path("d/named")).st_nlink == 2);
+  ::close(fd);
+
+  // With O_EXCL it may never get a name (the kernel refuses), and when closed
+  // it is gone.
+  const int excl = ::openat(dirfd, ".", O_TMPFILE | O_EXCL | O_WRONLY, 0600);
+  REQUIRE(excl >= 0);
+  REQUIRE_ERRNO(::linkat(excl, "", dirfd, "never", AT_EMPTY_PATH), ENOENT);
+  ::close(excl);
+  ::close(dirfd);
+  CHECK(list_dir(fx.path("d")) == std::vector<std::string>{".", "..", "named", "second"});
+
+  // O_TMPFILE in .history is EROFS, as every change there.
+  REQUIRE_ERRNO(::open(fx.path(".history/now").c_str(), O_TMPFILE | O_RDWR, 0600), EROFS);
+
+  auto log = read_log(fx.mnt());
+  Expect made = by_me("tmpfile", "/d");
+  expect_logged(log, made);
+  expect_logged(log, by_me("link", "", "/d/named"));
+
+  fx.remount();
+  CHECK(read_file(fx.path("d/named")) == "no name yet");
+  CHECK(lstat_of(fx.path("d/named")).st_nlink == 2);
+}

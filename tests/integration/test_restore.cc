@@ -56,57 +56,6 @@ namespace {
 
 void pause_ms(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
 
-// Flushes the mount (dirty pages reach roamfs and are logged).
-void sync_mount(const std::string& mnt) {
-  const int fd = ::open(mnt.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  REQUIRE(fd >= 0);
-  const int rc = ::syncfs(fd);
-  const int err = errno;
-  ::close(fd);
-  INFO("syncfs " << mnt << ": " << std::strerror(err));
-  REQUIRE(rc == 0);
-}
-
-long long last_seq(const std::string& target) {
-  auto log = read_log(target);
-  return log.empty() ? 0 : log.back().num("seq");
-}
-
-std::string joined(const std::vector<std::string>& args) {
-  std::string s = "roamctl";
-  for (const auto& a : args) s += " " + a;
-  return s;
-}
-
-// What a successful `roamctl restore ... --json` said.
-struct Restored {
-  long long seq = 0;      // the restore's op (0: nothing changed)
-  long long changes = 0;
-  std::string command, out;
-};
-
-Restored restore_ok(std::vector<std::string> args) {
-  args.push_back("--json");
-  Restored res;
-  res.command = joined(args);
-  ProcResult r = roamctl(args);
-  INFO(res.command << ": " << r.describe().substr(0, 6000));
-  REQUIRE(r.exit_code() == 0);
-  REQUIRE(r.err.empty());
-  std::istringstream in(r.out);
-  std::string line, last;
-  while (std::getline(in, line))
-    if (!line.empty()) last = line;
-  std::map<std::string, std::string> f;
-  REQUIRE(parse_json_object(last, f));
-  REQUIRE(f.count("seq"));
-  REQUIRE(f.count("changes"));
-  res.seq = std::stoll(f["seq"]);
-  res.changes = std::stoll(f["changes"]);
-  res.out = r.out;
-  return res;
-}
-
 // The disk path of a tree key: "." is "/", "a/b" is "/a/b".
 std::string disk_path(const std::string& rel) { return rel.empty() || rel == kRootKey ? "/" : "/" + rel; }
 

@@ -491,6 +491,42 @@ TEST_CASE("hard links", "[fs]") {
   e.require_healthy();
 }
 
+TEST_CASE("tmpfile: a file with no name, written, then linked once", "[fs]") {
+  FsEnv e;
+  Inode d = e.mkdir(kRootIno, "d", 02775);
+  const Inode d_before = must(e.fs->getattr(d.ino));
+  Inode t = must(e.fs->tmpfile(kCaller, d.ino, S_IFREG | 0666, 022));
+  CHECK(S_ISREG(t.mode));
+  CHECK((t.mode & 07777) == 0644);  // less the umask
+  CHECK(t.nlink == 0);
+  CHECK(t.gid == d.gid);  // a setgid directory's group, as for any new file
+  CHECK(must(e.fs->readdir(d.ino, "", 100)).empty());
+  CHECK(must(e.fs->getattr(d.ino)).mtime == d_before.mtime);  // no name, no change to the directory
+  const OpRecord& made = e.log.back();
+  CHECK(made.kind == OpKind::kTmpfile);
+  CHECK(made.ino == t.ino);
+  CHECK(made.path == "/d");
+  e.write(t.ino, 0, "written before it had a name");
+  e.require_healthy();
+
+  Inode linked = must(e.fs->link(kCaller, t.ino, d.ino, "named"));
+  CHECK(linked.nlink == 1);
+  CHECK(e.ino_of(d.ino, "named") == t.ino);
+  CHECK(e.path_of(t.ino) == "/d/named");
+  CHECK(e.read_all(t.ino) == "written before it had a name");
+  CHECK(e.log.back().kind == OpKind::kLink);
+  CHECK(e.log.back().path2 == "/d/named");
+  e.require_healthy();
+
+  // Once named, it is a file like any other: removed, it cannot come back.
+  REQUIRE_OK(e.fs->unlink(kCaller, d.ino, "named"));
+  CHECK_ERR(e.fs->link(kCaller, t.ino, d.ino, "again"), ENOENT);
+  // Nor can a removed plain file, nor a tmpfile in a removed directory be made.
+  REQUIRE_OK(e.fs->rmdir(kCaller, kRootIno, "d"));
+  CHECK_ERR(e.fs->tmpfile(kCaller, d.ino, S_IFREG | 0600), ENOENT);
+  e.require_healthy();
+}
+
 // ============================================================ data
 
 TEST_CASE("random writes, reads and truncates agree with an in-memory model", "[fs]") {

@@ -210,7 +210,7 @@ TEST_CASE("op kind names", "[oplog]") {
       {OpKind::kSymlink, "symlink"}, {OpKind::kLink, "link"},           {OpKind::kUnlink, "unlink"},
       {OpKind::kRmdir, "rmdir"},     {OpKind::kRename, "rename"},       {OpKind::kWrite, "write"},
       {OpKind::kSetattr, "setattr"}, {OpKind::kFallocate, "fallocate"}, {OpKind::kSetxattr, "setxattr"},
-      {OpKind::kRemovexattr, "removexattr"}, {OpKind::kRestore, "restore"}};
+      {OpKind::kRemovexattr, "removexattr"}, {OpKind::kRestore, "restore"}, {OpKind::kTmpfile, "tmpfile"}};
   REQUIRE(all.size() == static_cast<size_t>(kLastOpKind));
   for (const auto& [kind, name] : all) {
     CHECK(op_kind_name(kind) == name);

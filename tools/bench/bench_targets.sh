@@ -35,7 +35,9 @@ start_target() {
         mkdir -p "$mnt"
         "$BUILD_DIR/tools/roamctl/roamctl" mkfs "$store" </dev/null >>"$LOG_PREFIX-roamfs.log" 2>&1 ||
             { note "roamctl mkfs failed (see $LOG_PREFIX-roamfs.log)"; return 1; }
-        start_daemon "$LOG_PREFIX-roamfs.log" "$BUILD_DIR/fusefs/roamfs" "$store" "$mnt" -f
+        local -a extra=()
+        read -r -a extra <<<"${BENCH_ROAMFS_ARGS:-}"
+        start_daemon "$LOG_PREFIX-roamfs.log" "$BUILD_DIR/fusefs/roamfs" "$store" "$mnt" -f "${extra[@]}"
         pid=$DAEMON_PID
         MNT_OF[$t]=$mnt PID_OF[$t]=$pid
         wait_mount "$mnt" "$pid" 30 || { note "roamfs did not mount (see $LOG_PREFIX-roamfs.log)"; return 1; }

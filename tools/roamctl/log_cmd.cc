@@ -43,6 +43,7 @@ std::string details(const OpRecord& r) {
   switch (r.kind) {
     case OpKind::kCreate:
     case OpKind::kMkdir:
+    case OpKind::kTmpfile:
       return "mode " + octal(r.mode);
     case OpKind::kMknod:
       return "mode " + octal(r.mode) + (r.rdev ? " dev " + std::to_string(r.rdev) : "");
