@@ -86,7 +86,7 @@ Status Broker::start_history(const Principal& who, const std::string& rid, const
     as = std::move(id);
   }
   ROAM_ASSIGN(control::Request req, to_control_request(r, as, now_ns()));
-  const bool flush = !as && r.command == "restore";
+  const bool flush = !as && (r.command == "restore" || r.command == "undo");
   return background_->start([this, who, rid, r, t, req = std::move(req), flush, for_user = as.has_value()] {
     Result<control::Reply> reply = call_roamfs(t.store, t.mount_point, req, flush);
     Result<Answer> answer = reply ? Result<Answer>(answer_for(r, *reply, for_user)) : Result<Answer>(reply.status());

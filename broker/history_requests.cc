@@ -57,6 +57,22 @@ Result<control::Request> log_request(const proto::HistoryRequest& r, const std::
   return control::Request{std::move(c)};
 }
 
+Result<control::Request> undo_request(const proto::HistoryRequest& r, const std::optional<Identity>& as,
+                                      int64_t now_ns) {
+  if (r.by.empty() == (r.by_pid == 0)) return Status::invalid("say whose changes to undo: --by PROCESS or --pid PID");
+  if (r.by_pid > UINT32_MAX) return Status::invalid("--pid beyond 32 bits");
+  control::UndoCall c;
+  if (!r.by.empty()) c.comm = r.by;
+  else c.pid = static_cast<uint32_t>(r.by_pid);
+  if (!r.since.empty()) {
+    ROAM_ASSIGN(int64_t since, time_of(r.since, "--since", now_ns));
+    c.since_ns = since;
+  }
+  c.dry_run = r.dry_run;
+  c.as = as;
+  return control::Request{std::move(c)};
+}
+
 std::string change_row(const RestoreChange& c) {
   return std::string(1, static_cast<char>(c.kind)) + " " + c.path + (c.what.empty() ? "" : "  " + c.what);
 }
@@ -72,6 +88,21 @@ std::string restore_sentence(const proto::HistoryRequest& r, const control::Repl
   return "restored " + path + " to " + reply.moment + ": " + n + " changes, logged as op " + seq + " (undo it with: " + undo + ")";
 }
 
+// An undo's sentence: what it did (or would do) and how to take it back.
+// roamfs's reply message holds the path the logged restore covers.
+std::string undo_sentence(const proto::HistoryRequest& r, const control::Reply& reply, bool for_user) {
+  size_t n = 0;
+  for (const auto& c : reply.changes) n += c.kind != RestoreChange::Kind::kKept;
+  const std::string what = reply.moment.substr(reply.moment.rfind("undo of ", 0) == 0 ? 8 : 0);
+  if (n == 0) return "nothing to undo: the changes of " + what + " are already undone or kept";
+  if (r.dry_run) return "dry run: undoing the changes of " + what + " would make " + std::to_string(n) + " changes";
+  const std::string seq = std::to_string(reply.seq);
+  const std::string undo =
+      for_user ? "roam undo-restore" : "roamctl restore --user " + r.user + " " + reply.message + " --before-op " + seq;
+  return "undid the changes of " + what + ": " + std::to_string(n) + " changes, logged as op " + seq +
+         " (undo it with: " + undo + ")";
+}
+
 }  // namespace
 
 Result<control::Request> to_control_request(const proto::HistoryRequest& r, const std::optional<Identity>& as,
@@ -82,11 +113,12 @@ Result<control::Request> to_control_request(const proto::HistoryRequest& r, cons
   }
   if (r.command == "log") return log_request(r, as, now_ns);
   if (r.command == "restore") return restore_request(r, as, now_ns);
+  if (r.command == "undo") return undo_request(r, as, now_ns);
   if (r.command == "undo-restore") {
     if (!as) return Status::invalid("undo-restore undoes a user's own restore: it is made from their desktop");
     return control::Request{control::UndoRestoreCall{*as}};
   }
-  return Status::invalid("unknown command '" + r.command + "' (history, log, restore or undo-restore)");
+  return Status::invalid("unknown command '" + r.command + "' (history, log, restore, undo-restore or undo)");
 }
 
 Result<Identity> identity_of(const proto::HistoryRequest& r) {
@@ -120,7 +152,7 @@ Answer answer_for(const proto::HistoryRequest& r, const control::Reply& reply, b
   }
   a.rows.push_back(proto::join_cells({"change"}));
   for (const auto& c : reply.changes) a.rows.push_back(change_row(c));
-  a.message = restore_sentence(r, reply, for_user);
+  a.message = r.command == "undo" ? undo_sentence(r, reply, for_user) : restore_sentence(r, reply, for_user);
   return a;
 }
 
@@ -132,6 +164,7 @@ std::string describe(const proto::HistoryRequest& r) {
   if (!r.to.empty()) d += " --to " + r.to;
   if (!r.since.empty()) d += " --since " + r.since;
   if (!r.by.empty()) d += " --by " + r.by;
+  if (r.by_pid != 0) d += " --pid " + std::to_string(r.by_pid);
   if (r.dry_run) d += " --dry-run";
   return d;
 }

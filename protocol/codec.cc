@@ -49,7 +49,7 @@ inline auto refs(AuditList& m) { return std::tie(m.request_id, m.limit); }
 inline auto refs(DiskQuota& m) { return std::tie(m.request_id, m.user, m.bytes); }
 inline auto refs(HistoryRequest& m) {
   return std::tie(m.request_id, m.user, m.uid, m.gid, m.groups, m.pid, m.comm, m.command, m.path, m.at, m.before_op,
-                  m.to, m.since, m.by, m.limit, m.dry_run);
+                  m.to, m.since, m.by, m.limit, m.dry_run, m.by_pid);
 }
 
 ROAM_SCHEMA(Register, kRegister, "register", K::kName);
@@ -72,7 +72,8 @@ ROAM_SCHEMA(Reply, kReply, "reply", K::kU64, K::kU64, K::kText, K::kRows);
 ROAM_SCHEMA(AuditList, kAuditList, "audit-list", K::kU64, K::kU64);
 ROAM_SCHEMA(DiskQuota, kDiskQuota, "disk-quota", K::kU64, K::kName, K::kU64);
 ROAM_SCHEMA(HistoryRequest, kHistoryRequest, "history-request", K::kU64, K::kText, K::kU64, K::kU64, K::kText, K::kU64,
-            K::kText, K::kName, K::kText, K::kText, K::kU64, K::kText, K::kText, K::kText, K::kU64, K::kBool);
+            K::kText, K::kName, K::kText, K::kText, K::kU64, K::kText, K::kText, K::kText, K::kU64, K::kBool,
+            K::kU64);
 #undef ROAM_SCHEMA
 
 // The variant's alternatives are in MessageType order, so the type byte is

@@ -107,8 +107,8 @@ struct AuditList { uint64_t request_id = 0; uint64_t limit = 0; };
 // Set the quota on live data of a user's disk (0: none); kept in its store.
 struct DiskQuota { uint64_t request_id = 0; std::string user; uint64_t bytes = 0; };
 // A request on the history of a user's disk (docs/broker-protocol.md,
-// "Requests on a disk's history"). `command` is history, log, restore or
-// undo-restore; the fields it does not use are empty (0 for numbers).
+// "Requests on a disk's history"). `command` is history, log, restore,
+// undo-restore or undo; the fields it does not use are empty (0 for numbers).
 // From an agent: `user` is empty (the disk is the one attached to the
 // agent's desktop) and uid..comm are the caller's, as the agent read them
 // (SO_PEERCRED, /proc/PID/status); roamfs narrows the request to that uid's
@@ -128,9 +128,10 @@ struct HistoryRequest {
   uint64_t before_op = 0;  // restore --before-op; 0: not given
   std::string to;       // restore --to
   std::string since;    // log --since: a TIME
-  std::string by;       // log --by: a process name
+  std::string by;       // log, undo --by: a process name
   uint64_t limit = 0;   // log: at most this many (the newest); 0: the broker's default
   bool dry_run = false;
+  uint64_t by_pid = 0;  // undo --pid: a process id; 0: not given
 };
 // rows[0] is the column header when the reply is a table; cells are joined
 // with kCellSeparator.

@@ -5,6 +5,7 @@
 #include "fusefs/control/user_requests.h"
 #include "fusefs/gc/gc.h"
 #include "fusefs/history/moment.h"
+#include "fusefs/history/undo.h"
 #include "base/timefmt.h"
 
 namespace roam::control {
@@ -136,6 +137,24 @@ Executed execute_undo(Store& store, const Context& context, const UndoRestoreCal
   return execute_restore(store, context, *undo);
 }
 
+Executed execute_undo_process(Store& store, const Context& context, const UndoCall& call) {
+  UndoRequest req;
+  req.target = UndoTarget{call.comm, call.pid};
+  req.since_ns = call.since_ns;
+  req.dry_run = call.dry_run;
+  RestoreCheck allowed;
+  if (call.as) allowed = [&](const RestoreRequest& r) { return check_restore(store, *call.as, r); };
+  auto result = undo_process(store, call.as ? caller_of(*call.as) : context.caller, req, allowed);
+  if (!result) return failed(result.status());
+  Executed e;
+  e.reply.moment = result->source;
+  e.reply.seq = result->restore.record ? result->restore.record->seq : 0;
+  e.reply.changes = result->restore.changes;
+  if (result->restore.record) e.reply.message = result->restore.record->path;
+  e.result = std::move(result->restore);
+  return e;
+}
+
 }  // namespace
 
 Caller process_caller(uint32_t uid, uint32_t gid, uint32_t pid) {
@@ -156,6 +175,7 @@ Executed execute(Store& store, const Context& context, const Request& req) {
     Executed operator()(const HistoryCall& c) const { return with_rows(history_rows(store, c)); }
     Executed operator()(const LogCall& c) const { return with_rows(log_rows(store, c)); }
     Executed operator()(const UndoRestoreCall& c) const { return execute_undo(store, context, c); }
+    Executed operator()(const UndoCall& c) const { return execute_undo_process(store, context, c); }
     Executed operator()(const CheckpointCall&) const {
       Status s = store.checkpoint();
       return s ? Executed{} : failed(s);

@@ -63,6 +63,16 @@ struct RequestEncoder {
     out.push_back(static_cast<char>(Kind::kUndoRestore));
     put_identity(out, r.as);
   }
+  void operator()(const UndoCall& r) const {
+    out.push_back(static_cast<char>(Kind::kUndo));
+    put_optional_bytes(out, r.comm);
+    out.push_back(r.pid ? 1 : 0);
+    if (r.pid) put_varint(out, *r.pid);
+    out.push_back(r.since_ns ? 1 : 0);
+    if (r.since_ns) put_svarint(out, *r.since_ns);
+    out.push_back(r.dry_run ? 1 : 0);
+    put_as(out, r.as);
+  }
   void operator()(const GcCall&) const { out.push_back(static_cast<char>(Kind::kGc)); }
   void operator()(const CheckpointCall&) const { out.push_back(static_cast<char>(Kind::kCheckpoint)); }
   void operator()(const RetentionCall& r) const {
@@ -152,6 +162,27 @@ Result<Request> decode_undo_restore(codec::Reader& r) {
   return Request{UndoRestoreCall{std::move(*who)}};
 }
 
+Result<Request> decode_undo(codec::Reader& r) {
+  UndoCall c;
+  if (!optional_bytes(r, c.comm)) return malformed("undo");
+  const auto has_pid = presence(r);
+  if (!has_pid) return malformed("undo");
+  if (*has_pid) {
+    const uint64_t pid = r.varint();
+    if (pid > UINT32_MAX) return malformed("undo");
+    c.pid = static_cast<uint32_t>(pid);
+  }
+  if (c.comm.has_value() == c.pid.has_value()) return malformed("undo");
+  const auto has_since = presence(r);
+  if (!has_since) return malformed("undo");
+  if (*has_since) c.since_ns = r.svarint();
+  const auto dry_run = presence(r);
+  if (!dry_run) return malformed("undo");
+  c.dry_run = *dry_run;
+  if (!as_user(r, c.as)) return malformed("undo");
+  return Request{std::move(c)};
+}
+
 Result<Request> decode_restore(codec::Reader& r) {
   RestoreCall c;
   c.path = std::string(r.bytes());
@@ -212,6 +243,7 @@ Result<Request> decode_request(std::string_view bytes) {
     case Kind::kHistory: req = decode_history(r); break;
     case Kind::kLog: req = decode_log(r); break;
     case Kind::kUndoRestore: req = decode_undo_restore(r); break;
+    case Kind::kUndo: req = decode_undo(r); break;
   }
   if (req && (!r.ok() || !r.at_end())) return Status::invalid("malformed control request");
   return req;
@@ -256,7 +288,7 @@ Result<Reply> decode_reply(std::string_view bytes) {
   const uint64_t n = r.varint();
   for (uint64_t i = 0; i < n && r.ok(); ++i) {
     const char kind = static_cast<char>(r.byte());
-    if (kind != '+' && kind != '-' && kind != '~') return Status::invalid("malformed reply");
+    if (kind != '+' && kind != '-' && kind != '~' && kind != '=') return Status::invalid("malformed reply");
     RestoreChange c{static_cast<RestoreChange::Kind>(kind), std::string(r.bytes()), std::string(r.bytes())};
     rep.changes.push_back(std::move(c));
   }

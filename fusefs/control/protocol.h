@@ -45,6 +45,7 @@ enum class Kind : uint8_t {
   kHistory = 6,
   kLog = 7,
   kUndoRestore = 8,
+  kUndo = 9,
 };
 
 // In the requests a desktop user may make (through the broker): the user
@@ -93,6 +94,23 @@ struct UndoRestoreCall {
   bool operator==(const UndoRestoreCall&) const = default;
 };
 
+// Undoes one process's changes since a moment (fusefs/history/undo.h): the
+// process named by its comm or by its pid, exactly one of the two. Replied
+// like a restore: `moment` names the undo ("undo of evil since …"), the
+// changes include one `=` line per path kept as it is, and `message` is the
+// path of the logged restore (restoring it to just before `seq` undoes the
+// undo). With `as`, every
+// restore it makes is checked like that user's restore and it is logged as
+// theirs (undo-restore undoes it).
+struct UndoCall {
+  std::optional<std::string> comm;
+  std::optional<uint32_t> pid;
+  std::optional<int64_t> since_ns;
+  bool dry_run = false;
+  AsUser as;
+  bool operator==(const UndoCall&) const = default;
+};
+
 // Collect garbage now (fusefs/gc/gc.h).
 struct GcCall {
   bool operator==(const GcCall&) const = default;
@@ -121,7 +139,7 @@ struct CheckpointCall {
 };
 
 using Request = std::variant<RestoreCall, GcCall, RetentionCall, CheckpointCall, QuotaCall, HistoryCall, LogCall,
-                             UndoRestoreCall>;
+                             UndoRestoreCall, UndoCall>;
 
 struct Reply {
   int err = 0;             // 0: done; else errno

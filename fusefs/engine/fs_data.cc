@@ -10,6 +10,7 @@
 
 #include "fusefs/engine/fs.h"
 #include "fusefs/engine/mutation.h"
+#include "fusefs/engine/read_extents.h"
 #include "fusefs/store/volume.h"
 
 namespace roam {
@@ -22,18 +23,6 @@ struct Chunk {
   SegmentLocation loc;
   uint64_t xxh3;
 };
-
-// Reads the whole blob of extent `e` into `dst` (b.length bytes) and verifies
-// its checksum: a blob is the unit that is checksummed.
-Status read_verified(Segments& segments, uint64_t ino, const Extent& e, const Blob& b, char* dst) {
-  ROAM_TRY(segments.read({b.segment, b.offset}, dst, b.length));
-  if (XXH3_64bits(dst, b.length) != b.xxh3) {
-    return Status::io("checksum mismatch: inode " + std::to_string(ino) + " file offset " +
-                      std::to_string(e.file_offset) + " blob " + std::to_string(e.blob) + " (segment " +
-                      std::to_string(b.segment) + " offset " + std::to_string(b.offset) + ")");
-  }
-  return Status::ok();
-}
 
 }  // namespace
 
@@ -48,12 +37,8 @@ Result<size_t> Fs::read(uint64_t ino, uint64_t offset, size_t size, char* buf) {
 // The extents of a read and their blobs, looked up under the store's lock;
 // the segments are read after it is released.
 struct Fs::ReadPlan {
-  struct Piece {
-    Extent extent;
-    Blob blob;
-  };
   size_t size = 0;  // bytes to return, clamped to the file's size
-  std::vector<Piece> pieces;
+  std::vector<ReadPiece> pieces;
 };
 
 Result<Fs::ReadPlan> Fs::plan_read(uint64_t ino, uint64_t offset, size_t size) {
@@ -65,41 +50,14 @@ Result<Fs::ReadPlan> Fs::plan_read(uint64_t ino, uint64_t offset, size_t size) {
   if (offset >= inode.size) return plan;
   plan.size = static_cast<size_t>(std::min<uint64_t>(size, inode.size - offset));
   ROAM_ASSIGN(auto extents, v.extents_in(ino, offset, plan.size));
-  for (const Extent& e : extents) {
-    ROAM_ASSIGN(Blob b, txn.blob(e.blob));
-    if (e.blob_offset + static_cast<uint64_t>(e.length) > b.length)
-      return Status::corrupt("extent of inode " + std::to_string(ino) + " overruns blob " + std::to_string(e.blob));
-    plan.pieces.push_back({e, b});
-  }
+  ROAM_ASSIGN(plan.pieces, read_pieces(txn, ino, extents));
   return plan;
 }
 
 Result<size_t> Fs::read_once(uint64_t ino, uint64_t offset, size_t size, char* buf) {
   ROAM_ASSIGN(ReadPlan plan, plan_read(ino, offset, size));
-  size = plan.size;
-  const uint64_t end = offset + size;
-  std::string scratch;     // a blob only partly needed is read here first
-  uint64_t scratch_id = 0;  // split pieces of one blob are read once
-  uint64_t filled = offset;  // buf holds [offset, filled)
-  for (const auto& [e, b] : plan.pieces) {
-    const uint64_t from = std::max(e.file_offset, offset), to = std::min(e.end(), end);
-    if (from >= to) continue;
-    std::memset(buf + (filled - offset), 0, from - filled);  // a hole reads as zeros
-    char* dst = buf + (from - offset);
-    if (e.blob_offset == 0 && e.length == b.length && from == e.file_offset && to == e.end()) {
-      ROAM_TRY(read_verified(store_.segments(), ino, e, b, dst));  // the common case: no copy
-    } else {
-      if (e.blob != scratch_id) {
-        scratch.resize(b.length);
-        ROAM_TRY(read_verified(store_.segments(), ino, e, b, scratch.data()));
-        scratch_id = e.blob;
-      }
-      std::memcpy(dst, scratch.data() + e.blob_offset + (from - e.file_offset), to - from);
-    }
-    filled = to;
-  }
-  std::memset(buf + (filled - offset), 0, end - filled);
-  return size;
+  ROAM_TRY(read_from_pieces(store_.segments(), ino, plan.pieces, offset, plan.size, buf));
+  return plan.size;
 }
 
 Result<Inode> Fs::write(const Caller& c, uint64_t ino, uint64_t offset, std::string_view data, bool kill_privs,

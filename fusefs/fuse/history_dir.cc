@@ -10,6 +10,9 @@
 #include <vector>
 
 #include "base/timefmt.h"
+#include "fusefs/engine/read_extents.h"
+#include "fusefs/oplog/oplog.h"
+#include "fusefs/oplog/past_view.h"
 #include "fusefs/history/moment.h"
 
 namespace roam {
@@ -24,6 +27,9 @@ using time_travel::kDirIno;
 constexpr double kRelativeNameSeconds = 1;
 // .history itself: r-x for everyone; what is inside keeps its past modes.
 constexpr uint32_t kDirMode = S_IFDIR | 0555;
+// Past files whose extent maps are kept (then all are dropped and the cache
+// starts again): a few files being copied out of .history at once.
+constexpr size_t kMaxPastFiles = 64;
 // See fill_readdir in ops.cc: a readdirplus entry takes over this many bytes.
 constexpr size_t kMinDirentPlusBytes = 128;
 
@@ -50,13 +56,71 @@ Result<HistoryDir::View> HistoryDir::view_of(uint64_t ino) const {
   return View{p.view, seq, p.ino};
 }
 
+Status HistoryDir::still_held(uint64_t seq) {
+  ROAM_ASSIGN(ReadTxn txn, live_.store().begin_read());
+  if (Status held = check_still_held(txn, seq); !held) return Status::error(ESTALE, held.message());
+  return Status::ok();
+}
+
 template <class T, class Read>
 Result<T> HistoryDir::in_view(uint64_t seq, Read&& read) {
   Fs past(live_.store(), seq);
   Result<T> r = read(past);
-  ROAM_ASSIGN(ReadTxn txn, live_.store().begin_read());
-  if (Status held = check_still_held(txn, seq); !held) return Status::error(ESTALE, held.message());
+  ROAM_TRY(still_held(seq));
   return r;
+}
+
+Result<std::shared_ptr<const HistoryDir::PastFile>> HistoryDir::past_file(const StoreTxn& txn, const View& v) {
+  const auto key = std::make_pair(v.seq, v.ino);
+  std::shared_ptr<const PastFile> cached;
+  {
+    std::lock_guard lock(files_mu_);
+    if (auto it = files_.find(key); it != files_.end()) cached = it->second;
+  }
+  if (cached) {
+    ROAM_ASSIGN(auto later, oplog::InodeRecords::open(txn, v.ino, cached->newest_seq + 1));
+    ROAM_ASSIGN(auto changed, later.next());
+    if (!changed) return cached;
+  }
+  auto file = std::make_shared<PastFile>();
+  PastView past(txn, v.seq);
+  ROAM_ASSIGN(Inode inode, past.existing_inode(v.ino));
+  if (S_ISDIR(inode.mode)) return Status::error(EISDIR, "is a directory");
+  file->size = inode.size;
+  ROAM_ASSIGN(file->extents, past.extents(v.ino));
+  file->newest_seq = v.seq;
+  ROAM_ASSIGN(auto records, oplog::InodeRecords::open(txn, v.ino, v.seq + 1));
+  for (;;) {
+    ROAM_ASSIGN(auto seq, records.next());
+    if (!seq) break;
+    file->newest_seq = *seq;
+  }
+  std::lock_guard lock(files_mu_);
+  if (files_.size() >= kMaxPastFiles) files_.clear();
+  files_[key] = file;
+  return std::shared_ptr<const PastFile>(std::move(file));
+}
+
+Result<size_t> HistoryDir::read_past(const View& v, uint64_t offset, size_t size, char* buf) {
+  for (int attempt = 0;; ++attempt) {
+    std::vector<ReadPiece> pieces;
+    size_t n = 0;
+    {
+      ROAM_ASSIGN(ReadTxn txn, live_.store().begin_read());
+      ROAM_ASSIGN(auto file, past_file(txn, v));
+      if (offset >= file->size) return size_t{0};
+      n = static_cast<size_t>(std::min<uint64_t>(size, file->size - offset));
+      const auto& all = file->extents;
+      auto it = std::partition_point(all.begin(), all.end(), [&](const Extent& e) { return e.end() <= offset; });
+      std::vector<Extent> range;
+      for (; it != all.end() && it->file_offset < offset + n; ++it) range.push_back(*it);
+      ROAM_ASSIGN(pieces, read_pieces(txn, v.ino, range));
+    }
+    // As Fs::read: compaction may have moved a blob since; look it up again.
+    Status s = read_from_pieces(live_.store().segments(), v.ino, pieces, offset, n, buf);
+    if (s) return n;
+    if (s.err() != ESTALE || attempt > 0) return s;
+  }
 }
 
 Result<Inode> HistoryDir::renumbered(uint32_t index, Inode i) const {
@@ -174,7 +238,8 @@ void HistoryDir::read(fuse_req_t req, uint64_t ino, size_t size, off_t off) {
   auto v = view_of(ino);
   if (!v) return reply_status(req, v.status());
   std::unique_ptr<char[]> buf(new char[size]);
-  auto n = in_view<size_t>(v->seq, [&](Fs& past) { return past.read(v->ino, static_cast<uint64_t>(off), size, buf.get()); });
+  auto n = read_past(*v, static_cast<uint64_t>(off), size, buf.get());
+  if (Status held = n ? still_held(v->seq) : Status::ok(); !held) n = Result<size_t>(held);
   if (!n) return reply_status(req, n.status());
   fuse_reply_buf(req, buf.get(), *n);
 }

@@ -20,6 +20,12 @@
 // view table is the only shared state and has its own lock.
 #pragma once
 
+#include <map>
+#include <memory>
+#include <mutex>
+#include <utility>
+#include <vector>
+
 #include "fusefs/fuse/ops.h"
 #include "fusefs/history/time_travel.h"
 
@@ -63,6 +69,19 @@ class HistoryDir {
   Result<Inode> renumbered(uint32_t index, Inode i) const;
   Result<Inode> past_inode(const View& v);
   Result<Inode> dir_inode();
+  // A past file's size and extents, kept per view and inode so that reading
+  // it does not decode the records after the moment again for every read
+  // request (that was ~30% more CPU than reading the live file). Valid while
+  // the log holds no record of the inode newer than `newest_seq`: every
+  // change to a file's data or size is such a record.
+  struct PastFile {
+    uint64_t size = 0;
+    std::vector<Extent> extents;
+    uint64_t newest_seq = 0;
+  };
+  Result<std::shared_ptr<const PastFile>> past_file(const StoreTxn& txn, const View& v);
+  Result<size_t> read_past(const View& v, uint64_t offset, size_t size, char* buf);
+  Status still_held(uint64_t seq);
   Result<std::unique_ptr<Listing>> list_moments();
   Result<std::unique_ptr<Listing>> list_view_dir(const View& v);
   Result<size_t> fill(fuse_req_t req, Listing& listing, std::vector<char>& buf, off_t off, bool plus);
@@ -71,6 +90,8 @@ class HistoryDir {
   Fs& live_;
   const double view_timeout_;
   time_travel::ViewTable views_;
+  std::mutex files_mu_;  // guards files_
+  std::map<std::pair<uint64_t, uint64_t>, std::shared_ptr<const PastFile>> files_;  // (seq, ino) ->
 };
 
 // roamfs_ops() with `.history`: requests on its inodes go to

@@ -311,14 +311,21 @@ Result<std::string> normalize_disk_path(std::string_view path) {
   return out.empty() ? std::string("/") : out;
 }
 
+Result<AppliedPlan> apply_restore_plan(Mutation& m, RestorePlan& plan, const Caller& caller) {
+  Restorer restorer(m, plan, caller);
+  ROAM_ASSIGN(RestoreResult result, restorer.run());
+  const uint64_t root = plan.past_root ? restorer.target_of(plan.past_root) : plan.target_now->ino;
+  return AppliedPlan{std::move(result), root};
+}
+
 Result<RestoreResult> restore(Store& store, const Caller& caller, const RestoreRequest& req) {
   ROAM_ASSIGN(Mutation m, Mutation::begin(store, OpKind::kRestore, caller));
   PastView past(m.txn(), req.at_seq);
   ROAM_ASSIGN(RestorePlan plan, plan_restore(m.txn(), past, req));
-  Restorer restorer(m, plan, caller);
-  ROAM_ASSIGN(RestoreResult result, restorer.run());
+  ROAM_ASSIGN(AppliedPlan applied, apply_restore_plan(m, plan, caller));
+  RestoreResult result = std::move(applied.result);
   OpRecord& rec = m.record();
-  rec.ino = plan.past_root ? restorer.target_of(plan.past_root) : plan.target_now->ino;
+  rec.ino = applied.root_ino;
   rec.path = plan.target_path;
   if (req.to) rec.path2 = req.path;
   rec.name = req.source;

@@ -38,10 +38,11 @@ struct RestoreRequest {
 };
 
 struct RestoreChange {
-  enum class Kind : char { kBack = '+', kGone = '-', kChanged = '~' };
+  // kKept: an undo (undo.h) left the path as it is; `what` says why.
+  enum class Kind : char { kBack = '+', kGone = '-', kChanged = '~', kKept = '=' };
   Kind kind;
   std::string path;  // disk path after the restore (for kGone: before it)
-  std::string what;  // kChanged: "content, mode, …"
+  std::string what;  // kChanged: "content, mode, …"; kKept: why
 };
 
 struct RestoreResult {

@@ -16,6 +16,8 @@
 
 namespace roam {
 
+class Mutation;
+
 // One inode of the tree as it was.
 struct PastNode {
   Inode inode;  // as at the past seq
@@ -58,5 +60,16 @@ using Ranges = std::vector<std::pair<uint64_t, uint64_t>>;
 Ranges differing_ranges(const std::vector<Extent>& a, const std::vector<Extent>& b);
 
 Result<RestorePlan> plan_restore(const StoreTxn& txn, PastView& past, const RestoreRequest& req);
+
+// Writes `plan` through `m` (restore.cc), without committing. Several plans
+// may be applied in one mutation (an undo, undo.h) when all were made before
+// the first was applied (a PastView reads the current state, which the
+// first write changes), their paths lie apart (none inside another), and no
+// inode is restored in place by two of them.
+struct AppliedPlan {
+  RestoreResult result;
+  uint64_t root_ino = 0;  // the inode now at the restored path (or that was, when removed)
+};
+Result<AppliedPlan> apply_restore_plan(Mutation& m, RestorePlan& plan, const Caller& caller);
 
 }  // namespace roam

@@ -66,6 +66,14 @@ as_user() {  # as_user ID USER COMMAND...: run inside the desktop as USER
     desktop exec "$id" --user "$user" "$@"
 }
 
+alice_in_desktop_A() {  # user alice with a disk, desktop A connected, alice's disk attached to it
+    check "user add" ctl user add alice
+    check "disk create" ctl disk create alice
+    check "desktop create A" ctl desktop create A
+    check "A connects" wait_for 30 connected A
+    check "switch alice to A" ctl switch alice A
+}
+
 break_desktop() {  # break_desktop ID: its OS is damaged (its health check fails from now on)
     in_desktop "$1" touch "$DAMAGE_MARK"
 }

@@ -32,11 +32,7 @@ main() {
     setup_broker "history-burst = 30
 history-per-second = 2" || { fail "setup"; finish; }
     start_broker || finish
-    check "user add" ctl user add alice
-    check "disk create" ctl disk create alice
-    check "desktop create A" ctl desktop create A
-    check "A connects" wait_for 30 connected A
-    check "switch alice to A" ctl switch alice A
+    alice_in_desktop_A
 
     as_user A alice sh -c 'cd /home/alice && chmod 755 . && echo v1 > thesis.txt && mkdir notes &&
         echo n1 > notes/a && echo n2 > notes/b && (umask 077 && echo secret > private.txt) &&

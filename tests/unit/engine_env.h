@@ -72,4 +72,15 @@ struct EngineEnv {
   }
 };
 
+// Gives the disk's root to alice (uid/gid 1000, mode 0755), as root: the
+// home of the tests of a desktop user's requests.
+inline void chown_root_to_alice(EngineEnv& e) {
+  SetattrArgs a;
+  a.mask = kSetUid | kSetGid | kSetMode;
+  a.uid = 1000;
+  a.gid = 1000;
+  a.mode = 0755;
+  must(e.fs->setattr(Caller{0, 0, 1, "sh"}, kRootIno, a));
+}
+
 }  // namespace roam::testing

@@ -38,15 +38,6 @@ void chmod_as(EngineEnv& e, const Caller& c, uint64_t ino, uint32_t mode) {
   must(e.fs->setattr(c, ino, a));
 }
 
-void chown_root_to_alice(EngineEnv& e) {
-  SetattrArgs a;
-  a.mask = kSetUid | kSetGid | kSetMode;
-  a.uid = 1000;
-  a.gid = 1000;
-  a.mode = 0755;
-  must(e.fs->setattr(kRootCaller, kRootIno, a));
-}
-
 }  // namespace
 
 TEST_CASE("owner, group, supplementary groups and others get their own bits; root gets all", "[access]") {

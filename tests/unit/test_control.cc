@@ -34,6 +34,8 @@ std::vector<Request> samples() {
       Request{LogCall{}},
       Request{LogCall{std::string("/docs"), -3, std::string("ransom"), 100, Identity{1001, 1001, {5}, 2, "sh"}}},
       Request{UndoRestoreCall{Identity{1000, 1000, {}, 3, "roam"}}},
+      Request{UndoCall{std::string("ransom"), std::nullopt, std::nullopt, false, std::nullopt}},
+      Request{UndoCall{std::nullopt, 4242u, -7, true, Identity{1000, 1000, {}, 3, "roam"}}},
       Request{GcCall{}},
       Request{RetentionCall{}},
       Request{RetentionCall{30LL * 86400 * 1000000000LL, 20ull << 30, std::nullopt}},

@@ -74,6 +74,47 @@ TEST_CASE("a log request gets the default limit and its filters", "[history-requ
   CHECK(log.limit == kDefaultLogLimit);
 }
 
+TEST_CASE("an undo request names one process, by name or by pid", "[history-requests]") {
+  auto r = request("undo", "");
+  CHECK(to_control_request(r, std::nullopt, kNow).status().err() == EINVAL);  // whose?
+  r.by = "ransom";
+  r.by_pid = 7;
+  CHECK(to_control_request(r, std::nullopt, kNow).status().err() == EINVAL);  // two
+  r.by_pid = 0;
+  r.since = "-1h";
+  r.dry_run = true;
+  const auto by_name = std::get<control::UndoCall>(must(to_control_request(r, std::nullopt, kNow)));
+  CHECK(by_name.comm == std::optional<std::string>("ransom"));
+  CHECK_FALSE(by_name.pid.has_value());
+  CHECK(by_name.since_ns == kNow - 3600LL * 1000000000LL);
+  CHECK(by_name.dry_run);
+  r.by.clear();
+  r.by_pid = 4242;
+  const auto by_pid = std::get<control::UndoCall>(must(to_control_request(r, std::nullopt, kNow)));
+  CHECK(by_pid.pid == std::optional<uint32_t>(4242));
+  r.by_pid = 1ull << 40;
+  CHECK(to_control_request(r, std::nullopt, kNow).status().err() == EINVAL);
+  CHECK(describe(request("undo", "")) == "undo");
+
+  control::Reply reply;
+  reply.moment = "undo of ransom";
+  reply.seq = 120;
+  reply.message = "/docs";
+  reply.changes = {{RestoreChange::Kind::kBack, "/docs/a", ""},
+                   {RestoreChange::Kind::kKept, "/docs/b", "kept as other processes left it"}};
+  auto undo = request("undo", "");
+  undo.by = "ransom";
+  const Answer done = answer_for(undo, reply, true);
+  REQUIRE(done.rows.size() == 3);
+  CHECK(done.rows[2] == "= /docs/b  kept as other processes left it");
+  CHECK(done.message == "undid the changes of ransom: 1 changes, logged as op 120 (undo it with: roam undo-restore)");
+  undo.user = "alice";
+  CHECK_THAT(answer_for(undo, reply, false).message,
+             Catch::EndsWith("(undo it with: roamctl restore --user alice /docs --before-op 120)"));
+  undo.dry_run = true;
+  CHECK(answer_for(undo, reply, true).message == "dry run: undoing the changes of ransom would make 1 changes");
+}
+
 TEST_CASE("roamfs's reply becomes a table and a sentence", "[history-requests]") {
   control::Reply reply;
   reply.moment = "2026-12-04T23:00:00Z";

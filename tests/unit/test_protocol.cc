@@ -40,7 +40,8 @@ std::vector<Message> one_of_each() {
           AuditList{20, 5},
           DiskQuota{21, "bob", 8ull << 20},
           HistoryRequest{22, "", 1000, 1000, "27,100", 4321, "roam", "restore", "/thesis.odt", "-5m", 0, "/copy",
-                         "", "", 0, true}};
+                         "", "", 0, true, 0},
+          HistoryRequest{23, "", 1000, 1000, "", 4321, "roam", "undo", "", "", 0, "", "-1h", "", 0, true, 777}};
 }
 
 void require_protocol_error(const Result<Message>& r, const std::string& words) {
@@ -262,7 +263,7 @@ std::string local_bytes(const Message& m) {
 }  // namespace
 
 TEST_CASE("the local socket's messages parse once whole, and not before") {
-  const Message m = HistoryRequest{5, "", 0, 0, "", 0, "", "log", "/docs", "", 0, "", "-1h", "sh", 10, false};
+  const Message m = HistoryRequest{5, "", 0, 0, "", 0, "", "log", "/docs", "", 0, "", "-1h", "sh", 10, false, 0};
   const std::string bytes = local_bytes(m);
   for (size_t n = 0; n < bytes.size(); ++n) CHECK_FALSE(parse_message(std::string_view(bytes).substr(0, n)).has_value());
   auto whole = parse_message(bytes);
@@ -277,6 +278,6 @@ TEST_CASE("the local socket refuses a count or a length beyond the limits before
   require_protocol_error(*parse_message(huge), "bytes");
   // A whole message that decode() refuses: a history request without its fields.
   std::string bad("\x00\x00\x00\x02\x00\x00\x00\x05ROAM1\x00\x00\x00\x01\x14", 18);  // type 20
-  require_protocol_error(*parse_message(bad), "history-request takes 16 fields");
+  require_protocol_error(*parse_message(bad), "history-request takes 17 fields");
 }
 

@@ -4,6 +4,7 @@
 //   roam log [PATH] [--since TIME] [--by PROCESS] [--limit N]
 //   roam restore PATH (--at TIME | --before-op SEQ) [--to NEW] [--dry-run]
 //   roam undo-restore
+//   roam undo (--by PROCESS | --pid PID) [--since TIME] [--dry-run]
 //
 // It asks the desktop's agent on its local socket (proto::kAgentSocketPath);
 // the agent adds who is asking (the kernel's word) and passes the request to
@@ -18,6 +19,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -35,7 +37,7 @@ using roam::Status;
 struct Args {
   std::string socket = std::string(roam::proto::kAgentSocketPath);
   std::string path, at, to, since, by;
-  uint64_t before_op = 0, limit = 0;
+  uint64_t before_op = 0, limit = 0, pid = 0;
   bool dry_run = false, json = false;
 };
 
@@ -129,13 +131,21 @@ int run(const Args& a, roam::proto::HistoryRequest req) {
   req.request_id = static_cast<uint64_t>(::getpid());
   auto reply = ask_agent(a.socket, req);
   if (!reply) return fail(req.command, reply.status());
-  if (req.command == "restore" || req.command == "undo-restore") {
+  if (req.command == "restore" || req.command == "undo-restore" || req.command == "undo") {
     for (size_t i = 1; i < reply->rows.size(); ++i) std::printf("%s\n", reply->rows[i].c_str());
   } else {
     roam::proto::print_table(*reply, a.json);
   }
   if (reply->message != "ok") std::printf("%s\n", reply->message.c_str());
   return 0;
+}
+
+// syncfs of the mount at `mount`; best effort (the request says what it finds).
+void sync_mount(const std::string& mount) {
+  const int fd = ::open(mount.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return;
+  ::syncfs(fd);
+  ::close(fd);
 }
 
 int run_on_path(const Args& a, roam::proto::HistoryRequest req, bool flush) {
@@ -146,11 +156,7 @@ int run_on_path(const Args& a, roam::proto::HistoryRequest req, bool flush) {
     if (flush) {
       // What this desktop still has to write goes first: the kernel must not
       // write it over what the restore brings back afterwards.
-      const int fd = ::open(where->mount.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-      if (fd >= 0) {
-        ::syncfs(fd);
-        ::close(fd);
-      }
+      sync_mount(where->mount);
     }
   }
   if (!a.to.empty()) {
@@ -159,6 +165,33 @@ int run_on_path(const Args& a, roam::proto::HistoryRequest req, bool flush) {
     req.to = to->path;
   }
   return run(a, std::move(req));
+}
+
+// What this desktop still has to write to the user disk goes first: the
+// kernel must not write it over what an undo brings back, and the op log
+// must hold the changes to undo. The disk is the one holding $HOME (else
+// the working directory); none found: nothing to flush here.
+void flush_home() {
+  const char* home = std::getenv("HOME");
+  auto where = on_disk(home && *home ? home : ".");
+  if (where) sync_mount(where->mount);
+}
+
+void add_undo_command(CLI::App& app, Args& a, int& exit_code) {
+  auto* undo = app.add_subcommand("undo", "undo what one program changed, keeping everything else");
+  auto* by = undo->add_option("--by", a.by, "the program's process name (as roam log shows it)");
+  auto* pid = undo->add_option("--pid", a.pid, "the program's process id (as roam log shows it)");
+  by->excludes(pid);
+  undo->add_option("--since", a.since, "only its changes at or after TIME (-2h, 2026-12-04T23:00, @EPOCH)");
+  undo->add_flag("--dry-run", a.dry_run, "list every path and what would happen to it, change nothing");
+  undo->callback([&, by, pid] {
+    if (by->count() + pid->count() != 1 || (pid->count() == 1 && a.pid == 0)) {
+      exit_code = fail("undo", Status::invalid("say whose changes to undo: --by PROCESS or --pid PID"));
+      return;
+    }
+    flush_home();
+    exit_code = run(a, {.command = "undo", .since = a.since, .by = a.by, .dry_run = a.dry_run, .by_pid = a.pid});
+  });
 }
 
 void add_commands(CLI::App& app, Args& a, int& exit_code) {
@@ -192,6 +225,7 @@ void add_commands(CLI::App& app, Args& a, int& exit_code) {
 
   auto* undo = app.add_subcommand("undo-restore", "undo your last restore (again: redo it)");
   undo->callback([&] { exit_code = run(a, {.command = "undo-restore"}); });
+  add_undo_command(app, a, exit_code);
   app.require_subcommand(1);
 }
 

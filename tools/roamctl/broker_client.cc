@@ -59,6 +59,14 @@ int run_request(const std::string& cmd, const BrokerArgs& args, const proto::Mes
   return 0;
 }
 
+int run_change_request(const std::string& cmd, const BrokerArgs& args, const proto::HistoryRequest& request) {
+  auto reply = ask_broker(args, request);
+  if (!reply) return fail(cmd, reply.status());
+  for (size_t i = 1; i < reply->rows.size(); ++i) std::printf("%s\n", reply->rows[i].c_str());
+  std::printf("%s\n", reply->message.c_str());
+  return 0;
+}
+
 void add_broker_command(CLI::App& parent, const BrokerCommand& command, int& exit_code) {
   auto* cmd = parent.add_subcommand(command.name, command.help);
   auto args = std::make_shared<BrokerArgs>();

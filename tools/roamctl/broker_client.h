@@ -40,6 +40,11 @@ using proto::print_table;
 int run_request(const std::string& cmd, const BrokerArgs& args, const proto::Message& request,
                 const std::string& done);
 
+// Runs a history request that changes the disk (restore, undo): prints one
+// line per change (the reply's rows after the header), then the broker's
+// sentence; returns the exit code.
+int run_change_request(const std::string& cmd, const BrokerArgs& args, const proto::HistoryRequest& request);
+
 // A request id that is unique enough for one roamctl process.
 uint64_t new_request_id();
 

@@ -20,6 +20,7 @@ void add_mkfs_command(CLI::App& app, int& exit_code);
 void add_log_command(CLI::App& app, int& exit_code);
 void add_scrub_command(CLI::App& app, int& exit_code);
 void add_restore_command(CLI::App& app, int& exit_code);
+void add_undo_command(CLI::App& app, int& exit_code);
 void add_history_command(CLI::App& app, int& exit_code);
 void add_gc_command(CLI::App& app, int& exit_code);
 void add_df_command(CLI::App& app, int& exit_code);

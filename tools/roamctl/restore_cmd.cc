@@ -66,11 +66,7 @@ int run_through_broker(const RestoreArgs& a) {
   req.before_op = a.before_op;
   req.to = a.to;
   req.dry_run = a.dry_run;
-  auto reply = ask_broker(a.broker, req);
-  if (!reply) return fail("restore", reply.status());
-  for (size_t i = 1; i < reply->rows.size(); ++i) std::printf("%s\n", reply->rows[i].c_str());
-  std::printf("%s\n", reply->message.c_str());
-  return 0;
+  return run_change_request("restore", a.broker, req);
 }
 
 int run_restore(const RestoreArgs& a) {

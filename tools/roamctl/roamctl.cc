@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
   roam::ctl::add_log_command(app, exit_code);
   roam::ctl::add_scrub_command(app, exit_code);
   roam::ctl::add_restore_command(app, exit_code);
+  roam::ctl::add_undo_command(app, exit_code);
   roam::ctl::add_history_command(app, exit_code);
   roam::ctl::add_gc_command(app, exit_code);
   roam::ctl::add_df_command(app, exit_code);
