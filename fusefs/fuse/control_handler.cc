@@ -72,15 +72,16 @@ std::shared_ptr<HeldEntries> hold_retired(const std::string& mountpoint, const R
 
 }  // namespace
 
-control::Handled handle_control(Store& store, fuse_session* se, const std::string& mountpoint,
-                                const OpenFiles& open_files, const control::Request& req, const ucred& caller) {
+control::Handled handle_control(Store& store, const ServedDisk& disk, const control::Request& req,
+                                const ucred& caller) {
   const Caller who = control::process_caller(caller.uid, caller.gid, static_cast<uint32_t>(caller.pid));
-  control::Context context{who, [&open_files](uint64_t ino) { return open_files.is_open(ino); }};
+  control::Context context{who, disk.is_open};
   control::Executed done = control::execute(store, context, req);
   control::Handled handled{std::move(done.reply), {}};
   if (handled.reply.err == 0 && handled.reply.seq != 0) {  // a restore changed the tree
-    auto held = hold_retired(mountpoint, done.result);
-    invalidate(se, done.result);
+    auto held = hold_retired(disk.mountpoint, done.result);
+    invalidate(disk.local, done.result);
+    if (disk.remote) disk.remote->with_session([&done](fuse_session* se) { invalidate(se, done.result); });
     handled.after_reply = [held = std::move(held)]() mutable { held.reset(); };
   }
   return handled;
