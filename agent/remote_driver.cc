@@ -65,7 +65,10 @@ Status send_meta(zmq::socket_t& s, const remote::Meta& meta, std::string_view pa
   try {
     std::string m = remote::encode_meta(meta);
     std::vector<zmq::const_buffer> parts{zmq::buffer(m), zmq::const_buffer(payload.data(), payload.size())};
-    if (!zmq::send_multipart(s, parts)) return Status::error(EAGAIN, "roamfs's queue is full");
+    // Never blocks: the high-water marks are unlimited, so EAGAIN means no
+    // connection to roamfs at all (a DEALER would wait for one).
+    if (!zmq::send_multipart(s, parts, zmq::send_flags::dontwait))
+      return Status::error(ENOTCONN, "not connected to roamfs");
     return Status::ok();
   } catch (const zmq::error_t& e) {
     return Status::error(e.num(), std::string("sending to roamfs: ") + e.what());
@@ -157,8 +160,12 @@ class Relay {
       }
       fuse_in_header h;
       std::memcpy(&h, buf_.data(), sizeof h);
-      (void)send_meta(socket_, {remote::Kind::kRequest, comms_.of(h.pid)},
-                      std::string_view(buf_.data(), static_cast<size_t>(n)));
+      Status sent = send_meta(socket_, {remote::Kind::kRequest, comms_.of(h.pid)},
+                              std::string_view(buf_.data(), static_cast<size_t>(n)));
+      if (!sent) {  // the caller gets the error rather than waiting for ever
+        const std::string reply = remote::error_reply(h.unique, sent.err());
+        [[maybe_unused]] ssize_t w = ::write(fuse_fd_, reply.data(), reply.size());
+      }
     }
     return true;
   }

@@ -90,7 +90,8 @@ main() {
     as_user R1 alice sh -c 'echo v2 >/home/alice/r'
     check "R1 reads v2 (cached)" reads R1 alice /home/alice/r v2
     local seq
-    seq=$(last_op /r | sed 's/^{"seq":\([0-9]*\),.*/\1/')
+    # v2 began with the truncation of v1 (echo's O_TRUNC): just before it, r held v1.
+    seq=$(ctl log "$STORE" --json --path /r | grep '"details":"size 0"' | tail -n 1 | sed 's/^{"seq":\([0-9]*\),.*/\1/')
     check "roamctl restore on the storage node" ctl restore "$STORE" /r --before-op "$seq"
     check "R1 reads v1 at once (the invalidation travelled)" reads R1 alice /home/alice/r v1
 
