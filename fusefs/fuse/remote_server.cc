@@ -10,6 +10,7 @@
 #include <zmq_addon.hpp>
 
 #include <cstring>
+#include <deque>
 #include <future>
 #include <utility>
 #include <vector>
@@ -131,6 +132,10 @@ struct RemoteServer::Relay {
   zmq::socket_t zap;
   std::string peer;  // routing id of the connection the session belongs to
   remote::HandleGuard guard;
+  // Requests admitted but not yet taken by the session's socket. The relay
+  // never blocks on it: while it waited, libfuse's workers could block on
+  // replies the relay no longer reads.
+  std::deque<std::string> waiting;
   std::vector<char> buf = std::vector<char>(remote::kMaxFuseMessage);
 };
 
@@ -253,10 +258,12 @@ void RemoteServer::relay() {
       drop_session(s.get());  // allow() gave the disk to another key
       s.reset();
     }
+    if (!s) r.waiting.clear();  // a session's requests go to it or nowhere
+    const short session_events = static_cast<short>(ZMQ_POLLIN | (r.waiting.empty() ? 0 : ZMQ_POLLOUT));
     zmq::pollitem_t items[] = {{r.router.handle(), 0, ZMQ_POLLIN, 0},
                                {r.zap.handle(), 0, ZMQ_POLLIN, 0},
                                {nullptr, wake_fd_, ZMQ_POLLIN, 0},
-                               {nullptr, s ? s->relay_fd() : -1, ZMQ_POLLIN, 0}};
+                               {nullptr, s ? s->relay_fd() : -1, session_events, 0}};
     try {
       zmq::poll(items, s ? 4 : 3, kPollInterval);
     } catch (const zmq::error_t& e) {
@@ -272,6 +279,7 @@ void RemoteServer::relay() {
         syslog(LOG_ERR, "roamfs: remote: %s", st.message().c_str());
     if (items[0].revents & ZMQ_POLLIN) read_peers();
     if (s && (items[3].revents & (ZMQ_POLLIN | ZMQ_POLLERR))) pass_replies(*s);
+    if (s && (items[3].revents & ZMQ_POLLOUT)) pass_requests(*s);
   }
 }
 
@@ -326,6 +334,7 @@ void RemoteServer::open_session(const std::string& routing_id, const std::string
   }
   relay_state_->peer = routing_id;
   relay_state_->guard = {};
+  relay_state_->waiting.clear();
   set_current(std::move(s));
   syslog(LOG_INFO, "roamfs: serving remote desktop %s", desktop.c_str());
   try {
@@ -349,10 +358,25 @@ void RemoteServer::on_request(const std::string& routing_id, const std::string& 
   fuse_in_header h;
   std::memcpy(&h, request.data(), sizeof h);
   s->context().comms.tell(h.pid, comm);
-  if (::send(s->relay_fd(), request.data(), request.size(), MSG_NOSIGNAL) < 0) {
-    syslog(LOG_WARNING, "roamfs: remote: request not passed on: %s", std::strerror(errno));
-    relay_state_->guard.replied(remote::error_reply(h.unique, EIO));
-    answer(routing_id, request, EIO);
+  relay_state_->waiting.emplace_back(request);
+  pass_requests(*s);
+}
+
+void RemoteServer::pass_requests(RemoteSession& s) {
+  Relay& r = *relay_state_;
+  while (!r.waiting.empty()) {
+    const std::string& request = r.waiting.front();
+    if (::send(s.relay_fd(), request.data(), request.size(), MSG_NOSIGNAL | MSG_DONTWAIT) >= 0) {
+      r.waiting.pop_front();
+      continue;
+    }
+    if (errno == EAGAIN || errno == EINTR) return;  // the relay polls for room
+    syslog(LOG_WARNING, "roamfs: remote: requests not passed on: %s", std::strerror(errno));
+    for (const std::string& lost : r.waiting) {
+      r.guard.replied(remote::error_reply(unique_of(lost), EIO));
+      answer(r.peer, lost, EIO);
+    }
+    r.waiting.clear();
   }
 }
 

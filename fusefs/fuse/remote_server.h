@@ -87,6 +87,8 @@ class RemoteServer {
   void open_session(const std::string& routing_id, const std::string& key, const std::string& desktop);
   void on_request(const std::string& routing_id, const std::string& comm, std::string_view request);
   void pass_replies(RemoteSession& s);
+  // Passes the waiting requests to the session's socket while it has room.
+  void pass_requests(RemoteSession& s);
   void answer(const std::string& routing_id, std::string_view request, int err);
   void send_fuse(const std::string& routing_id, std::string_view message);
   bool allowed(const std::string& key_hex);

@@ -5,7 +5,8 @@
 # the agent's `remote` mount driver (roam-agent mount-remote) mounts it at
 # /home/alice and relays. alice works there; the op log names her uid, her
 # pid as R1 sees it and her process's name; a restore on the storage node is
-# seen in R1 at once; another key is refused; detach unmounts.
+# seen in R1 at once; another key is refused; after `roamctl remote fence`
+# nothing R1 sends reaches the store; detach unmounts, and a new mount works.
 # The broker only provisions R1 here: choosing the driver is the next slice.
 source "$(dirname "$0")/lib.sh"
 
@@ -19,6 +20,8 @@ remote_mounted() {  # remote_mounted DESKTOP PATH: a FUSE mount of the remote dr
 }
 
 not_mounted() { ! remote_mounted "$@"; }
+
+fails_in() { ! as_user "$@" 2>/dev/null; }  # fails_in DESKTOP USER COMMAND...
 
 absent() { ! as_user "$1" "$2" test -e "$3"; }  # absent DESKTOP USER PATH
 
@@ -106,9 +109,24 @@ main() {
     check "and mounts nothing" not_mounted R1 /mnt/other
     check "R1 still reads alice's file" reads R1 alice /home/alice/r v1
 
-    # Detach: SIGTERM to the driver syncs and unmounts.
+    # Fence: from the reply on, nothing R1 sends reaches the store or the log,
+    # though its connection (and key) stay.
+    check "roamctl remote fence" ctl remote fence "$STORE"
+    check "alice's write in R1 fails after the fence" fails_in R1 alice sh -c 'echo late >/home/alice/late'
+    check "and so does her read" fails_in R1 alice cat /home/alice/r
+    check "the op log has no trace of the late write" sh -c "! $ROAMCTL log '$STORE' | grep -q /late"
+    check "R1's key is allowed again, in epoch 2" ctl remote allow "$STORE" "$r1_pub" 2
+    check "R1's fenced mount stays dead (a new session needs a new mount)" fails_in R1 alice cat /home/alice/r
+    check "an older epoch is refused" sh -c "! $ROAMCTL remote allow '$STORE' '$r1_pub' 1 2>/dev/null"
+
+    # Detach: SIGTERM to the driver syncs and unmounts; a new mount works.
     check "detach" in_desktop R1 sh -c 'kill -TERM "$(cat /tmp/main.pid)"'
     check "the home is unmounted" wait_for 20 not_mounted R1 /home/alice
+    mount_remote R1 /home/alice /etc/roam-agent/agent.key again
+    check "R1 mounts alice's home again" wait_for 20 remote_mounted R1 /home/alice
+    check "and reads her file" reads R1 alice /home/alice/r v1
+    check "detach again" in_desktop R1 sh -c 'kill -TERM "$(cat /tmp/again.pid)"'
+    check "the home is unmounted again" wait_for 20 not_mounted R1 /home/alice
     check "roamfs still serves the disk on the host" test -s "$T/mnt/alice/d/big"
     umount "$T/mnt/alice"
     finish
