@@ -50,12 +50,12 @@ struct OpShape {
 };
 
 // The operations roamfs serves (fusefs/fuse/ops.cc, and what libfuse itself
-// answers: INIT, DESTROY, FORGET, BATCH_FORGET, INTERRUPT), with the bytes
-// libfuse 3.14 reads of each. Anything else is ENOSYS.
+// answers: INIT, FORGET, BATCH_FORGET, INTERRUPT), with the bytes libfuse
+// 3.14 reads of each. Anything else is ENOSYS, DESTROY included: a kernel
+// sends it only to a fuseblk or virtiofs server, never to a remote session.
 std::optional<OpShape> shape_of(uint32_t opcode, bool setxattr_ext) {
   switch (opcode) {
     case FUSE_INIT: return OpShape{offsetof(fuse_init_in, flags) + sizeof(uint32_t), Tail::kNone};
-    case FUSE_DESTROY: return OpShape{0, Tail::kNone};
     case FUSE_FORGET: return OpShape{sizeof(fuse_forget_in), Tail::kNone};
     case FUSE_BATCH_FORGET: return OpShape{sizeof(fuse_batch_forget_in), Tail::kForgets};
     case FUSE_INTERRUPT: return OpShape{sizeof(fuse_interrupt_in), Tail::kNone};

@@ -6,7 +6,8 @@
 # /home/alice and relays. alice works there; the op log names her uid, her
 # pid as R1 sees it and her process's name; a restore on the storage node is
 # seen in R1 at once; another key is refused; after `roamctl remote fence`
-# nothing R1 sends reaches the store; detach unmounts, and a new mount works.
+# nothing R1 sends reaches the store; detach unmounts, and a new mount works;
+# a hostile desktop's fuzzed frames hurt neither roamfs nor its answers.
 # The broker only provisions R1 here: choosing the driver is the next slice.
 source "$(dirname "$0")/lib.sh"
 
@@ -127,7 +128,15 @@ main() {
     check "and reads her file" reads R1 alice /home/alice/r v1
     check "detach again" in_desktop R1 sh -c 'kill -TERM "$(cat /tmp/again.pid)"'
     check "the home is unmounted again" wait_for 20 not_mounted R1 /home/alice
-    check "roamfs still serves the disk on the host" test -s "$T/mnt/alice/d/big"
+
+    # A hostile desktop with the allowed key: fuzzed frames, forged handles,
+    # an oversized frame (tests/e2e/remote_probe.cc).
+    check "roamfs serves the disk on the host" test -s "$T/mnt/alice/d/big"
+    # (The probe's random requests may change alice's disk: it is the desktop's own.)
+    check "a hostile desktop's frames hurt neither roamfs nor its answers" \
+        "$ROAM_REMOTE_PROBE" "$ENDPOINT#$ROAMFS_PUB" "$T/state/desktops/R1.key"
+    check "roamfs still serves the disk on the host" ls "$T/mnt/alice/"
+    check "and the store is consistent" ctl scrub "$STORE"
     umount "$T/mnt/alice"
     finish
 }

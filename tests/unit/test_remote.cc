@@ -162,7 +162,7 @@ TEST_CASE("an oversized request is refused, and data sizes must lie inside the f
 }
 
 TEST_CASE("an unknown or unserved opcode is ENOSYS; request id 0 is refused") {
-  for (uint32_t op : {0u, uint32_t{FUSE_IOCTL}, uint32_t{FUSE_SETUPMAPPING}, uint32_t{CUSE_INIT}, 9999u,
+  for (uint32_t op : {0u, uint32_t{FUSE_DESTROY}, uint32_t{FUSE_IOCTL}, uint32_t{FUSE_SETUPMAPPING}, uint32_t{CUSE_INIT}, 9999u,
                       uint32_t{FUSE_NOTIFY_REPLY}, uint32_t{FUSE_SETLK}})
     CHECK(remote::validate_request(request(op, 1, std::string(64, '\0')), false).err() == ENOSYS);
   CHECK(remote::validate_request(request(FUSE_STATFS, 1, "", 0), false).err() == EPROTO);
