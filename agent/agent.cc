@@ -21,7 +21,7 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentConfig cfg) {
   std::unique_ptr<Agent> a(new Agent(std::move(cfg)));
   ROAM_ASSIGN(a->keys_, proto::read_key_file(a->cfg_.key_file));
   ROAM_ASSIGN(a->broker_key_, proto::key_from_hex(a->cfg_.broker_public_key, "broker-public-key"));
-  ROAM_ASSIGN(a->driver_, make_mount_driver(a->cfg_.mount_driver));
+  ROAM_ASSIGN(a->driver_, make_mount_driver(a->cfg_.mount_driver, {a->cfg_.desktop, a->keys_}));
   a->os_ = make_desktop_os();
   const AgentConfig& c = a->cfg_;
   a->desktop_ = std::make_unique<Desktop>(

@@ -1,4 +1,5 @@
-// The `bind` mount driver: a bind mount of the exported path at the home.
+// The `bind` mount driver: a bind mount of the exported path at the home;
+// and what every driver shares (mount_driver.h).
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <sys/mount.h>
@@ -9,6 +10,7 @@
 #include <cstring>
 
 #include "agent/mount_driver.h"
+#include "agent/remote_driver.h"
 #include "base/sys/files.h"
 #include "base/sys/mountinfo.h"
 
@@ -36,33 +38,43 @@ class BindDriver final : public MountDriver {
     return verify(export_path, home);
   }
 
-  Status detach(const std::string& home) override {
-    while (mounted(home)) {
-      if (::umount2(home.c_str(), 0) == 0) continue;
-      if (errno == EBUSY) return Status::error(EBUSY, "files under " + home + " are still in use");
-      if (::umount2(home.c_str(), MNT_DETACH) != 0) return errno_error("cannot unmount " + home);
-    }
-    return Status::ok();
-  }
+  Status detach(const std::string& home) override { return unmount_home(home); }
 
-  bool mounted(const std::string& home) const override { return mount_at(home).has_value(); }
+  bool mounted(const std::string& home) const override { return home_mounted(home); }
 
  private:
   static Status verify(const std::string& export_path, const std::string& home) {
-    struct statfs fs {};
-    if (::statfs(home.c_str(), &fs) != 0) return errno_error("cannot statfs " + home);
-    if (fs.f_type != FUSE_SUPER_MAGIC) return Status::io(home + " is not the user disk (not a FUSE filesystem)");
+    ROAM_TRY(verify_fuse_home(home));
     if (!same_device(export_path, home)) return Status::io(home + " does not show the disk exported at " + export_path);
-    if (::access(home.c_str(), R_OK | X_OK) != 0) return errno_error("cannot read " + home);
     return Status::ok();
   }
 };
 
 }  // namespace
 
-Result<std::unique_ptr<MountDriver>> make_mount_driver(const std::string& name) {
+bool home_mounted(const std::string& home) { return mount_at(home).has_value(); }
+
+Status unmount_home(const std::string& home) {
+  while (home_mounted(home)) {
+    if (::umount2(home.c_str(), 0) == 0) continue;
+    if (errno == EBUSY) return Status::error(EBUSY, "files under " + home + " are still in use");
+    if (::umount2(home.c_str(), MNT_DETACH) != 0) return errno_error("cannot unmount " + home);
+  }
+  return Status::ok();
+}
+
+Status verify_fuse_home(const std::string& home) {
+  struct statfs fs {};
+  if (::statfs(home.c_str(), &fs) != 0) return errno_error("cannot statfs " + home);
+  if (fs.f_type != FUSE_SUPER_MAGIC) return Status::io(home + " is not the user disk (not a FUSE filesystem)");
+  if (::access(home.c_str(), R_OK | X_OK) != 0) return errno_error("cannot read " + home);
+  return Status::ok();
+}
+
+Result<std::unique_ptr<MountDriver>> make_mount_driver(const std::string& name, const DriverContext& context) {
   if (name == "bind") return std::unique_ptr<MountDriver>(std::make_unique<BindDriver>());
-  return Status::invalid("unknown mount driver '" + name + "' (this build has: bind)");
+  if (name == "remote") return make_remote_driver(context);
+  return Status::invalid("unknown mount driver '" + name + "' (this build has: bind, remote)");
 }
 
 }  // namespace roam::agent

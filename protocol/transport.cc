@@ -109,4 +109,37 @@ Result<Reply> call(zmq::context_t& ctx, const std::string& endpoint, const KeyPa
                                       " s (is it running, and is this key allowed?)");
 }
 
+Result<zmq::socket_t> bind_zap(zmq::context_t& ctx) {
+  try {
+    zmq::socket_t zap(ctx, zmq::socket_type::rep);
+    zap.set(zmq::sockopt::linger, 0);
+    zap.bind("inproc://zeromq.zap.01");
+    return zap;
+  } catch (const zmq::error_t& e) {
+    return zmq_status(e, "cannot bind the ZAP handler");
+  }
+}
+
+Status answer_zap(zmq::socket_t& zap, const std::function<bool(const std::string& key_hex)>& allowed) {
+  try {
+    std::vector<zmq::message_t> req;
+    if (!zmq::recv_multipart(zap, std::back_inserter(req), zmq::recv_flags::dontwait)) return Status::ok();
+    // version, request id, domain, address, identity, mechanism, credentials...
+    std::string version = req.size() > 0 ? req[0].to_string() : "";
+    std::string request_id = req.size() > 1 ? req[1].to_string() : "";
+    std::string mechanism = req.size() > 5 ? req[5].to_string() : "";
+    std::string key_hex;
+    if (mechanism == "CURVE" && req.size() > 6 && req[6].size() == 32) key_hex = to_hex(req[6].to_string_view());
+    const bool ok = version == "1.0" && !key_hex.empty() && allowed(key_hex);
+    std::vector<std::string> reply{"1.0", request_id, ok ? "200" : "400", ok ? "OK" : "key not allowed",
+                                   ok ? key_hex : "", ""};
+    std::vector<zmq::const_buffer> parts;
+    for (const auto& r : reply) parts.emplace_back(r.data(), r.size());
+    (void)zmq::send_multipart(zap, parts);
+    return Status::ok();
+  } catch (const zmq::error_t& e) {
+    return zmq_status(e, "ZAP handler");
+  }
+}
+
 }  // namespace roam::proto

@@ -5,6 +5,7 @@
 
 #include <zmq.hpp>
 
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -41,5 +42,14 @@ Result<zmq::socket_t> connect_dealer(zmq::context_t& ctx, const std::string& end
 // ETIMEDOUT when none comes (broker down, or this key is not allowed).
 Result<Reply> call(zmq::context_t& ctx, const std::string& endpoint, const KeyPair& client,
                    const std::string& server_public, const Message& request, int timeout_ms);
+
+// Binds a ZAP handler (a REP socket at inproc://zeromq.zap.01) on `ctx`;
+// call before any CURVE server socket of `ctx` binds.
+Result<zmq::socket_t> bind_zap(zmq::context_t& ctx);
+
+// Answers one waiting ZAP request on `zap`, if any: a CURVE client whose key
+// `allowed` accepts (hex public key) completes its handshake, and its hex key
+// becomes the User-Id of every message it sends; any other is refused.
+Status answer_zap(zmq::socket_t& zap, const std::function<bool(const std::string& key_hex)>& allowed);
 
 }  // namespace roam::proto

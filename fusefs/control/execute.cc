@@ -176,6 +176,12 @@ Executed execute(Store& store, const Context& context, const Request& req) {
     Executed operator()(const LogCall& c) const { return with_rows(log_rows(store, c)); }
     Executed operator()(const UndoRestoreCall& c) const { return execute_undo(store, context, c); }
     Executed operator()(const UndoCall& c) const { return execute_undo_process(store, context, c); }
+    // Only a roamfs serving the disk remotely answers these (fuse/control_handler.cc).
+    Executed operator()(const RemoteAllowCall&) const { return not_remote(); }
+    Executed operator()(const RemoteFenceCall&) const { return not_remote(); }
+    static Executed not_remote() {
+      return failed(Status::error(ENOTSUP, "this disk is not served remotely (roamfs runs without --remote-listen)"));
+    }
     Executed operator()(const CheckpointCall&) const {
       Status s = store.checkpoint();
       return s ? Executed{} : failed(s);

@@ -75,6 +75,12 @@ struct RequestEncoder {
   }
   void operator()(const GcCall&) const { out.push_back(static_cast<char>(Kind::kGc)); }
   void operator()(const CheckpointCall&) const { out.push_back(static_cast<char>(Kind::kCheckpoint)); }
+  void operator()(const RemoteFenceCall&) const { out.push_back(static_cast<char>(Kind::kRemoteFence)); }
+  void operator()(const RemoteAllowCall& a) const {
+    out.push_back(static_cast<char>(Kind::kRemoteAllow));
+    put_bytes(out, a.key_hex);
+    put_varint(out, a.epoch);
+  }
   void operator()(const RetentionCall& r) const {
     out.push_back(static_cast<char>(Kind::kRetention));
     out.push_back(r.max_age_ns ? 1 : 0);
@@ -222,6 +228,13 @@ Result<Request> decode_quota(codec::Reader& r) {
   return Request{c};
 }
 
+Result<Request> decode_remote_allow(codec::Reader& r) {
+  RemoteAllowCall c;
+  c.key_hex = std::string(r.bytes());
+  c.epoch = r.varint();
+  return Request{c};
+}
+
 }  // namespace
 
 std::string encode(const Request& req) {
@@ -244,6 +257,8 @@ Result<Request> decode_request(std::string_view bytes) {
     case Kind::kLog: req = decode_log(r); break;
     case Kind::kUndoRestore: req = decode_undo_restore(r); break;
     case Kind::kUndo: req = decode_undo(r); break;
+    case Kind::kRemoteAllow: req = decode_remote_allow(r); break;
+    case Kind::kRemoteFence: req = Request{RemoteFenceCall{}}; break;
   }
   if (req && (!r.ok() || !r.at_end())) return Status::invalid("malformed control request");
   return req;

@@ -46,6 +46,8 @@ enum class Kind : uint8_t {
   kLog = 7,
   kUndoRestore = 8,
   kUndo = 9,
+  kRemoteAllow = 10,
+  kRemoteFence = 11,
 };
 
 // In the requests a desktop user may make (through the broker): the user
@@ -138,8 +140,24 @@ struct CheckpointCall {
   bool operator==(const CheckpointCall&) const = default;
 };
 
+// Serve the disk remotely to the desktop agent whose public key (64 hex
+// digits) this is, from attachment epoch `epoch` on, and to no other
+// (docs/remote.md); ESTALE for an epoch older than the current one, ENOTSUP
+// when roamfs does not serve the disk remotely (--remote-listen).
+struct RemoteAllowCall {
+  std::string key_hex;
+  uint64_t epoch = 0;
+  bool operator==(const RemoteAllowCall&) const = default;
+};
+
+// Fence the remote desktop: no key is allowed, its session is dropped, and
+// once the reply is sent no request of it is being served or will be.
+struct RemoteFenceCall {
+  bool operator==(const RemoteFenceCall&) const = default;
+};
+
 using Request = std::variant<RestoreCall, GcCall, RetentionCall, CheckpointCall, QuotaCall, HistoryCall, LogCall,
-                             UndoRestoreCall, UndoCall>;
+                             UndoRestoreCall, UndoCall, RemoteAllowCall, RemoteFenceCall>;
 
 struct Reply {
   int err = 0;             // 0: done; else errno

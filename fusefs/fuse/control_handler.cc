@@ -8,10 +8,13 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <optional>
+#include <variant>
 #include <string>
 #include <vector>
 
 #include "fusefs/control/execute.h"
+#include "protocol/curve_keys.h"
 
 namespace roam {
 
@@ -72,15 +75,42 @@ std::shared_ptr<HeldEntries> hold_retired(const std::string& mountpoint, const R
 
 }  // namespace
 
-control::Handled handle_control(Store& store, fuse_session* se, const std::string& mountpoint,
-                                const OpenFiles& open_files, const control::Request& req, const ucred& caller) {
+namespace {
+
+control::Reply reply_of(const Status& s) {
+  control::Reply r;
+  if (!s) r.err = s.err(), r.message = s.message();
+  return r;
+}
+
+// The requests only a roamfs with a remote session answers.
+std::optional<control::Handled> handle_remote(const ServedDisk& disk, const control::Request& req) {
+  if (!disk.remote) return std::nullopt;  // execute() says the disk is not served remotely
+  if (const auto* allow = std::get_if<control::RemoteAllowCall>(&req)) {
+    auto raw = proto::key_from_hex(allow->key_hex, "the desktop key");
+    if (!raw) return control::Handled{reply_of(raw.status()), {}};
+    return control::Handled{reply_of(disk.remote->allow(proto::to_hex(*raw), allow->epoch)), {}};
+  }
+  if (std::holds_alternative<control::RemoteFenceCall>(req)) {
+    disk.remote->fence();
+    return control::Handled{};
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+control::Handled handle_control(Store& store, const ServedDisk& disk, const control::Request& req,
+                                const ucred& caller) {
+  if (auto handled = handle_remote(disk, req)) return std::move(*handled);
   const Caller who = control::process_caller(caller.uid, caller.gid, static_cast<uint32_t>(caller.pid));
-  control::Context context{who, [&open_files](uint64_t ino) { return open_files.is_open(ino); }};
+  control::Context context{who, disk.is_open};
   control::Executed done = control::execute(store, context, req);
   control::Handled handled{std::move(done.reply), {}};
   if (handled.reply.err == 0 && handled.reply.seq != 0) {  // a restore changed the tree
-    auto held = hold_retired(mountpoint, done.result);
-    invalidate(se, done.result);
+    auto held = hold_retired(disk.mountpoint, done.result);
+    invalidate(disk.local, done.result);
+    if (disk.remote) disk.remote->with_session([&done](fuse_session* se) { invalidate(se, done.result); });
     handled.after_reply = [held = std::move(held)]() mutable { held.reset(); };
   }
   return handled;

@@ -8,19 +8,31 @@
 #include <fuse_lowlevel.h>
 #include <sys/socket.h>
 
+#include <functional>
 #include <string>
 
 #include "fusefs/control/protocol.h"
 #include "fusefs/control/server.h"
 #include "fusefs/fuse/ops.h"
+#include "fusefs/fuse/remote_server.h"
 #include "fusefs/store/store.h"
 
 namespace roam {
 
+// Where a running roamfs serves its disk: the local mount (`local`, mounted
+// at `mountpoint`, an absolute path) and, while a desktop is attached
+// remotely, `remote`'s session; `is_open` says whether any of them has an
+// inode open (GC must keep such files).
+struct ServedDisk {
+  fuse_session* local = nullptr;
+  std::string mountpoint;
+  std::function<bool(uint64_t)> is_open;
+  RemoteServer* remote = nullptr;  // none without --remote-listen
+};
+
 // Runs on the control server's thread, concurrently with FUSE requests; the
-// store's writer lock orders it against them. `se` must be mounted at
-// `mountpoint` (an absolute path). `open_files` keeps GC away from files that
-// are still open.
+// store's writer lock orders it against them. Kernel caches are invalidated
+// in every session of `disk` (a remote desktop's kernel too).
 //
 // A restore replaces files by new inodes, and FUSE evicts an inode, with its
 // cached pages, when its last dentry goes: invalidating the entry of a 1 GiB
@@ -28,7 +40,7 @@ namespace roam {
 // the handler holds the replaced entries open (O_PATH, through the mount)
 // and lets go of them after the reply: the new state is visible before the
 // client has its answer, the old pages are freed after.
-control::Handled handle_control(Store& store, fuse_session* se, const std::string& mountpoint,
-                                const OpenFiles& open_files, const control::Request& req, const ucred& caller);
+control::Handled handle_control(Store& store, const ServedDisk& disk, const control::Request& req,
+                                const ucred& caller);
 
 }  // namespace roam

@@ -51,13 +51,17 @@ struct DeviceIoHooks {
 };
 
 int DeviceIo::install(fuse_session* se, bool want_killpriv_v2) {
+  return install(se, want_killpriv_v2, fuse_session_fd(se));
+}
+
+int DeviceIo::install(fuse_session* se, bool want_killpriv_v2, int fd) {
   want_killpriv_v2_ = want_killpriv_v2;
   fuse_custom_io io{};
   io.read = DeviceIoHooks::read;
   io.writev = DeviceIoHooks::writev;
   // No splice_receive/splice_send: libfuse then offers the kernel no splice,
   // so every request and reply goes through the two hooks above.
-  return fuse_session_custom_io(se, &io, fuse_session_fd(se));
+  return fuse_session_custom_io(se, &io, fd);
 }
 
 bool DeviceIo::write_kills(uint64_t nodeid) {

@@ -48,9 +48,17 @@ class DeviceIo {
   // object: libfuse hands it to the io callbacks.
   // `want_killpriv_v2`: negotiate FUSE_HANDLE_KILLPRIV_V2 if offered.
   int install(fuse_session* se, bool want_killpriv_v2);
+  // The same on a session that is not mounted (a remote session,
+  // fuse/remote_server.h): its requests are read from, and its replies
+  // written to, `fd` (a SOCK_SEQPACKET socket: one packet, one message),
+  // which the session then owns (fuse_session_destroy closes it).
+  int install(fuse_session* se, bool want_killpriv_v2, int fd);
 
   // Whether the INIT reply carried FUSE_HANDLE_KILLPRIV_V2 (false until INIT).
   bool killpriv_v2() const { return killpriv_v2_.load(std::memory_order_acquire); }
+  // Whether the INIT reply carried FUSE_SETXATTR_EXT: SETXATTR requests then
+  // carry the 16-byte fuse_setxattr_in.
+  bool setxattr_ext() const { return setxattr_ext_.load(std::memory_order_acquire); }
 
   // Whether the request this thread is serving is a WRITE (OPEN) of inode
   // `nodeid` that carries the kernel's kill-privileges bit.

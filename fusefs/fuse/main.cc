@@ -26,12 +26,14 @@
 #include "fusefs/fuse/history_dir.h"
 #include "fusefs/fuse/housekeeper.h"
 #include "fusefs/fuse/ops.h"
+#include "fusefs/fuse/remote_server.h"
 #include "fusefs/fuse/userns_mount.h"
 #include "fusefs/gc/pins.h"
 #include "fusefs/history/moment.h"
 #include "base/timefmt.h"
 #include "base/backing_fs.h"
 #include "fusefs/store/store.h"
+#include "protocol/curve_keys.h"
 #include "base/sys/mountinfo.h"
 
 namespace {
@@ -66,6 +68,9 @@ struct Args {
   bool no_killpriv = false;
   bool no_posix_acl = false;
   bool no_history_dir = false;
+  // --remote-*: serve the disk to a remote desktop too (fuse/remote_server.h)
+  std::string remote_listen, remote_key_file, remote_allow;
+  uint64_t remote_epoch = 0;
 };
 
 // What a daemonized child reports once it serves; any other report is the
@@ -90,13 +95,27 @@ class StartupPipe {
 };
 
 // The control socket (restore on a mounted disk), served until unmount.
-roam::Result<std::unique_ptr<roam::control::Server>> start_control(roam::Store& store, fuse_session* se,
-                                                                   const std::string& mountpoint,
-                                                                   const roam::OpenFiles& open_files) {
+roam::Result<std::unique_ptr<roam::control::Server>> start_control(roam::Store& store, roam::ServedDisk disk) {
   return roam::control::Server::start(
-      roam::control::socket_dir(store.dir()), [&store, se, mountpoint, &open_files](const roam::control::Request& req, const ucred& caller) {
-        return roam::handle_control(store, se, mountpoint, open_files, req, caller);
+      roam::control::socket_dir(store.dir()),
+      [&store, disk = std::move(disk)](const roam::control::Request& req, const ucred& caller) {
+        return roam::handle_control(store, disk, req, caller);
       });
+}
+
+// With --remote-listen: the disk served to the desktop whose key is allowed.
+roam::Result<std::unique_ptr<roam::RemoteServer>> start_remote(const Args& args, roam::FuseContext& context) {
+  if (args.remote_listen.empty()) return std::unique_ptr<roam::RemoteServer>();
+  if (context.options.read_only) return Status::invalid("--remote-listen serves the live disk, not a past view (--at)");
+  if (args.remote_key_file.empty()) return Status::invalid("--remote-listen needs --remote-key-file");
+  roam::RemoteServer::Config cfg{.listen = args.remote_listen, .epoch = args.remote_epoch,
+                                 .options = context.options, .history = context.history};
+  ROAM_ASSIGN(cfg.keys, roam::proto::read_key_file(args.remote_key_file));
+  if (!args.remote_allow.empty()) {
+    ROAM_ASSIGN(std::string raw, roam::proto::key_from_hex(args.remote_allow, "--remote-allow"));
+    cfg.allowed_key = roam::proto::to_hex(raw);  // lower case, as the ZAP handler names keys
+  }
+  return roam::RemoteServer::start(context.fs, std::move(cfg));
 }
 
 // To the operator's terminal (or the startup log) and to syslog.
@@ -142,13 +161,6 @@ roam::Result<Disk> open_disk(const Args& args) {
   disk.at_seq = moment.seq;
   return disk;
 }
-
-// Threads of the multi-threaded loop. Requests wait on fsync and on LMDB's
-// one writer, so more threads than CPUs; measured on 2 vCPUs, 16/8 and 4/2
-// made no difference, and one idle thread lost: libfuse then starts and
-// stops threads all the time (docs/performance.md).
-constexpr unsigned kMaxLoopThreads = 16;
-constexpr unsigned kIdleLoopThreads = 8;
 
 // The mount's source, "roamfs:" and the store's absolute path: what roamctl
 // finds the store by in the mount table.
@@ -243,17 +255,6 @@ class MountedSession {
   bool mounted_ = false;
 };
 
-// Serves requests until the file system is unmounted; libfuse's result.
-int run_loop(fuse_session* se, bool single_thread) {
-  if (single_thread) return fuse_session_loop(se);
-  fuse_loop_config* cfg = fuse_loop_cfg_create();
-  fuse_loop_cfg_set_max_threads(cfg, kMaxLoopThreads);
-  fuse_loop_cfg_set_idle_threads(cfg, kIdleLoopThreads);
-  const int rc = fuse_session_loop_mt(se, cfg);
-  fuse_loop_cfg_destroy(cfg);
-  return rc;
-}
-
 // A daemon's standard streams go nowhere once the parent has its report.
 void detach_stdio() {
   int null = ::open("/dev/null", O_RDWR);
@@ -279,18 +280,23 @@ roam::Result<int> mount_and_serve(const Args& args, roam::Store& store, roam::Fu
   // A past view changes nothing: no control socket (restores go to the live
   // disk), no sync, no GC. Both stop before the session goes (declared after
   // it); the control socket first: no more restores.
+  // The remote session stops before the session goes, and after the control
+  // socket and the housekeeper, which ask it (declared in that order).
+  ROAM_ASSIGN(std::unique_ptr<roam::RemoteServer> remote, start_remote(args, context));
   std::optional<roam::Housekeeper> housekeeper;
   std::unique_ptr<roam::control::Server> control;
   if (!past) {
-    ROAM_ASSIGN(control, start_control(store, session.get(), real_mountpoint, context.open_files));
-    housekeeper.emplace(store, roam::Housekeeper::Intervals{},
-                        [&context](uint64_t ino) { return context.open_files.is_open(ino); });
+    auto is_open = [&context, r = remote.get()](uint64_t ino) {
+      return context.open_files.is_open(ino) || (r && r->is_open(ino));
+    };
+    ROAM_ASSIGN(control, start_control(store, {session.get(), real_mountpoint, is_open, remote.get()}));
+    housekeeper.emplace(store, roam::Housekeeper::Intervals{}, is_open);
     // A write about to fail with ENOSPC lets history give way first.
     context.fs.set_space_hook([&housekeeper] { housekeeper->relieve_space_pressure(); });
   }
   startup.ready();
   if (!args.foreground) detach_stdio();
-  return run_loop(session.get(), args.single_thread);
+  return roam::serve_session(session.get(), args.single_thread);
 }
 
 int serve(const Args& args, StartupPipe& startup) {
@@ -379,6 +385,13 @@ int main(int argc, char** argv) {
   app.add_flag("--no-history-dir", args.no_history_dir,
                "serve no .history directory at the disk's root (past versions stay reachable through "
                "roamctl and roam)");
+  app.add_option("--remote-listen", args.remote_listen,
+                 "also serve the disk to a remote desktop's agent (its `remote` mount driver) at this ZeroMQ "
+                 "endpoint, tcp://ADDR:PORT, with CURVE (docs/remote.md)");
+  app.add_option("--remote-key-file", args.remote_key_file, "roamfs's CURVE key pair for --remote-listen");
+  app.add_option("--remote-allow", args.remote_allow,
+                 "the public key (hex) of the one desktop agent allowed to attach remotely");
+  app.add_option("--remote-epoch", args.remote_epoch, "the attachment epoch of --remote-allow");
   app.add_option("--at", args.at,
                  "mount a read-only view of the disk as it was at TIME (ISO 8601, @EPOCH, -2h, ...)");
   CLI11_PARSE(app, argc, argv);

@@ -40,12 +40,18 @@ struct MountOptions {
 };
 
 // Process names by pid, read from /proc/PID/comm and kept for a second, so a
-// burst of operations from one process does not read /proc for each.
+// burst of operations from one process does not read /proc for each. A
+// remote session's pids are a desktop's, not this host's: its names are
+// told (the agent sends each request's, fuse/remote_server.h), never read.
 class CommCache {
  public:
   std::string comm_of(uint32_t pid);
+  // From now on names come only from tell(); an unknown pid has "".
+  void names_are_told() { told_only_ = true; }
+  void tell(uint32_t pid, std::string comm);
 
  private:
+  bool told_only_ = false;  // set before the session serves, never after
   struct Entry {
     std::string comm;
     std::chrono::steady_clock::time_point read_at;
@@ -97,6 +103,10 @@ struct FuseContext {
 // A callback added here needs its router in history_ops.cc too, or requests
 // on .history inodes would reach the live disk.
 const fuse_lowlevel_ops& roamfs_ops();
+
+// Serves `se`'s requests (libfuse's multi-threaded loop, or one thread)
+// until the session ends; libfuse's result.
+int serve_session(fuse_session* se, bool single_thread);
 
 // Replies with the errno of `s` (logging EIO, which means a checksum mismatch
 // or store damage): the one place where a Status becomes an errno.

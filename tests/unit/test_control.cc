@@ -42,6 +42,8 @@ std::vector<Request> samples() {
       Request{RetentionCall{std::nullopt, std::nullopt, 3600LL * 1000000000LL}},
       Request{QuotaCall{}},
       Request{QuotaCall{10ull << 30}},
+      Request{RemoteAllowCall{std::string(64, 'a'), 7}},
+      Request{RemoteFenceCall{}},
   };
 }
 

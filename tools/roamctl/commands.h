@@ -26,6 +26,7 @@ void add_gc_command(CLI::App& app, int& exit_code);
 void add_df_command(CLI::App& app, int& exit_code);
 void add_retention_command(CLI::App& app, int& exit_code);
 void add_quota_command(CLI::App& app, int& exit_code);
+void add_remote_command(CLI::App& app, int& exit_code);  // remote allow|fence
 // Keys.
 void add_keygen_command(CLI::App& app, int& exit_code);
 // Through the broker.

@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   roam::ctl::add_undo_command(app, exit_code);
   roam::ctl::add_history_command(app, exit_code);
   roam::ctl::add_gc_command(app, exit_code);
+  roam::ctl::add_remote_command(app, exit_code);
   roam::ctl::add_df_command(app, exit_code);
   roam::ctl::add_retention_command(app, exit_code);
   roam::ctl::add_quota_command(app, exit_code);

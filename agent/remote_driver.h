@@ -1,0 +1,32 @@
+// The `remote` mount driver (docs/remote.md): the disk's roamfs runs on the
+// storage node and listens for this desktop; attach mounts FUSE at the home
+// here (the agent is root of the desktop's user namespace, where FUSE mounts
+// are allowed) and relays every request of the desktop's kernel to that
+// roamfs, and every reply and notification back, on a thread of its own,
+// over ZeroMQ with CURVE (protocol/remote.h).
+//
+// Its "export" names the server: "tcp://ADDR:PORT#KEY", KEY the roamfs's
+// public key in hex.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "agent/mount_driver.h"
+
+namespace roam::agent {
+
+// How long attach waits for roamfs to open a session (its Welcome) before it
+// gives up with ETIMEDOUT; a key roamfs does not allow never gets one.
+inline constexpr int kRemoteHelloTimeoutMs = 5000;
+
+std::unique_ptr<MountDriver> make_remote_driver(const DriverContext& context);
+
+struct RemoteExport {
+  std::string endpoint;    // tcp://ADDR:PORT
+  std::string server_key;  // 32 raw bytes
+};
+// EINVAL unless `s` is "ENDPOINT#HEXKEY".
+Result<RemoteExport> parse_remote_export(const std::string& s);
+
+}  // namespace roam::agent
