@@ -2,6 +2,7 @@
 
 #include <linux/fuse.h>
 
+#include <cstdint>
 #include <cstring>
 #include <optional>
 
@@ -139,6 +140,41 @@ Status check_tail(uint32_t opcode, Tail tail, std::string_view args, size_t fixe
   return bad("opcode " + std::to_string(opcode));
 }
 
+// Offsets and sizes the kernel never sends: past MAX_LFS_FILESIZE (INT64_MAX),
+// which libfuse would hand on as negative off_t, or whose end overflows it.
+Status check_ranges(uint32_t opcode, std::string_view args) {
+  constexpr uint64_t kMax = INT64_MAX;
+  auto within = [](uint64_t off, uint64_t len) { return off <= kMax && len <= kMax - off; };
+  bool ok = true;
+  switch (opcode) {
+    case FUSE_WRITE: {
+      const auto w = read_struct<fuse_write_in>(args);
+      ok = within(w.offset, w.size);
+      break;
+    }
+    case FUSE_READ:
+    case FUSE_READDIR:
+    case FUSE_READDIRPLUS: {
+      const auto r = read_struct<fuse_read_in>(args);
+      ok = within(r.offset, r.size);
+      break;
+    }
+    case FUSE_FALLOCATE: {
+      const auto f = read_struct<fuse_fallocate_in>(args);
+      ok = within(f.offset, f.length);
+      break;
+    }
+    case FUSE_SETATTR: {
+      const auto a = read_struct<fuse_setattr_in>(args);
+      ok = !(a.valid & FATTR_SIZE) || a.size <= kMax;
+      break;
+    }
+    default:
+      break;
+  }
+  return ok ? Status::ok() : Status::error(EFBIG, "bad FUSE frame: offset or size past the largest file");
+}
+
 }  // namespace
 
 std::string encode_meta(const Meta& m) {
@@ -167,6 +203,7 @@ Status validate_request(std::string_view frame, bool setxattr_ext) {
   if (!shape) return Status::error(ENOSYS, "FUSE opcode " + std::to_string(h.opcode) + " is not served");
   std::string_view args = frame.substr(sizeof(fuse_in_header));
   if (args.size() < shape->fixed) return bad("opcode " + std::to_string(h.opcode) + " arguments truncated");
+  ROAM_TRY(check_ranges(h.opcode, args));
   return check_tail(h.opcode, shape->tail, args, shape->fixed);
 }
 

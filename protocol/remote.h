@@ -62,7 +62,9 @@ Result<Meta> decode_meta(std::string_view frame);
 // Whether `frame` is one FUSE request that roamfs serves, whole and well
 // formed: header length equal to the frame's, an opcode roamfs implements,
 // the opcode's argument struct complete, its names NUL-terminated inside the
-// frame, its data sizes inside the frame, nothing past kMaxFuseMessage.
+// frame, its data sizes inside the frame, nothing past kMaxFuseMessage;
+// EFBIG for an offset or size past INT64_MAX (the kernel's largest file),
+// or whose end is.
 // EPROTO (with what is wrong) otherwise; ENOSYS for a well-formed request
 // of an operation roamfs does not serve (answered without reaching libfuse).
 // `setxattr_ext`: the session negotiated FUSE_SETXATTR_EXT (SETXATTR carries

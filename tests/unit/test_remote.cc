@@ -161,6 +161,27 @@ TEST_CASE("an oversized request is refused, and data sizes must lie inside the f
   CHECK(remote::validate_request(x, false).err() == EPROTO);
 }
 
+TEST_CASE("offsets and sizes past the largest file are refused, as the kernel never sends them") {
+  std::string w = write_req("hello");
+  auto* in = reinterpret_cast<fuse_write_in*>(w.data() + sizeof(fuse_in_header));
+  in->offset = INT64_MAX - 5;
+  CHECK(remote::validate_request(w, false));
+  in->offset = INT64_MAX - 4;
+  CHECK(remote::validate_request(w, false).err() == EFBIG);
+  in->offset = ~uint64_t{0};  // a negative off_t for libfuse
+  CHECK(remote::validate_request(w, false).err() == EFBIG);
+  fuse_fallocate_in f{};
+  f.offset = 1;
+  f.length = INT64_MAX;
+  CHECK(remote::validate_request(request(FUSE_FALLOCATE, 2, bytes_of(f)), false).err() == EFBIG);
+  fuse_setattr_in a{};
+  a.valid = FATTR_SIZE;
+  a.size = uint64_t{INT64_MAX} + 1;
+  CHECK(remote::validate_request(request(FUSE_SETATTR, 2, bytes_of(a)), false).err() == EFBIG);
+  a.valid = FATTR_MODE;  // the size is not looked at
+  CHECK(remote::validate_request(request(FUSE_SETATTR, 2, bytes_of(a)), false));
+}
+
 TEST_CASE("an unknown or unserved opcode is ENOSYS; request id 0 is refused") {
   for (uint32_t op : {0u, uint32_t{FUSE_DESTROY}, uint32_t{FUSE_IOCTL}, uint32_t{FUSE_SETUPMAPPING}, uint32_t{CUSE_INIT}, 9999u,
                       uint32_t{FUSE_NOTIFY_REPLY}, uint32_t{FUSE_SETLK}})
