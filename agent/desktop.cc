@@ -52,16 +52,25 @@ std::string Desktop::local_export(const std::string& export_path) const {
 
 // A home whose disk the broker fenced (while this agent was unreachable)
 // answers every access with ENOTCONN; unmount it so that the desktop shows an
-// empty home rather than a broken one.
+// empty home rather than a broken one. The look (a statfs of each home) runs
+// on a thread of its own, never on the agent's loop: a live disk answers it
+// only once its roamfs lets go of the store's writer lock, which a restore
+// or an undo of thousands of files holds for seconds, longer than the broker
+// waits for a heartbeat. A finished look is acted on at the next interval.
 void Desktop::unmount_fenced_homes() {
-  for (const auto& mount_point : os_.fenced_mounts(cfg_.home_base)) {
-    std::fprintf(stderr, "roam-agent: %s was fenced by the broker; unmounting it\n", mount_point.c_str());
-    os_.unmount_lazily(mount_point);
+  if (fence_scan_.valid() && fence_scan_.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
+    for (const auto& mount_point : fence_scan_.get()) {
+      std::fprintf(stderr, "roam-agent: %s was fenced by the broker; unmounting it\n", mount_point.c_str());
+      os_.unmount_lazily(mount_point);
+    }
   }
+  if (!fence_scan_.valid())
+    fence_scan_ = std::async(std::launch::async, [this] { return os_.fenced_mounts(cfg_.home_base); });
 }
 
 Desktop::~Desktop() {
   if (running_check_.valid()) running_check_.wait();
+  if (fence_scan_.valid()) fence_scan_.wait();
 }
 
 // The checks run on a thread of their own (std::async), never on the
@@ -81,6 +90,10 @@ std::optional<proto::Damage> Desktop::check_health(Clock::time_point now) {
     });
   }
   return damage;
+}
+
+bool Desktop::fence_scan_running() const {
+  return fence_scan_.valid() && fence_scan_.wait_for(std::chrono::seconds(0)) != std::future_status::ready;
 }
 
 bool Desktop::health_check_running() const {

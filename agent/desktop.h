@@ -42,7 +42,9 @@ class DesktopOs {
   virtual std::optional<std::string> first_failing_check(const std::vector<std::string>& commands,
                                                          int timeout_ms) = 0;
   // The roamfs mounts under `home_base`/ whose FUSE connection is gone
-  // (every access answers ENOTCONN): the broker fenced them.
+  // (every access answers ENOTCONN): the broker fenced them. Called on a
+  // thread of its own (Desktop::unmount_fenced_homes), while the agent's
+  // loop may make the other calls; it may block while a live disk is busy.
   virtual std::vector<std::string> fenced_mounts(const std::string& home_base) = 0;
   // Detaches the mount at `mount_point` lazily; best effort.
   virtual void unmount_lazily(const std::string& mount_point) = 0;
@@ -95,6 +97,8 @@ class Desktop {
   std::vector<proto::Message> on_interval(Clock::time_point now);
   // Whether a run of the health checks is under way (started, not finished).
   bool health_check_running() const;
+  // Whether a look for fenced homes is under way (started, not finished).
+  bool fence_scan_running() const;
 
  private:
   // Syncs the home, makes busy processes let go, unmounts. Not mounted: success.
@@ -116,6 +120,7 @@ class Desktop {
   Clock::time_point next_health_{};  // the epoch: the first interval runs the checks
   bool damage_reported_ = false;
   std::future<std::optional<std::string>> running_check_;  // the run in progress, or finished and unreported
+  std::future<std::vector<std::string>> fence_scan_;  // fenced_mounts in progress, or finished and not acted on
 };
 
 }  // namespace roam::agent

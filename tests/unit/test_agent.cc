@@ -92,11 +92,18 @@ class FakeOs final : public DesktopOs {
     hang = on;
     changed.notify_all();
   }
+  // Runs on the Desktop's fence-scan thread: what it shares is under mu.
   std::vector<std::string> fenced_mounts(const std::string& home_base) override {
+    std::lock_guard lock(mu);
     asked_base = home_base;
     return {fenced.begin(), fenced.end()};
   }
+  std::string base_asked() {
+    std::lock_guard lock(mu);
+    return asked_base;
+  }
   void unmount_lazily(const std::string& mount_point) override {
+    std::lock_guard lock(mu);
     unmounted.push_back(mount_point);
     fenced.erase(mount_point);
   }
@@ -138,7 +145,7 @@ struct World {
   // same instant: checks run on a thread of their own).
   std::vector<proto::Damage> damage_at(Desktop::Clock::time_point now) {
     std::vector<proto::Damage> out = damage_of(desktop.on_interval(now));
-    while (desktop.health_check_running()) std::this_thread::sleep_for(1ms);
+    while (desktop.health_check_running() || desktop.fence_scan_running()) std::this_thread::sleep_for(1ms);
     for (const auto& d : damage_of(desktop.on_interval(now))) out.push_back(d);
     return out;
   }
@@ -347,7 +354,7 @@ TEST_CASE("a home the broker fenced is unmounted at the next interval", "[agent]
   World w;
   w.os.fenced = {"/homes/alice"};
   CHECK(w.damage_at(kT0).empty());
-  CHECK(w.os.asked_base == "/homes");
+  CHECK(w.os.base_asked() == "/homes");
   CHECK(w.os.unmounted == std::vector<std::string>{"/homes/alice"});
   w.damage_at(kT0 + 500ms);
   CHECK(w.os.unmounted.size() == 1);
