@@ -56,12 +56,14 @@ std::string Desktop::local_export(const std::string& export_path) const {
 // on a thread of its own, never on the agent's loop: a live disk answers it
 // only once its roamfs lets go of the store's writer lock, which a restore
 // or an undo of thousands of files holds for seconds, longer than the broker
-// waits for a heartbeat. A finished look is acted on at the next interval.
+// waits for a heartbeat. A finished look is acted on at the next interval,
+// by mount id: the home may have been detached and mounted again meanwhile,
+// and that new mount is live.
 void Desktop::unmount_fenced_homes() {
   if (fence_scan_.valid() && fence_scan_.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
-    for (const auto& mount_point : fence_scan_.get()) {
-      std::fprintf(stderr, "roam-agent: %s was fenced by the broker; unmounting it\n", mount_point.c_str());
-      os_.unmount_lazily(mount_point);
+    for (const auto& fenced : fence_scan_.get()) {
+      std::fprintf(stderr, "roam-agent: %s was fenced by the broker; unmounting it\n", fenced.mount_point.c_str());
+      os_.unmount_fenced(fenced);
     }
   }
   if (!fence_scan_.valid())

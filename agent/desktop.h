@@ -12,6 +12,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <future>
 #include <memory>
 #include <optional>
@@ -23,6 +24,14 @@
 #include "protocol/protocol.h"
 
 namespace roam::agent {
+
+// A home whose disk answers ENOTCONN, as the look for fenced homes found it.
+// `mount_id` names that very mount: a new mount at the same path has another
+// (the kernel's unique mount id, never reused; mountinfo's ids are, at once).
+struct FencedMount {
+  std::string mount_point;
+  uint64_t mount_id = 0;
+};
 
 // The parts of the desktop's OS the agent uses besides its mount driver.
 class DesktopOs {
@@ -45,9 +54,11 @@ class DesktopOs {
   // (every access answers ENOTCONN): the broker fenced them. Called on a
   // thread of its own (Desktop::unmount_fenced_homes), while the agent's
   // loop may make the other calls; it may block while a live disk is busy.
-  virtual std::vector<std::string> fenced_mounts(const std::string& home_base) = 0;
-  // Detaches the mount at `mount_point` lazily; best effort.
-  virtual void unmount_lazily(const std::string& mount_point) = 0;
+  virtual std::vector<FencedMount> fenced_mounts(const std::string& home_base) = 0;
+  // Detaches `fenced` (one fenced_mounts found) lazily if it is still the
+  // mount at its mount point: a mount made there since the look (the home
+  // detached and attached again) is left alone. Best effort.
+  virtual void unmount_fenced(const FencedMount& fenced) = 0;
   // Gives `home`, the root of a user disk just attached, to `user` while it
   // still belongs to uid 0 (a new disk: the broker made it): the uid and gid
   // this desktop's /etc/passwd names, mode 0700, so that the user owns their
@@ -120,7 +131,7 @@ class Desktop {
   Clock::time_point next_health_{};  // the epoch: the first interval runs the checks
   bool damage_reported_ = false;
   std::future<std::optional<std::string>> running_check_;  // the run in progress, or finished and unreported
-  std::future<std::vector<std::string>> fence_scan_;  // fenced_mounts in progress, or finished and not acted on
+  std::future<std::vector<FencedMount>> fence_scan_;  // fenced_mounts in progress, or finished and not acted on
 };
 
 }  // namespace roam::agent

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <optional>
 #include <vector>
 
 #include "agent/busy.h"
@@ -18,6 +19,21 @@
 namespace roam::agent {
 
 namespace {
+
+// <linux/stat.h> of Linux 6.8; Debian 12's headers predate it.
+constexpr unsigned kStatxMntIdUnique = 0x00004000U;
+
+// The id of the mount at `path`: the unique one on Linux 6.8 and later
+// (STATX_MNT_ID_UNIQUE), mountinfo's before. No request reaches the
+// filesystem (AT_STATX_DONT_SYNC), so a fenced FUSE mount answers too.
+std::optional<uint64_t> mount_id_of(const std::string& path) {
+  struct statx sx {};
+  if (::statx(AT_FDCWD, path.c_str(), AT_STATX_DONT_SYNC | AT_NO_AUTOMOUNT, STATX_MNT_ID | kStatxMntIdUnique,
+              &sx) != 0 ||
+      !(sx.stx_mask & (STATX_MNT_ID | kStatxMntIdUnique)))
+    return std::nullopt;
+  return sx.stx_mnt_id;
+}
 
 class SystemDesktopOs final : public DesktopOs {
  public:
@@ -40,17 +56,24 @@ class SystemDesktopOs final : public DesktopOs {
     return agent::first_failing_check(commands, timeout_ms);
   }
 
-  std::vector<std::string> fenced_mounts(const std::string& home_base) override {
-    std::vector<std::string> fenced;
+  std::vector<FencedMount> fenced_mounts(const std::string& home_base) override {
+    std::vector<FencedMount> fenced;
     for (const auto& m : read_mountinfo()) {
       if (m.fstype != "fuse.roamfs" || m.mount_point.rfind(home_base + "/", 0) != 0) continue;
+      const auto id = mount_id_of(m.mount_point);  // first: a mount made after the statfs is not taken for it
       struct statfs fs {};
-      if (::statfs(m.mount_point.c_str(), &fs) != 0 && errno == ENOTCONN) fenced.push_back(m.mount_point);
+      if (id && ::statfs(m.mount_point.c_str(), &fs) != 0 && errno == ENOTCONN)
+        fenced.push_back({m.mount_point, *id});
     }
     return fenced;
   }
 
-  void unmount_lazily(const std::string& mount_point) override { ::umount2(mount_point.c_str(), MNT_DETACH); }
+  void unmount_fenced(const FencedMount& fenced) override {
+    // umount2 takes a path, not a mount: a mount could still land there
+    // between this look and the call, but only in these microseconds, not
+    // in the interval since the scan.
+    if (mount_id_of(fenced.mount_point) == fenced.mount_id) ::umount2(fenced.mount_point.c_str(), MNT_DETACH);
+  }
 
   Status give_home(const std::string& home, const std::string& user) override {
     struct stat st {};

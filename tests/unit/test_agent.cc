@@ -93,19 +93,37 @@ class FakeOs final : public DesktopOs {
     changed.notify_all();
   }
   // Runs on the Desktop's fence-scan thread: what it shares is under mu.
-  std::vector<std::string> fenced_mounts(const std::string& home_base) override {
+  std::vector<FencedMount> fenced_mounts(const std::string& home_base) override {
     std::lock_guard lock(mu);
     asked_base = home_base;
-    return {fenced.begin(), fenced.end()};
+    std::vector<FencedMount> found;
+    for (const auto& [point, id] : fenced) found.push_back({point, id});
+    return found;
   }
   std::string base_asked() {
     std::lock_guard lock(mu);
     return asked_base;
   }
-  void unmount_lazily(const std::string& mount_point) override {
+  // As the real one: only the mount the look found, not a newer one there.
+  void unmount_fenced(const FencedMount& m) override {
     std::lock_guard lock(mu);
-    unmounted.push_back(mount_point);
-    fenced.erase(mount_point);
+    auto it = mounted_ids.find(m.mount_point);
+    if (it == mounted_ids.end() || it->second != m.mount_id) return;
+    unmounted.push_back(m.mount_point);
+    fenced.erase(m.mount_point);
+    mounted_ids.erase(it);
+  }
+  // A fenced mount at `point`, with mount id `id`.
+  void fence(const std::string& point, uint64_t id) {
+    std::lock_guard lock(mu);
+    fenced[point] = id;
+    mounted_ids[point] = id;
+  }
+  // A new, live mount at `point` replaces whatever was there.
+  void remount(const std::string& point, uint64_t id) {
+    std::lock_guard lock(mu);
+    fenced.erase(point);
+    mounted_ids[point] = id;
   }
   Status give_home(const std::string& home, const std::string& user) override {
     given.emplace_back(home, user);
@@ -114,7 +132,8 @@ class FakeOs final : public DesktopOs {
 
   std::set<std::string> busy;  // process names under the home being detached
   std::optional<std::string> failing;
-  std::set<std::string> fenced;
+  std::map<std::string, uint64_t> fenced;       // fenced mount point -> its mount id
+  std::map<std::string, uint64_t> mounted_ids;  // every mount point -> its mount id
   std::vector<std::string> synced;
   std::vector<ReleaseCall> releases;
   std::mutex mu;
@@ -352,12 +371,23 @@ TEST_CASE("without health checks nothing is run and nothing reported", "[agent]"
 
 TEST_CASE("a home the broker fenced is unmounted at the next interval", "[agent]") {
   World w;
-  w.os.fenced = {"/homes/alice"};
+  w.os.fence("/homes/alice", 61);
   CHECK(w.damage_at(kT0).empty());
   CHECK(w.os.base_asked() == "/homes");
   CHECK(w.os.unmounted == std::vector<std::string>{"/homes/alice"});
   w.damage_at(kT0 + 500ms);
   CHECK(w.os.unmounted.size() == 1);
+}
+
+TEST_CASE("a home mounted again since the look found it fenced is left alone", "[agent]") {
+  World w;
+  w.os.fence("/homes/alice", 61);
+  w.desktop.on_interval(kT0);  // the look starts, and finds mount 61 fenced
+  for (int i = 0; i < 500 && w.desktop.fence_scan_running(); ++i) std::this_thread::sleep_for(10ms);
+  REQUIRE_FALSE(w.desktop.fence_scan_running());
+  w.os.remount("/homes/alice", 62);  // detached and attached again: a live mount
+  w.desktop.on_interval(kT0 + 500ms);
+  CHECK(w.os.unmounted.empty());
 }
 
 // ---------------------------------------------------------------- busy processes

@@ -20,6 +20,10 @@ PASSED=0
 FAILED=0
 SKIPPED=0
 FAILED_NAMES=()
+# The end of each failed test's output, printed again just above the summary:
+# CI shows only the last part of a run's output.
+FAILURE_TAILS=$(mktemp)
+trap 'rm -f "$FAILURE_TAILS"' EXIT
 RUN_TIMEOUT=${ROAMDISK_TEST_RUN_TIMEOUT:-1500}
 
 usage() {
@@ -75,6 +79,29 @@ for b in bad:
 EOF
 }
 
+# Appends to FAILURE_TAILS the last lines of what each test that did not
+# pass printed (from a meson testlog.json).
+save_failure_tails() {
+    python3 - "$1" "$2" >>"$FAILURE_TAILS" <<'EOF'
+import json, sys
+path, label = sys.argv[1], sys.argv[2]
+try:
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if str(rec.get("result", "")).upper() in ("OK", "EXPECTEDFAIL", "SKIP"):
+                continue
+            out = (rec.get("stdout") or "") + (rec.get("stderr") or "")
+            print(f"--- {label}: {rec.get('name', '?')}: the last lines it printed")
+            print("\n".join(out.rstrip().splitlines()[-40:]))
+except FileNotFoundError:
+    pass
+EOF
+}
+
 # run_tests LABEL BUILD_DIR TIMEOUT_MULTIPLIER "MESON TEST ARGS" [ENV=VALUE...]
 run_tests() {
     local label=$1 build_dir=$2 mult=$3 test_args=$4
@@ -97,6 +124,7 @@ run_tests() {
         return
     }
     read -r p f s <<<"$(head -n 1 <<<"$summary")"
+    ((f > 0)) && save_failure_tails "$testlog" "$label"
     while IFS= read -r name; do
         [[ -n "$name" ]] && FAILED_NAMES+=("$name")
     done < <(tail -n +2 <<<"$summary")
@@ -174,6 +202,10 @@ main() {
     fi
 
     local rc=0
+    if [[ -s "$FAILURE_TAILS" ]]; then
+        echo "=== what the failed tests printed last"
+        cat "$FAILURE_TAILS"
+    fi
     if ((${#FAILED_NAMES[@]} > 0)); then
         echo "=== not passed:"
         printf '  %s\n' "${FAILED_NAMES[@]}"
