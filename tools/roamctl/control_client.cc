@@ -64,4 +64,14 @@ void print_figures_json(const control::Reply& r) {
   std::printf("}\n");
 }
 
+void print_changes(const std::vector<RestoreChange>& changes, bool json) {
+  for (const auto& c : changes) {
+    if (json)
+      std::printf("{\"change\":\"%c\",\"path\":%s,\"what\":%s}\n", static_cast<char>(c.kind),
+                  json_string(c.path).c_str(), json_string(c.what).c_str());
+    else
+      std::printf("%c %s%s%s\n", static_cast<char>(c.kind), c.path.c_str(), c.what.empty() ? "" : "  ", c.what.c_str());
+  }
+}
+
 }  // namespace roam::ctl

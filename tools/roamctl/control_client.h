@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "fusefs/control/protocol.h"
 #include "tools/roamctl/target.h"
@@ -30,5 +31,10 @@ int64_t figure(const control::Reply& r, const std::string& name);
 
 // Prints the figures of `r` as one JSON object on a line.
 void print_figures_json(const control::Reply& r);
+
+// Prints a restore's or an undo's changes, one per line: "K PATH  WHAT" (K
+// the change's kind, as `roamctl restore` documents it), or with `json` one
+// object {"change","path","what"} each.
+void print_changes(const std::vector<RestoreChange>& changes, bool json);
 
 }  // namespace roam::ctl

@@ -33,16 +33,12 @@ struct RestoreArgs {
 };
 
 void print(const RestoreArgs& a, const control::RestoreCall& call, const control::Reply& r) {
+  print_changes(r.changes, a.json);
   if (a.json) {
-    for (const auto& c : r.changes)
-      std::printf("{\"change\":\"%c\",\"path\":%s,\"what\":%s}\n", static_cast<char>(c.kind), json_string(c.path).c_str(),
-                  json_string(c.what).c_str());
     std::printf("{\"moment\":%s,\"seq\":%llu,\"changes\":%zu,\"dry_run\":%s}\n", json_string(r.moment).c_str(),
                 static_cast<unsigned long long>(r.seq), r.changes.size(), a.dry_run ? "true" : "false");
     return;
   }
-  for (const auto& c : r.changes)
-    std::printf("%c %s%s%s\n", static_cast<char>(c.kind), c.path.c_str(), c.what.empty() ? "" : "  ", c.what.c_str());
   const std::string where = call.to ? *call.to : call.path;
   if (r.changes.empty()) {
     std::printf("nothing to restore: %s is already as it was at %s\n", call.path.c_str(), r.moment.c_str());

@@ -35,16 +35,12 @@ size_t count_changes(const control::Reply& r) {
 
 void print(const UndoArgs& a, const control::Reply& r) {
   const size_t n = count_changes(r);
+  print_changes(r.changes, a.json);
   if (a.json) {
-    for (const auto& c : r.changes)
-      std::printf("{\"change\":\"%c\",\"path\":%s,\"what\":%s}\n", static_cast<char>(c.kind), json_string(c.path).c_str(),
-                  json_string(c.what).c_str());
     std::printf("{\"undo\":%s,\"seq\":%llu,\"changes\":%zu,\"dry_run\":%s}\n", json_string(r.moment).c_str(),
                 static_cast<unsigned long long>(r.seq), n, a.dry_run ? "true" : "false");
     return;
   }
-  for (const auto& c : r.changes)
-    std::printf("%c %s%s%s\n", static_cast<char>(c.kind), c.path.c_str(), c.what.empty() ? "" : "  ", c.what.c_str());
   if (n == 0) {
     std::printf("nothing to undo: %s\n", r.moment.c_str());
   } else if (a.dry_run) {
