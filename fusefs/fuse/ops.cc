@@ -5,13 +5,11 @@
 #include <syslog.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cstdio>
-#include <cstring>
 #include <fstream>
 #include <memory>
-#include <optional>
-#include <vector>
+
+#include "fusefs/fuse/op_support.h"
 
 namespace roam {
 
@@ -39,27 +37,10 @@ constexpr unsigned kCongestionThreshold = kMaxBackground * 3 / 4;
 // Timestamps are kept to the nanosecond.
 constexpr unsigned kTimeGranularityNs = 1;
 
-// fuse_lowlevel_notify_inval_inode's offset for "the attributes only, not
-// the cached pages".
-constexpr off_t kInvalidateAttributesOnly = -1;
-
-// The kernel's FATTR_KILL_SUIDGID (include/uapi/linux/fuse.h), which libfuse
-// hands on as FUSE_SET_ATTR_KILL_SUID: chown, and truncate by a caller
-// without CAP_FSETID.
-constexpr int kFattrKillSuidgid = 1 << 11;
-static_assert(FUSE_SET_ATTR_KILL_SUID == kFattrKillSuidgid, "FATTR_KILL_SUIDGID");
-
-// A readdirplus entry takes over this many bytes of the reply (its
-// fuse_entry_out alone is 128), so a reply of n bytes holds fewer than
-// n / kMinDirentPlusBytes + 1 entries.
-constexpr size_t kMinDirentPlusBytes = 128;
-
 // Process names are read again after this long (a process may exec, a pid be
 // reused), and forgotten all at once past this many pids (a bound on memory).
 constexpr auto kCommTtl = std::chrono::seconds(1);
 constexpr size_t kCommCacheMaxPids = 4096;
-
-FuseContext& ctx(fuse_req_t req) { return *static_cast<FuseContext*>(fuse_req_userdata(req)); }
 
 }  // namespace
 
@@ -72,20 +53,12 @@ void reply_status(fuse_req_t req, const Status& s) {
   fuse_reply_err(req, s.err());
 }
 
-namespace {
-
 Caller caller_of(fuse_req_t req) {
   const fuse_ctx* c = fuse_req_ctx(req);
   Caller caller{c->uid, c->gid, static_cast<uint32_t>(c->pid), {}};
   caller.comm = ctx(req).comms.comm_of(caller.pid);
   return caller;
 }
-
-// The creating process's umask, which the kernel sends with create, mknod
-// and mkdir (and no longer applies itself under FUSE_CAP_DONT_MASK).
-uint32_t umask_of(fuse_req_t req) { return fuse_req_ctx(req)->umask; }
-
-}  // namespace
 
 struct stat to_stat(const Inode& i) {
   struct stat st {};
@@ -104,8 +77,6 @@ struct stat to_stat(const Inode& i) {
   return st;
 }
 
-namespace {
-
 fuse_entry_param to_entry(fuse_req_t req, const Inode& i) {
   fuse_entry_param e{};
   e.ino = i.ino;
@@ -116,16 +87,22 @@ fuse_entry_param to_entry(fuse_req_t req, const Inode& i) {
   return e;
 }
 
-void reply_entry(fuse_req_t req, const Result<Inode>& r) {
-  if (!r) return reply_status(req, r.status());
-  fuse_entry_param e = to_entry(req, *r);
-  fuse_reply_entry(req, &e);
-}
-
 void reply_attr(fuse_req_t req, const Result<Inode>& r) {
   if (!r) return reply_status(req, r.status());
   struct stat st = to_stat(*r);
   fuse_reply_attr(req, &st, ctx(req).options.attr_timeout);
+}
+
+namespace {
+
+// The creating process's umask, which the kernel sends with create, mknod
+// and mkdir (and no longer applies itself under FUSE_CAP_DONT_MASK).
+uint32_t umask_of(fuse_req_t req) { return fuse_req_ctx(req)->umask; }
+
+void reply_entry(fuse_req_t req, const Result<Inode>& r) {
+  if (!r) return reply_status(req, r.status());
+  fuse_entry_param e = to_entry(req, *r);
+  fuse_reply_entry(req, &e);
 }
 
 // An open file remembers who opened it: with the writeback cache, WRITE
@@ -145,18 +122,7 @@ struct FileHandle {
   OpenFiles& open_files;
 };
 
-// A directory listing taken at the first readdir, so that offsets stay stable
-// while entries come and go (POSIX leaves those unspecified either way).
-// Lifetime: freed by releasedir, which the kernel may send the moment a
-// readdir reply is out, so no callback touches it after replying.
-struct DirHandle {
-  std::mutex mu;
-  std::vector<std::pair<std::string, Dirent>> entries;
-  bool loaded = false;
-};
-
 FileHandle* file_of(fuse_file_info* fi) { return reinterpret_cast<FileHandle*>(fi->fh); }
-DirHandle* dir_of(fuse_file_info* fi) { return reinterpret_cast<DirHandle*>(fi->fh); }
 
 void op_init(void* userdata, fuse_conn_info* conn) {
   auto& c = *static_cast<FuseContext*>(userdata);
@@ -192,108 +158,6 @@ void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
 }
 
 void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) { reply_attr(req, ctx(req).fs.getattr(ino)); }
-
-// Whether a file of this mode loses anything to Fs::kill_privileges.
-bool has_killable_mode(uint32_t mode, bool outside_group) {
-  const bool sgid_goes = (mode & S_ISGID) && ((mode & S_IXGRP) || outside_group);
-  return !S_ISDIR(mode) && ((mode & S_ISUID) || sgid_goes);
-}
-
-// Supplementary groups read at first (more are read when a caller has more).
-constexpr size_t kGroupsGuess = 64;
-
-// Whether the caller belongs to group `gid`: its group, or one of its
-// supplementary groups (libfuse reads them from /proc). When they cannot be
-// read (the process is gone), it counts as a member: the bit stays.
-bool caller_in_group(fuse_req_t req, uint32_t gid) {
-  if (fuse_req_ctx(req)->gid == gid) return true;
-  std::vector<gid_t> groups(kGroupsGuess);
-  int n = fuse_req_getgroups(req, static_cast<int>(groups.size()), groups.data());
-  if (n > static_cast<int>(groups.size())) {
-    groups.resize(static_cast<size_t>(n));
-    n = fuse_req_getgroups(req, n, groups.data());
-  }
-  if (n < 0) return true;
-  groups.resize(std::min(groups.size(), static_cast<size_t>(n)));
-  return std::find(groups.begin(), groups.end(), gid) != groups.end();
-}
-
-// For a request in which the kernel asks to take away privileges because the
-// caller lacks CAP_FSETID: whether the caller is outside inode `ino`'s group,
-// so that setgid goes even without group execute (as Linux's
-// setattr_should_drop_sgid).
-bool outside_group_of(fuse_req_t req, fuse_ino_t ino) {
-  auto r = ctx(req).fs.getattr(ino);
-  return r && !caller_in_group(req, r->gid);
-}
-
-// The kernel caches a file's mode: after roamfs took away setuid/setgid in a
-// request whose reply carries no attributes (WRITE, OPEN), it must forget it,
-// before the reply (or exec would still see the bits). Only the attributes:
-// cached pages stay.
-void forget_cached_mode(fuse_req_t req, fuse_ino_t ino) {
-  fuse_session* se = ctx(req).session;
-  if (!se) return;
-  int rc = fuse_lowlevel_notify_inval_inode(se, ino, kInvalidateAttributesOnly, 0);
-  if (rc != 0 && rc != -ENOENT)
-    syslog(LOG_WARNING, "roamfs: inode %llu: cached mode not invalidated: %s", static_cast<unsigned long long>(ino),
-           std::strerror(-rc));
-}
-
-// An O_DIRECT write bypassed the page cache: the kernel dropped the range's
-// pages before sending it, but a buffered read may have cached the old bytes
-// again while the write was in flight, and after an asynchronous direct
-// write the kernel drops nothing (generic/451). Dropped here, after the new
-// bytes are stored and before the reply, so that every read that completes
-// after the write sees them: a read still in flight holds its page locked,
-// and the invalidation waits for it. Only for a write from a file opened
-// with O_DIRECT that did not come from the page cache: the pages of a
-// writeback WRITE (fi->writepage), and those of a write-through WRITE (the
-// kernel's fallback for a buffered write that must drop setuid), stay
-// locked or under writeback until this very reply.
-void forget_cached_pages(fuse_req_t req, fuse_ino_t ino, off_t off, size_t size) {
-  fuse_session* se = ctx(req).session;
-  if (!se || size == 0) return;
-  int rc = fuse_lowlevel_notify_inval_inode(se, ino, off, static_cast<off_t>(size));
-  if (rc != 0 && rc != -ENOENT)
-    syslog(LOG_WARNING, "roamfs: inode %llu: cached pages not invalidated after a direct write: %s",
-           static_cast<unsigned long long>(ino), std::strerror(-rc));
-}
-
-void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info*) {
-  SetattrArgs a;
-  // With FUSE_HANDLE_KILLPRIV_V2, two more requests mean "take away
-  // privileges", because the kernel drops its own kill bits before sending
-  // them: a SETATTR setting nothing at all comes from the kernel's
-  // file_remove_privs (fallocate, copy_file_range, a write it sends through
-  // the page cache), and one setting only ctime from chown(f, -1, -1) (on a
-  // regular file; elsewhere it sets nothing either). Linux clears setuid in
-  // both cases.
-  const bool v2 = ctx(req).device_io.killpriv_v2();
-  a.kill_privs = v2 && ((to_set & FUSE_SET_ATTR_KILL_SUID) || (to_set & ~FUSE_SET_ATTR_CTIME) == 0);
-  // A chown's kill may come from a caller with CAP_FSETID, who keeps setgid.
-  const bool chown = to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID);
-  a.outside_group = a.kill_privs && !chown && outside_group_of(req, ino);
-  if (to_set & FUSE_SET_ATTR_MODE) a.mask |= kSetMode, a.mode = attr->st_mode;
-  if (to_set & FUSE_SET_ATTR_UID) a.mask |= kSetUid, a.uid = attr->st_uid;
-  if (to_set & FUSE_SET_ATTR_GID) a.mask |= kSetGid, a.gid = attr->st_gid;
-  if (to_set & FUSE_SET_ATTR_SIZE) a.mask |= kSetSize, a.size = static_cast<uint64_t>(attr->st_size);
-  if (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_ATIME_NOW)) {
-    a.mask |= kSetAtime;
-    a.atime_now = to_set & FUSE_SET_ATTR_ATIME_NOW;
-    a.atime = {attr->st_atim.tv_sec, static_cast<uint32_t>(attr->st_atim.tv_nsec)};
-  }
-  if (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW)) {
-    a.mask |= kSetMtime;
-    a.mtime_now = to_set & FUSE_SET_ATTR_MTIME_NOW;
-    a.mtime = {attr->st_mtim.tv_sec, static_cast<uint32_t>(attr->st_mtim.tv_nsec)};
-  }
-  if (to_set & FUSE_SET_ATTR_CTIME) {
-    a.mask |= kSetCtime;
-    a.ctime = {attr->st_ctim.tv_sec, static_cast<uint32_t>(attr->st_ctim.tv_nsec)};
-  }
-  reply_attr(req, ctx(req).fs.setattr(caller_of(req), ino, a));
-}
 
 void op_readlink(fuse_req_t req, fuse_ino_t ino) {
   auto r = ctx(req).fs.readlink(ino);
@@ -400,93 +264,6 @@ void op_release(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
 }
 
 void op_fsync(fuse_req_t req, fuse_ino_t, int, fuse_file_info*) { reply_status(req, ctx(req).fs.sync()); }
-
-void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  auto r = ctx(req).fs.getattr(ino);
-  if (!r) return reply_status(req, r.status());
-  if (!S_ISDIR(r->mode)) return static_cast<void>(fuse_reply_err(req, ENOTDIR));
-  fi->fh = reinterpret_cast<uint64_t>(new DirHandle);
-  fi->cache_readdir = 0;
-  if (fuse_reply_open(req, fi) == -ENOENT) delete dir_of(fi);
-}
-
-// Serves readdir and readdirplus from the handle's snapshot. Offsets are
-// indexes into the snapshot plus one; "." and ".." come first.
-// Fills `buf` from the handle's snapshot; returns the bytes used. Must not
-// reply: the caller replies after letting go of the handle, because once the
-// reply is sent the kernel may release the directory and free the handle.
-Result<size_t> fill_readdir(fuse_req_t req, fuse_ino_t ino, std::vector<char>& buf, off_t off, DirHandle& dh,
-                            bool plus) {
-  std::lock_guard lock(dh.mu);
-  if (!dh.loaded || off == 0) {
-    ROAM_ASSIGN(Inode self, ctx(req).fs.getattr(ino));
-    ROAM_ASSIGN(auto entries, ctx(req).fs.readdir(ino, "", SIZE_MAX));
-    dh.entries.clear();
-    dh.entries.emplace_back(".", Dirent{ino, S_IFDIR});
-    dh.entries.emplace_back("..", Dirent{self.parent ? self.parent : ino, S_IFDIR});
-    for (auto& e : entries) dh.entries.push_back(std::move(e));
-    dh.loaded = true;
-  }
-  const size_t size = buf.size();
-  const size_t first = std::min(static_cast<size_t>(off), dh.entries.size());
-  // At most this many entries fit in the reply, so readdirplus reads their
-  // inodes in one transaction.
-  const size_t last = plus ? std::min(dh.entries.size(), first + size / kMinDirentPlusBytes + 1) : dh.entries.size();
-  std::vector<std::optional<Inode>> inodes;
-  if (plus) {
-    std::vector<uint64_t> inos;
-    for (size_t i = first; i < last; ++i) inos.push_back(dh.entries[i].second.ino);
-    ROAM_ASSIGN(inodes, ctx(req).fs.getattrs(inos));
-  }
-  size_t used = 0;
-  for (size_t i = first; i < last; ++i) {
-    const auto& [name, d] = dh.entries[i];
-    size_t n;
-    if (plus) {
-      fuse_entry_param e{};
-      if (name != "." && name != "..") {
-        const auto& inode = inodes[i - first];
-        if (!inode) continue;  // removed since the snapshot
-        e = to_entry(req, *inode);
-      } else {  // ino 0: the kernel makes no dentry for these
-        e.attr.st_ino = d.ino;
-        e.attr.st_mode = d.type;
-      }
-      n = fuse_add_direntry_plus(req, buf.data() + used, size - used, name.c_str(), &e, static_cast<off_t>(i + 1));
-    } else {
-      struct stat st {};
-      st.st_ino = d.ino;
-      st.st_mode = d.type;
-      n = fuse_add_direntry(req, buf.data() + used, size - used, name.c_str(), &st, static_cast<off_t>(i + 1));
-    }
-    if (n > size - used) break;
-    used += n;
-  }
-  return used;
-}
-
-// Offsets are indexes into the snapshot plus one; "." and ".." come first.
-void serve_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi, bool plus) {
-  std::vector<char> buf(size);
-  auto used = fill_readdir(req, ino, buf, off, *dir_of(fi), plus);
-  if (!used) return reply_status(req, used.status());
-  fuse_reply_buf(req, buf.data(), *used);
-}
-
-void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
-  serve_readdir(req, ino, size, off, fi, false);
-}
-
-void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
-  serve_readdir(req, ino, size, off, fi, true);
-}
-
-void op_releasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
-  delete dir_of(fi);
-  fuse_reply_err(req, 0);
-}
-
-void op_fsyncdir(fuse_req_t req, fuse_ino_t, int, fuse_file_info*) { reply_status(req, ctx(req).fs.sync()); }
 
 void op_statfs(fuse_req_t req, fuse_ino_t) {
   auto r = ctx(req).fs.statfs();
