@@ -4,12 +4,9 @@
 // is served by a second libfuse session over the same engine (`Fs`) and op
 // log as the local mount's.
 //
-// A RemoteSession is one such libfuse session. It reads requests from, and
-// writes replies and notifications to, one end of a socketpair(AF_UNIX,
-// SOCK_SEQPACKET) through DeviceIo's custom io (one packet is one FUSE
-// message, as on /dev/fuse), served by libfuse's multi-threaded loop on a
-// thread of its own. A new desktop mount (a Hello, then its kernel's INIT)
-// gets a new session; a fence or the desktop's End drops it.
+// A RemoteSession (remote_session.h) is one such libfuse session. A new
+// desktop mount (a Hello, then its kernel's INIT) gets a new session; a
+// fence or the desktop's End drops it.
 //
 // The RemoteServer owns one thread, the relay: it alone uses the ZeroMQ
 // sockets (a CURVE server ROUTER at --remote-listen, and the ZAP handler
