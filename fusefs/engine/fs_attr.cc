@@ -163,9 +163,13 @@ Result<struct statvfs> Fs::statfs() {
   struct statvfs st {};
   if (::statvfs(store_.dir().c_str(), &st) < 0)
     return Status::error(errno, std::string("statvfs of the store: ") + std::strerror(errno));
-  ROAM_ASSIGN(ReadTxn txn, store_.begin_read());
+  // Files as of the last checkpoint (at most seconds old), with no lock: a
+  // statfs (df, a file manager, the agent's look for fenced homes) must not
+  // wait behind a restore that holds the store's writer lock for seconds.
+  ROAM_ASSIGN(ReadTxn snapshot, store_.begin_snapshot());
   MDB_stat ms{};
-  mdb_stat(txn.raw().get(), txn.dbis().inodes, &ms);
+  if (int rc = mdb_stat(snapshot.raw().get(), snapshot.dbis().inodes, &ms); rc != 0)
+    return Status::error(EIO, std::string("statfs: counting inodes: ") + mdb_strerror(rc));
   // Inode numbers are never exhausted.
   st.f_files = ms.ms_entries + st.f_ffree;
   st.f_namemax = kNameMax;
@@ -174,9 +178,10 @@ Result<struct statvfs> Fs::statfs() {
   const uint64_t reserve = growth_reserve(static_cast<uint64_t>(st.f_blocks) * unit) / unit;
   st.f_bavail = st.f_bavail > reserve ? st.f_bavail - reserve : 0;
   // ...or, with a quota, the quota: what a writer on this disk can use.
-  ROAM_ASSIGN(uint64_t quota, txn.quota_bytes());
+  // Live data and quota as of the last commit, also with no lock.
+  const uint64_t quota = store_.quota_bytes();
   if (quota > 0) {
-    ROAM_ASSIGN(uint64_t live, txn.live_bytes());
+    const uint64_t live = store_.live_bytes();
     const uint64_t left = (quota > live ? quota - live : 0) / unit;
     st.f_blocks = quota / unit;
     st.f_bfree = std::min<uint64_t>(left, st.f_bfree);

@@ -184,6 +184,7 @@ Status WriteTxn::apply_live_delta() {
       return Status::error(EDQUOT, "the disk's quota (" + std::to_string(quota) + " bytes) is used up");
   }
   live_delta_ = 0;
+  new_live_ = now;
   return put(dbis_.meta, kMetaLiveBytes, codec::be64(now));
 }
 

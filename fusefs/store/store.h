@@ -242,6 +242,7 @@ class WriteTxn : public StoreTxn {
   int64_t live_delta_ = 0;  // put_inode's changes of live data, applied at commit
   bool quota_exempt_ = false;
   std::optional<uint64_t> new_quota_;  // set_quota's, for Store::quota_bytes() at commit
+  std::optional<uint64_t> new_live_;   // apply_live_delta's, for Store::live_bytes() at commit
   std::vector<Before> before_;
   std::set<std::pair<MDB_dbi, std::string>> remembered_;
   std::string redo_;  // the WAL record's operations
@@ -302,6 +303,9 @@ class Store {
   // checks the quota in its transaction). For the writes' pre-check, which
   // costs nothing when there is no quota.
   uint64_t quota_bytes() const { return quota_bytes_.load(std::memory_order_relaxed); }
+  // The disk's live data as of the last committed write, likewise without a
+  // lock (statfs, which must not wait behind a long restore).
+  uint64_t live_bytes() const { return live_bytes_.load(std::memory_order_relaxed); }
   // Whether anything changed since the last checkpoint.
   bool changed_since_checkpoint() const { return writes_since_checkpoint_.load() != 0; }
 
@@ -363,6 +367,7 @@ class Store {
   uint64_t wal_generation_ = 0;  // guarded by mu_
   std::atomic<uint64_t> writes_since_checkpoint_{0};
   std::atomic<uint64_t> quota_bytes_{0};  // quota_bytes()
+  std::atomic<uint64_t> live_bytes_{0};   // live_bytes()
   // Commits whose data is not inline in the WAL, so that sync() must flush
   // the segments first; and how many of them the last segment flush covered.
   std::atomic<uint64_t> data_commits_{0};

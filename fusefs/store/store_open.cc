@@ -377,7 +377,9 @@ Status Store::count_live_bytes_once() {
     return Status::ok();
   }));
   ROAM_TRY(txn.put(dbis_.meta, kMetaLiveBytes, codec::be64(live)));
-  return txn.commit();
+  ROAM_TRY(txn.commit());
+  live_bytes_.store(live, std::memory_order_relaxed);
+  return Status::ok();
 }
 
 Status Store::load_counters() {
@@ -395,6 +397,8 @@ Status Store::load_counters() {
   counters_.next_ino = std::max(next_ino, kRootIno + 1);
   ROAM_ASSIGN(uint64_t quota, txn.quota_bytes());
   quota_bytes_.store(quota, std::memory_order_relaxed);
+  ROAM_ASSIGN(uint64_t live, txn.live_bytes());
+  live_bytes_.store(live, std::memory_order_relaxed);
   ROAM_ASSIGN(auto root, txn.get_inode(kRootIno));
   if (!root || !S_ISDIR(root->mode)) return Status::corrupt("the root directory is missing");
   return Status::ok();

@@ -123,7 +123,7 @@ Status WriteTxn::undo() {
 Status WriteTxn::commit() {
   if (Status s = apply_live_delta(); !s) return s;          // the destructor undoes
   if (Status s = apply_ref_deltas(nullptr); !s) return s;  // the destructor undoes
-  if (redo_.empty()) {  // nothing changed: nothing to log
+  if (redo_.empty()) {  // nothing changed: nothing to log (and live data is as it was)
     committed_ = true;
     lock_.unlock();
     return Status::ok();
@@ -149,6 +149,7 @@ Status WriteTxn::commit() {
   committed_ = true;
   store_->counters_ = counters_;
   if (new_quota_) store_->quota_bytes_.store(*new_quota_, std::memory_order_relaxed);
+  if (new_live_) store_->live_bytes_.store(*new_live_, std::memory_order_relaxed);
   store_->writes_since_checkpoint_.fetch_add(1, std::memory_order_relaxed);
   lock_.unlock();
   return Status::ok();

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <chrono>
+#include <future>
 #include <thread>
 
 #include <catch2/catch.hpp>
@@ -124,6 +125,28 @@ TEST_CASE("statfs shows the quota as the size and live data as used", "[quota]")
   CHECK(plain.f_blocks * plain.f_frsize != 10 * kMiB);
   e.set_quota(0);
   CHECK(must(e.fs->statfs()).f_blocks == plain.f_blocks);
+}
+
+TEST_CASE("statfs answers while another thread holds the writer lock", "[quota]") {
+  Env e;
+  Inode a = e.file("a");
+  REQUIRE_OK(e.write(a.ino, 0, 2 * kMiB));
+  e.set_quota(10 * kMiB);
+  // As a restore of thousands of files does, for seconds.
+  std::promise<void> holding, release;
+  std::thread writer([&] {
+    WriteTxn txn = must(e.store->begin_write());
+    holding.set_value();
+    release.get_future().wait();
+  });
+  holding.get_future().wait();
+  auto statfs = std::async(std::launch::async, [&] { return e.fs->statfs(); });
+  const bool answered = statfs.wait_for(std::chrono::seconds(5)) == std::future_status::ready;
+  release.set_value();
+  writer.join();
+  REQUIRE(answered);
+  struct statvfs st = must(statfs.get());
+  CHECK((st.f_blocks - st.f_bfree) * st.f_frsize == 2 * kMiB);
 }
 
 TEST_CASE("a store made before the counter is counted at its first writable open", "[quota]") {
