@@ -14,14 +14,10 @@ namespace roam::control {
 
 namespace {
 
-std::string by_of(const OpRecord& r) {
-  return r.caller.comm + "[" + std::to_string(r.caller.pid) + "] uid " + std::to_string(r.caller.uid);
-}
-
 std::string path_of(const OpRecord& r) { return r.path2.empty() ? r.path : r.path + " -> " + r.path2; }
 
 std::vector<std::string> record_row(const OpRecord& r) {
-  return {std::to_string(r.seq), format_time_utc(r.ts_ns), std::string(op_kind_name(r.kind)), path_of(r), by_of(r)};
+  return {std::to_string(r.seq), format_time_utc(r.ts_ns), std::string(op_kind_name(r.kind)), path_of(r), caller_text(r.caller)};
 }
 
 std::string size_after(const Version& v) {

@@ -57,6 +57,7 @@ Caller caller_of(fuse_req_t req) {
   const fuse_ctx* c = fuse_req_ctx(req);
   Caller caller{c->uid, c->gid, static_cast<uint32_t>(c->pid), {}};
   caller.comm = ctx(req).comms.comm_of(caller.pid);
+  caller.desktop = ctx(req).desktop;
   return caller;
 }
 

@@ -94,6 +94,7 @@ struct FuseContext {
   DeviceIo device_io;
   fuse_session* session = nullptr;  // for notifications to the kernel; set before the loop
   HistoryDir* history = nullptr;    // the live disk's .history (roamfs_ops_with_history)
+  std::string desktop;  // the remote desktop this session serves (remote_session.h); empty: the local mount
 };
 
 // The callback table. Operations left out on purpose: flush (the kernel writes

@@ -35,6 +35,7 @@ RemoteSession::RemoteSession(Fs& fs, const MountOptions& options, HistoryDir* hi
                              std::string desktop)
     : context_{fs, options, {}}, key_(std::move(key)), desktop_(std::move(desktop)) {
   context_.history = history;
+  context_.desktop = desktop_;  // the op log names it beside each change's caller
   context_.comms.names_are_told();
 }
 

@@ -20,6 +20,13 @@ constexpr std::array<std::string_view, 16> kKindNames = {
     "rename", "write",  "setattr", "fallocate", "setxattr", "removexattr", "restore", "tmpfile"};
 
 constexpr uint64_t kHeadSameCaller = 1;  // head bit 0; the arguments' bit set follows it
+constexpr unsigned kHeadArgsShift = 1;   // head bits 1-15: which arguments follow
+constexpr uint64_t kHeadArgsMask = 0x7fff;
+// Head bit 16 (store format 4): the caller's desktop follows its comm. Set
+// only for a remote desktop's process, so a store no remote desktop wrote to
+// holds the records of format 3.
+constexpr uint64_t kHeadCallerDesktop = uint64_t{1} << 16;
+constexpr uint64_t kHeadKnownBits = kHeadCallerDesktop | (kHeadArgsMask << kHeadArgsShift) | kHeadSameCaller;
 
 // Undo entries: byte tag, bytes payload. A reader skips tags it does not know.
 enum Undo : uint8_t {
@@ -367,13 +374,16 @@ void InodeBefore::narrow_to(const std::optional<Inode>& after) {
 
 void encode_record(std::string& out, const OpRecord& r, const RecordContext* prev) {
   const bool same_caller = prev && prev->caller == r.caller;
+  const bool caller_desktop = !same_caller && !r.caller.desktop.empty();
   const uint64_t args = args_present(r);
   out.push_back(static_cast<char>(r.kind));
-  put_varint(out, (args << 1) | (same_caller ? kHeadSameCaller : 0));
+  put_varint(out, (args << kHeadArgsShift) | (same_caller ? kHeadSameCaller : 0) |
+                      (caller_desktop ? kHeadCallerDesktop : 0));
   // Unsigned: the step between two times never overflows (decode wraps back).
   put_svarint(out, prev ? static_cast<int64_t>(static_cast<uint64_t>(r.ts_ns) - static_cast<uint64_t>(prev->ts_ns))
                         : r.ts_ns);
   if (!same_caller) put_caller(out, r.caller);
+  if (caller_desktop) put_bytes(out, r.caller.desktop);
   put_args(out, r, args);
   put_undo(out, r);
 }
@@ -392,8 +402,11 @@ Result<Header> read_header(codec::Reader& r, uint64_t seq) {
   Header h;
   ROAM_ASSIGN(h.kind, get_kind(r, seq));
   const uint64_t head = r.varint();
-  h.args = head >> 1;
+  if (head & ~kHeadKnownBits) return corrupt_record(seq, "unknown bits in its head");
+  h.args = (head >> kHeadArgsShift) & kHeadArgsMask;
   h.head.same_caller = head & kHeadSameCaller;
+  h.head.caller_desktop = head & kHeadCallerDesktop;
+  if (h.head.same_caller && h.head.caller_desktop) return corrupt_record(seq, "borrows a caller and names a desktop");
   h.head.ts = r.svarint();
   if (!r.ok()) return corrupt_record(seq, "truncated");
   return h;
@@ -412,6 +425,7 @@ Result<Caller> decode_caller(uint64_t seq, std::string_view bytes) {
   ROAM_ASSIGN(Header h, read_header(r, seq));
   if (h.head.same_caller) return corrupt_record(seq, "borrows a caller where one was expected");
   Caller c = get_caller(r);
+  if (h.head.caller_desktop) c.desktop = std::string(r.bytes());
   if (!r.ok()) return corrupt_record(seq, "truncated");
   return c;
 }
@@ -427,6 +441,7 @@ Result<OpRecord> decode_record(uint64_t seq, std::string_view bytes, const Recor
     op.caller = prev->caller;
   } else {
     op.caller = get_caller(r);
+    if (h.head.caller_desktop) op.caller.desktop = std::string(r.bytes());
   }
   op.ts_ns = prev ? static_cast<int64_t>(static_cast<uint64_t>(prev->ts_ns) + static_cast<uint64_t>(h.head.ts))
                   : h.head.ts;
@@ -439,6 +454,12 @@ Result<OpRecord> decode_record(uint64_t seq, std::string_view bytes, const Recor
   }
   if (!r.ok()) return corrupt_record(seq, "truncated");
   return op;
+}
+
+std::string caller_text(const Caller& c) {
+  std::string text = c.comm + "[" + std::to_string(c.pid) + "]";
+  if (!c.desktop.empty()) text += "@" + c.desktop;
+  return text + " uid " + std::to_string(c.uid);
 }
 
 }  // namespace roam

@@ -69,8 +69,15 @@ struct Caller {
   uint32_t gid = 0;
   uint32_t pid = 0;
   std::string comm;  // the process name at the time (from /proc/PID/comm)
+  // The remote desktop whose process it was (its id, docs/remote.md), whose
+  // pid namespace `pid` is in; empty: a process on the storage node.
+  std::string desktop;
   bool operator==(const Caller&) const = default;
 };
+
+// "COMM[PID] uid UID", with "@DESKTOP" after the pid for a remote desktop's
+// process: how roamctl and roam show who made a change.
+std::string caller_text(const Caller& c);
 
 // The fields (InodeField bits, fusefs/store/format.h) in which two inode
 // records differ.
@@ -164,6 +171,7 @@ Result<OpRecord> decode_record(uint64_t seq, std::string_view bytes, const Recor
 struct RecordHead {
   int64_t ts = 0;
   bool same_caller = false;
+  bool caller_desktop = false;  // the caller's desktop follows its comm (store format 4)
 };
 Result<RecordHead> decode_head(uint64_t seq, std::string_view bytes);
 // The caller a record names itself (decode_head said !same_caller).

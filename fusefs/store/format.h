@@ -22,6 +22,11 @@
 //   log_by_ino be64 ino -> be64 seq, MDB_DUPSORT|MDB_DUPFIXED: one value per
 //              record that touched the inode, in seq order (format 2)
 //
+// Format 4 differs from 3 only in the op log: a record's caller may name a
+// remote desktop (fusefs/oplog/record.h, head bit 16), which a format-3
+// reader would misread. A writable open upgrades a format-3 store by
+// rewriting FORMAT alone.
+//
 // Format 1 kept that index as `log_ino`, be64 ino ++ be64 seq -> "". A
 // writable open upgrades a format-1 store (store_open.cc); a read-only open reads
 // `log_ino` as it is.
@@ -46,7 +51,7 @@
 
 namespace roam {
 
-inline constexpr uint32_t kFormatVersion = 3;
+inline constexpr uint32_t kFormatVersion = 4;
 inline constexpr const char* kFormatFile = "FORMAT";
 inline constexpr const char* kFormatMagic = "roamdisk store";
 inline constexpr uint64_t kRootIno = 1;

@@ -203,7 +203,10 @@ Status replace_file_synced(const std::string& dir, const std::string& name, cons
 Status upgrade_store(lmdb::Env& env, const std::string& dir, uint32_t version, size_t batch) {
   if (version < 2) ROAM_TRY(upgrade_log_index(env, std::max<size_t>(batch, 1)));
   // Format 3 adds the WAL (wal_format.h), which the open after this creates;
-  // LMDB's tables are the same.
+  // LMDB's tables are the same. Format 4 lets an op log record's caller name
+  // a remote desktop (docs/oplog-format.md): the records already written
+  // read as they are, and an older roamfs, which would misread the new ones,
+  // refuses the store by its FORMAT.
   ROAM_TRY(env.sync());
   return replace_file_synced(dir, kFormatFile, format_text(kFormatVersion));
 }

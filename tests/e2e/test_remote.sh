@@ -90,6 +90,7 @@ main() {
     check "the op log names alice's uid" has "$rec" '"uid":1000'
     check "the op log names the pid R1 gave her shell ($shell_pid)" has "$rec" "\"pid\":$shell_pid,"
     check "the op log names her process (sh)" has "$rec" '"comm":"sh"'
+    check "the op log names her desktop (R1)" has "$rec" '"desktop":"R1"'
 
     # A restore on the storage node is seen in R1 at once.
     as_user R1 alice sh -c 'echo v1 >/home/alice/r'

@@ -110,6 +110,7 @@ inline void check_same(const OpRecord& a, const OpRecord& b) {
   CHECK(a.caller.gid == b.caller.gid);
   CHECK(a.caller.pid == b.caller.pid);
   CHECK(a.caller.comm == b.caller.comm);
+  CHECK(a.caller.desktop == b.caller.desktop);
   CHECK(a.ino == b.ino);
   CHECK(a.ino2 == b.ino2);
   CHECK(a.path == b.path);

@@ -55,6 +55,33 @@ TEST_CASE("a record round trips every field, first in its chunk or after another
   }
 }
 
+TEST_CASE("a remote desktop's process is named with its desktop, and borrowed only by the same", "[oplog]") {
+  OpRecord r = full_record();
+  r.caller.desktop = "R1";
+  auto first = round_trip(r, nullptr);
+  REQUIRE_OK(first);
+  check_same(r, *first);
+  CHECK(caller_text(first->caller) == "bash[4242]@R1 uid 1000");
+  // The same process after it: borrowed, desktop and all.
+  const RecordContext same{r.ts_ns - 1, r.caller};
+  auto borrowed = round_trip(r, &same);
+  REQUIRE_OK(borrowed);
+  check_same(r, *borrowed);
+  CHECK(encoded_size(r, &same) + r.caller.comm.size() + r.caller.desktop.size() + 6 < encoded_size(r));
+  // The same uid, pid and name on the storage node (or another desktop) is another caller.
+  RecordContext local{r.ts_ns - 1, r.caller};
+  local.caller.desktop.clear();
+  auto after_local = round_trip(r, &local);
+  REQUIRE_OK(after_local);
+  check_same(r, *after_local);
+  r.caller.desktop.clear();
+  const RecordContext remote{r.ts_ns - 1, {1000, 1001, 4242, "bash", "R1"}};
+  auto local_after_remote = round_trip(r, &remote);
+  REQUIRE_OK(local_after_remote);
+  CHECK(local_after_remote->caller.desktop.empty());
+  CHECK(caller_text(local_after_remote->caller) == "bash[4242] uid 1000");
+}
+
 TEST_CASE("random records round trip, in chunks of random length", "[oplog]") {
   std::mt19937_64 rng(32);
   for (int n = 0; n < 500; ++n) {
@@ -64,8 +91,10 @@ TEST_CASE("random records round trip, in chunks of random length", "[oplog]") {
     r.atime = {secs[rng() % 5], static_cast<uint32_t>(rng() % 1000000000)};
     for (InodeBefore& b : r.inodes_before)
       if (b.image) b.image->ctime = {secs[rng() % 5], static_cast<uint32_t>(rng() % 1000000000)};
+    if (rng() % 3 == 0) r.caller.desktop = random_bytes(rng, 1 + rng() % 20);  // a remote desktop's process
     RecordContext prev{static_cast<int64_t>(rng()), r.caller};
     if (rng() % 2) prev.caller.pid ^= 1;
+    if (rng() % 4 == 0) prev.caller.desktop = "another desktop";
     auto d = round_trip(r, rng() % 2 ? &prev : nullptr);
     INFO("record " << n);
     REQUIRE(d.is_ok());
@@ -180,6 +209,28 @@ TEST_CASE("malformed records are corrupt, never a crash", "[oplog]") {
     std::string v;
     encode_record(v, same, &prev);
     expect_corrupt(v, nullptr);
+  }
+  SECTION("head bits no format has, and a borrowed caller that names a desktop") {
+    OpRecord bare;
+    bare.ino = 5;
+    bare.caller = {1, 2, 3, "x", "R1"};
+    std::string v;
+    encode_record(v, bare, nullptr);
+    codec::Reader in(std::string_view(v).substr(1));
+    const uint64_t head = in.varint();
+    REQUIRE(head & (uint64_t{1} << 16));  // the desktop bit
+    std::string head_bytes;
+    codec::put_varint(head_bytes, head);
+    const std::string after_head = v.substr(1 + head_bytes.size());
+    auto with_head = [&](uint64_t h) {
+      std::string out(1, v[0]);
+      codec::put_varint(out, h);
+      return out + after_head;
+    };
+    REQUIRE_OK(decode_record(7, with_head(head), nullptr));
+    expect_corrupt(with_head(head | (uint64_t{1} << 17)), nullptr);
+    const RecordContext prev{bare.ts_ns, bare.caller};
+    expect_corrupt(with_head(head | 1), &prev);
   }
   SECTION("an undo entry longer than its fields") {
     std::string v;

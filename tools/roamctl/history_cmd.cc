@@ -30,20 +30,21 @@ std::string path_of(const OpRecord& r) { return r.path2.empty() ? r.path : r.pat
 
 void print_row(const Version& v) {
   const OpRecord& r = v.record;
-  const std::string who = r.caller.comm + "[" + std::to_string(r.caller.pid) + "] uid " + std::to_string(r.caller.uid);
   std::printf("%8llu  %s  %-11s  %-40s  %-28s  %s\n", static_cast<unsigned long long>(r.seq),
               format_time_local(r.ts_ns).c_str(), std::string(op_kind_name(r.kind)).c_str(), path_of(r).c_str(),
-              who.c_str(), size_after(v).c_str());
+              caller_text(r.caller).c_str(), size_after(v).c_str());
 }
 
 void print_json(const Version& v) {
   const OpRecord& r = v.record;
   std::printf("{\"seq\":%llu,\"ts_ns\":%lld,\"time\":%s,\"op\":%s,\"ino\":%llu,\"path\":%s,\"comm\":%s,\"pid\":%u,"
-              "\"uid\":%u,\"size_after\":%s}\n",
+              "\"uid\":%u,\"size_after\":%s",
               static_cast<unsigned long long>(r.seq), static_cast<long long>(r.ts_ns),
               json_string(format_time_utc(r.ts_ns)).c_str(), json_string(op_kind_name(r.kind)).c_str(),
               static_cast<unsigned long long>(v.ino), json_string(path_of(r)).c_str(),
               json_string(r.caller.comm).c_str(), r.caller.pid, r.caller.uid, json_string(size_after(v)).c_str());
+  if (!r.caller.desktop.empty()) std::printf(",\"desktop\":%s", json_string(r.caller.desktop).c_str());
+  std::printf("}\n");
 }
 
 int run_history(const HistoryArgs& a) {

@@ -84,10 +84,9 @@ std::string details(const OpRecord& r) {
 void print_row(const OpRecord& r) {
   std::string path = r.path;
   if (!r.path2.empty()) path += " -> " + r.path2;
-  std::string who = r.caller.comm + "[" + std::to_string(r.caller.pid) + "] uid " + std::to_string(r.caller.uid);
   std::printf("%8llu  %s  %-11s  %-40s  %-28s  %s\n", static_cast<unsigned long long>(r.seq),
               format_time_local(r.ts_ns).c_str(), std::string(op_kind_name(r.kind)).c_str(), path.c_str(),
-              who.c_str(), details(r).c_str());
+              caller_text(r.caller).c_str(), details(r).c_str());
 }
 
 void print_json(const OpRecord& r) {
@@ -97,6 +96,7 @@ void print_json(const OpRecord& r) {
       static_cast<unsigned long long>(r.seq), static_cast<long long>(r.ts_ns), json_string(format_time_utc(r.ts_ns)).c_str(),
       json_string(op_kind_name(r.kind)).c_str(), static_cast<unsigned long long>(r.ino), json_string(r.path).c_str(),
       r.caller.uid, r.caller.gid, r.caller.pid, json_string(r.caller.comm).c_str());
+  if (!r.caller.desktop.empty()) std::printf(",\"desktop\":%s", json_string(r.caller.desktop).c_str());
   if (!r.path2.empty()) std::printf(",\"path2\":%s", json_string(r.path2).c_str());
   if (r.ino2) std::printf(",\"ino2\":%llu", static_cast<unsigned long long>(r.ino2));
   std::printf(",\"details\":%s}\n", json_string(details(r)).c_str());
