@@ -3,11 +3,13 @@
 RESULTS_TSV has a line per timed step (ROW TARGET RUN SECONDS|FAIL) and a line
 per workload with roamfs's memory (rss GROUP VMRSS_KIB VMHWM_KIB). Prints, for
 each ROW in the order given, the median of each target and the ratios of roamfs
-to plain and to passthrough_ll, then roamfs's resident memory."""
+to plain and to passthrough_ll (and, when the remote target ran, of remote to
+roamfs and to passthrough_ll), then roamfs's resident memory."""
 import statistics, sys
 path, runs, order = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 targets = ["plain", "passthrough_ll", "roamfs"]
 vals, fails, rss = {}, set(), []
+ratios = [("roamfs", "plain"), ("roamfs", "passthrough_ll")]
 with open(path) as f:
     for line in f:
         parts = line.rstrip("\n").split("\t")
@@ -19,6 +21,9 @@ with open(path) as f:
             fails.add((row, t))
         else:
             vals.setdefault((row, t), []).append(float(v))
+if any(t == "remote" for _, t in [*vals, *fails]):
+    targets.append("remote")
+    ratios += [("remote", "roamfs"), ("remote", "passthrough_ll")]
 def med(row, t):
     if (row, t) in fails:
         return "FAIL"
@@ -30,12 +35,11 @@ def ratio(a, b):
     if isinstance(a, float) and isinstance(b, float) and b > 0:
         return f"{a / b:.2f}x"
     return "-"
-head = ["workload (median s)", *targets, "roamfs/plain", "roamfs/passthrough_ll"]
+head = ["workload (median s)", *targets, *(f"{a}/{b}" for a, b in ratios)]
 rows = []
 for row in order:
     m = {t: med(row, t) for t in targets}
-    rows.append([row, *(cell(m[t]) for t in targets),
-                 ratio(m["roamfs"], m["plain"]), ratio(m["roamfs"], m["passthrough_ll"])])
+    rows.append([row, *(cell(m[t]) for t in targets), *(ratio(m[a], m[b]) for a, b in ratios)])
 w = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
 fmt = lambda r: "  ".join(c.ljust(w[0]) if i == 0 else c.rjust(w[i]) for i, c in enumerate(r))
 print(fmt(head))
