@@ -114,6 +114,37 @@ TEST_CASE("a damaged row is a corrupt-registry error, not an empty record") {
   CHECK_THAT(desktop_from_row("A", {}).status().message(), Catch::Contains("desktop record 'A'"));
 }
 
+TEST_CASE("rows of an older broker read with the defaults of the cells added since") {
+  auto disk = disk_from_row("alice", {"/s", "4"});
+  REQUIRE(disk.is_ok());
+  CHECK(disk->remote_port == 0);
+  auto desktop = desktop_from_row("A", {"ok", "abc"});
+  REQUIRE(desktop.is_ok());
+  CHECK(desktop->driver == "bind");
+  CHECK(desktop->registered_key.empty());
+  auto att = attachment_from_row("alice", {"A", "3", "/m", "77"});
+  REQUIRE(att.is_ok());
+  CHECK(att->remote_export.empty());
+}
+
+TEST_CASE("the remote cells round-trip, and a bad one is a corrupt registry") {
+  auto disk = disk_from_row("alice", to_row(DiskRecord{"/s", 4, 7001}));
+  REQUIRE(disk.is_ok());
+  CHECK(disk->remote_port == 7001);
+  auto desktop = desktop_from_row("R", to_row(DesktopRecord{"ok", "", "remote", "ab12"}));
+  REQUIRE(desktop.is_ok());
+  CHECK(desktop->driver == "remote");
+  CHECK(desktop->registered_key == "ab12");
+  auto att = attachment_from_row("alice", to_row(AttachmentRecord{"R", 3, "/m", 77, "tcp://:7001#ab"}));
+  REQUIRE(att.is_ok());
+  CHECK(att->remote_export == "tcp://:7001#ab");
+  CHECK(disk_from_row("alice", {"/s", "4", "70000"}).status().err() == EIO);
+  CHECK(disk_from_row("alice", {"/s", "4", "1", "x"}).status().err() == EIO);
+  CHECK(desktop_from_row("R", {"ok", "", "nfs", ""}).status().err() == EIO);
+  CHECK(desktop_from_row("R", {"ok", "", "remote"}).status().err() == EIO);
+  CHECK(attachment_from_row("alice", {"A", "3", "/m", "77", "x", "y"}).status().err() == EIO);
+}
+
 TEST_CASE("switch phases have stable names (they are persisted)") {
   for (auto p : {SwitchPhase::kProvision, SwitchPhase::kDetach, SwitchPhase::kRelease, SwitchPhase::kExport,
                  SwitchPhase::kAttach})
