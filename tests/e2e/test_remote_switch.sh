@@ -6,9 +6,11 @@
 # roamfs with --remote-listen on alice's port, allowing that desktop's agent
 # key only, and the agent mounts tcp://HOST:PORT#KEY (HOST: its broker's).
 # alice's files written in R1 are read byte for byte in R2, and the op log
-# names her uid and process. Fencing: R2, all of its processes stopped while
-# alice appends a marker every 50 ms, loses the disk to a forced switch to
-# R1; once R2 runs again, not a byte of it reaches the store or the op log.
+# names her uid and process. Fencing: while alice appends a marker every
+# 50 ms in the desktop she is on, it is silenced (all of its processes
+# SIGSTOPped; its veth pair cut; its agent SIGKILLed) and she moves to the
+# other (a forced switch; the broker's failover); once the old desktop runs
+# again, not a byte of it reaches the store or the op log.
 source "$(dirname "$0")/lib.sh"
 
 RPORT=$((PORT + 1))
@@ -39,10 +41,12 @@ sum_in() {  # sum_in DESKTOP FILE: sha256 of FILE read by alice in DESKTOP
     as_user "$1" alice sha256sum "$2" | cut -d' ' -f1
 }
 
-appended() {  # appended DESKTOP N: alice's marker file in DESKTOP has at least N lines
+appended() {  # appended DESKTOP FILE N: alice's FILE in DESKTOP has at least N lines
     local n
-    n=$(as_user "$1" alice sh -c 'wc -l </home/alice/marker' 2>/dev/null) && ((n >= $2))
+    n=$(as_user "$1" alice sh -c 'wc -l <"$0"' "$2" 2>/dev/null) && ((n >= $3))
 }
+
+on_desktop() { [[ "$(desktop_of "$1")" == "$2" ]]; }  # on_desktop USER DESKTOP
 
 size_in() {  # size_in DESKTOP FILE: FILE's size as alice reads it in DESKTOP
     as_user "$1" alice sh -c 'wc -c <"$0"' "$2"
@@ -79,6 +83,59 @@ records_after() {  # records_after SEQ PATH
     return 0
 }
 
+# Makes DESKTOP unreachable, HOW: stop (SIGSTOP every process of it, its
+# agent included), cut (its veth pair down) or kill-agent (SIGKILL).
+silence() {  # silence DESKTOP HOW
+    case $2 in
+    stop) signal_desktop "$1" STOP ;;
+    cut) ip link set "rd$(cat "$T/desktops/$1/slot")h" down ;;
+    kill-agent) kill -KILL "$(desktop agent-pid "$1")" ;;
+    esac
+}
+
+# Undoes silence: CONT, or the veth pair up again (its agent reconnects and
+# registers); a killed agent stays dead. Then the desktop's relay has seen
+# roamfs go and aborted its mount (ENOTCONN), which the agent unmounts.
+revive() {  # revive DESKTOP HOW
+    case $2 in
+    stop) signal_desktop "$1" CONT ;;
+    cut) ip link set "rd$(cat "$T/desktops/$1/slot")h" up ;;
+    kill-agent) return 0 ;;
+    esac
+    check "$2: $1 runs again (its agent registers)" wait_for 20 connected "$1"
+    check "$2: $1's dead mount of her home is unmounted" wait_for 10 not_mounted "$1" /home/alice
+}
+
+# A fenced switch of alice from FROM to TO while she appends a marker line
+# to a file every 50 ms in FROM: FROM is silenced HOW, alice moves to TO (a
+# forced switch that finds FROM silent; after kill-agent, the broker's
+# failover), FROM comes back: from the switch on, not a byte of FROM's
+# reaches the disk or the op log.
+fenced_round() {  # fenced_round FROM TO HOW
+    local from=$1 to=$2 how=$3 file=/home/alice/marker-$3 writer size seq
+    as_user "$from" alice sh -c 'while :; do echo marker >>"$0"; sleep 0.05; done' "$file" >/dev/null 2>&1 &
+    writer=$!
+    check "$how: the writer appends in $from" wait_for 10 appended "$from" "$file" 5
+    silence "$from" "$how"
+    if [[ $how == kill-agent ]]; then
+        check "$how: the broker fails alice over to $to" wait_for 15 on_desktop alice "$to"
+    else
+        check "$how: switch alice to $to ($from does not answer)" ctl switch alice "$to"
+    fi
+    size=$(size_in "$to" "$file")
+    seq=$(last_seq)
+    check "$how: $to reads the marker ($size bytes)" test "${size:-0}" -gt 0
+    check "$how: the op log has the appends from before the switch" test -n "$(records_after 0 "${file#/home/alice}")"
+    check "$how: the switch fenced $from" sh -c "$ROAMCTL audit | tail -n 1 | grep -q -e detach-timeout -e source-dead"
+    revive "$from" "$how"
+    sleep 1  # twenty more appends in $from, if any got through
+    check "$how: the marker on the disk never grows again" test "$(size_in "$to" "$file")" == "$size"
+    check "$how: the op log has no write to it after the switch" test -z "$(records_after "$seq" "${file#/home/alice}")"
+    # shellcheck disable=SC2046
+    kill $(pgrep -P "$writer") "$writer" 2>/dev/null
+    return 0
+}
+
 main() {
     setup_broker "remote-ports = $RPORT-$((RPORT + 9))" "--fuse --mount-driver remote" || { fail "setup"; finish; }
     start_broker || finish
@@ -111,27 +168,11 @@ main() {
     check "R1's home is no longer her disk" not_mounted R1 /home/alice
     check "and holds none of her files" sh -c "! $ROAM_DESKTOP_TOOL exec R1 test -e /home/alice/f"
 
-    # Fencing: alice appends a marker line every 50 ms in R2; all of R2 stops.
-    as_user R2 alice sh -c 'while :; do echo marker >>/home/alice/marker; sleep 0.05; done' >/dev/null 2>&1 &
-    local writer=$!
-    check "the writer appends in R2" wait_for 10 appended R2 5
-    signal_desktop R2 STOP
-    log "R2 stopped: $(desktop_pids R2 | wc -l) processes"
-    check "switch alice to R1 (forced: R2 does not answer)" ctl switch alice R1
-    local size seq
-    size=$(size_in R1 /home/alice/marker)
-    seq=$(last_seq)
-    check "R1 reads the marker ($size bytes)" test "${size:-0}" -gt 0
-    check "the switch fenced R2" sh -c "$ROAMCTL audit | tail -n 1 | grep -q -e detach-timeout -e source-dead"
-    signal_desktop R2 CONT
-    check "R2 runs again (its agent registers)" wait_for 10 connected R2
-    # Its relay saw roamfs go: the mount is dead (ENOTCONN), and the agent unmounts it.
-    check "R2's dead mount of her home is unmounted" wait_for 10 not_mounted R2 /home/alice
-    sleep 2  # forty more appends in R2, if any got through
-    check "the marker on the disk never grows again" test "$(size_in R1 /home/alice/marker)" == "$size"
-    check "the op log has no write to it after the switch" test -z "$(records_after "$seq" /marker)"
+    # Fencing, three ways: all of R2 stopped, R1's veth cut, R2's agent killed.
+    fenced_round R2 R1 stop
+    fenced_round R1 R2 cut
+    fenced_round R2 R1 kill-agent
     check "R1 still reads her 1 MiB byte for byte" test "$(sum_in R1 /home/alice/d/big)" == "$sum"
-    kill "$writer" 2>/dev/null
     finish
 }
 
