@@ -27,6 +27,10 @@ listening() {  # listening PORT: a roamfs of this test listens on the host at PO
     ss -Htlnp "sport = :$1" | grep -q '"roamfs"'
 }
 
+listener_pid() {  # listener_pid PORT: the pid of the roamfs listening there
+    ss -Htlnp "sport = :$1" | sed -n 's/.*"roamfs",pid=\([0-9]*\),.*/\1/p' | head -n 1
+}
+
 has() {  # has TEXT NEEDLE
     [[ "$1" == *"$2"* ]] || { log "'$2' not in: $1"; return 1; }
 }
@@ -173,6 +177,17 @@ main() {
     fenced_round R1 R2 cut
     fenced_round R2 R1 kill-agent
     check "R1 still reads her 1 MiB byte for byte" test "$(sum_in R1 /home/alice/d/big)" == "$sum"
+
+    # A broker killed and restarted adopts the remote epoch's roamfs as it is.
+    local served
+    served=$(listener_pid "$RPORT")
+    kill -KILL "$BROKER_PID"
+    start_broker || finish
+    sleep 1.5  # three ticks of supervision
+    check "the restarted broker adopts the roamfs serving R1 (pid ${served:-none})" \
+        test -n "$served" -a "$(listener_pid "$RPORT")" == "$served"
+    check "alice is still on R1" on_desktop alice R1
+    check "and reads her file there" test "$(as_user R1 alice cat /home/alice/f)" == hello
     finish
 }
 
