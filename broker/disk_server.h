@@ -45,11 +45,11 @@ struct DiskServerConfig {
   std::string roamfs;       // path of the roamfs binary
   std::string exports_dir;  // RUN_DIR/exports
   std::string log_dir;      // roamfs output, one file per user: LOG_DIR/USER.roamfs.log
+  int start_timeout_ms = 15000;
+  int stop_timeout_ms = 5000;
   std::string remote_dir;   // RUN_DIR/remote: host mounts of the disks served to remote desktops
   std::string keys_dir;     // STATE_DIR/disks: USER.remote.key, each disk's remote key pair
   std::string remote_bind = "0.0.0.0";  // the address a remote disk's roamfs listens on
-  int start_timeout_ms = 15000;
-  int stop_timeout_ms = 5000;
 };
 
 // Makes `exports_dir` exist and be a private mount point, and mounts fusectl

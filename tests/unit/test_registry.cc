@@ -3,6 +3,9 @@
 // may do what (policy.h).
 #include <catch2/catch.hpp>
 
+#include <sys/stat.h>
+
+#include "broker/disk_server.h"
 #include "broker/peers.h"
 #include "broker/policy.h"
 #include "broker/records.h"
@@ -143,6 +146,26 @@ TEST_CASE("the remote cells round-trip, and a bad one is a corrupt registry") {
   CHECK(desktop_from_row("R", {"ok", "", "nfs", ""}).status().err() == EIO);
   CHECK(desktop_from_row("R", {"ok", "", "remote"}).status().err() == EIO);
   CHECK(attachment_from_row("alice", {"A", "3", "/m", "77", "x", "y"}).status().err() == EIO);
+}
+
+TEST_CASE("a disk's remote key pair is made once, mode 0600, and is the same from then on") {
+  TempDir dir;
+  DiskServerConfig cfg;
+  cfg.keys_dir = dir.path();
+  auto first = remote_key_of(cfg, "alice");
+  REQUIRE(first.is_ok());
+  CHECK(first->size() == 64);
+  struct stat st {};
+  REQUIRE(::stat(dir.sub("alice.remote.key").c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
+  auto again = remote_key_of(cfg, "alice");
+  REQUIRE(again.is_ok());
+  CHECK(*again == *first);
+  auto bobs = remote_key_of(cfg, "bob");
+  REQUIRE(bobs.is_ok());
+  CHECK(*bobs != *first);
+  cfg.keys_dir = dir.sub("missing");
+  CHECK_FALSE(remote_key_of(cfg, "alice").is_ok());
 }
 
 TEST_CASE("switch phases have stable names (they are persisted)") {
