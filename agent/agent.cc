@@ -12,6 +12,20 @@
 
 namespace roam::agent {
 
+namespace {
+
+// "HOST" of "tcp://HOST:PORT" (brackets of an IPv6 address kept): where a
+// remote export with no host of its own is served (the storage node runs
+// the broker).
+std::string endpoint_host(const std::string& endpoint) {
+  const size_t start = endpoint.find("://");
+  const size_t from = start == std::string::npos ? 0 : start + 3;
+  const size_t colon = endpoint.rfind(':');
+  return colon == std::string::npos || colon < from ? endpoint.substr(from) : endpoint.substr(from, colon - from);
+}
+
+}  // namespace
+
 Agent::~Agent() {
   if (signal_fd_ >= 0) ::close(signal_fd_);
 }
@@ -25,7 +39,8 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentConfig cfg) {
   a->os_ = make_desktop_os();
   const AgentConfig& c = a->cfg_;
   a->desktop_ = std::make_unique<Desktop>(
-      DesktopConfig{c.home_base, c.health_checks, c.health_interval_ms, c.health_timeout_ms, c.export_dir},
+      DesktopConfig{c.home_base, c.health_checks, c.health_interval_ms, c.health_timeout_ms, c.export_dir,
+                    endpoint_host(c.broker)},
       *a->driver_, *a->os_);
   ROAM_ASSIGN(a->signal_fd_, stop_signal_fd());
   if (!c.user_socket.empty()) {
@@ -40,7 +55,7 @@ Status Agent::connect() {
   ROAM_ASSIGN(auto s, proto::connect_dealer(ctx_, cfg_.broker, keys_, broker_key_));
   socket_.emplace(std::move(s));
   liveness_ = proto::kAgentBrokerLiveness;
-  send(proto::Register{cfg_.desktop});
+  send(proto::Register{cfg_.desktop, cfg_.mount_driver});
   return Status::ok();
 }
 
@@ -124,7 +139,7 @@ void Agent::on_message(const proto::Message& m) {
     if (users_ && users_->on_reply(*r)) return;  // the answer to a user's request
     if (r->code == 0) return;
     std::fprintf(stderr, "roam-agent: broker says: %s\n", r->message.c_str());
-    if (r->code == ENOTCONN) send(proto::Register{cfg_.desktop});
+    if (r->code == ENOTCONN) send(proto::Register{cfg_.desktop, cfg_.mount_driver});
     return;
   }
   send_all(desktop_->on_message(m));

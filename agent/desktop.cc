@@ -1,6 +1,7 @@
 #include "agent/desktop.h"
 
 #include <cstdio>
+#include <string_view>
 
 namespace roam::agent {
 
@@ -45,6 +46,11 @@ proto::AttachDone Desktop::attach(const proto::Attach& a) {
 }
 
 std::string Desktop::local_export(const std::string& export_path) const {
+  constexpr std::string_view kRemote = "tcp://";
+  if (export_path.starts_with(kRemote)) {
+    const bool no_host = export_path.size() > kRemote.size() && export_path[kRemote.size()] == ':';
+    return no_host ? std::string(kRemote) + cfg_.broker_host + export_path.substr(kRemote.size()) : export_path;
+  }
   if (cfg_.export_dir.empty()) return export_path;
   const size_t slash = export_path.rfind('/');
   return cfg_.export_dir + "/" + (slash == std::string::npos ? export_path : export_path.substr(slash + 1));

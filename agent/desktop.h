@@ -79,8 +79,12 @@ struct DesktopConfig {
   // Where this desktop sees the broker's export directory for it, when its
   // root is its own (a container): the broker names an export by its host
   // path, and the agent mounts EXPORT_DIR/<its last component> instead.
-  // Empty: the host's path is visible as it is.
+  // Empty: the host's path is visible as it is. A remote export
+  // ("tcp://...", proto::Attach) is never mapped.
   std::string export_dir;
+  // The host of the broker endpoint the agent connects to: a remote export
+  // with an empty host ("tcp://:PORT#KEY") is served there.
+  std::string broker_host;
 };
 
 class Desktop {
@@ -117,7 +121,8 @@ class Desktop {
   // Mounts the export at the home, verifies it and gives a new home to its
   // user; idempotent (driver, DesktopOs::give_home).
   proto::AttachDone attach(const proto::Attach& a);
-  // Where this desktop sees the export the broker names `export_path`.
+  // Where this desktop sees the export the broker names `export_path`, or
+  // where it reaches a remote one.
   std::string local_export(const std::string& export_path) const;
   void unmount_fenced_homes();
   std::optional<proto::Damage> check_health(Clock::time_point now);

@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <thread>
@@ -94,6 +95,7 @@ class Relay {
     }
     ROAM_TRY(send_meta(r->socket_, {remote::Kind::kHello, c.desktop}, {}));
     ROAM_TRY(r->await_welcome(ex.endpoint));
+    ROAM_TRY(r->watch_connection());
     return r;
   }
 
@@ -133,18 +135,47 @@ class Relay {
                                     "disk is not attached here)");
   }
 
+  // The session lives as long as its connection: roamfs serves a new
+  // connection only after a Hello, which only a new mount sends. So once the
+  // connection drops (roamfs ended: its epoch was fenced, or it crashed),
+  // the requests in flight will never be answered; watch for that.
+  Status watch_connection() {
+    static constexpr char kMonitor[] = "inproc://roam-relay-monitor";
+    try {
+      if (zmq_socket_monitor(socket_.handle(), kMonitor, ZMQ_EVENT_DISCONNECTED) != 0) throw zmq::error_t();
+      monitor_ = zmq::socket_t(ctx_, zmq::socket_type::pair);
+      monitor_.connect(kMonitor);
+    } catch (const zmq::error_t& e) {
+      return Status::error(e.num(), std::string("watching the connection to roamfs: ") + e.what());
+    }
+    return Status::ok();
+  }
+
   void run() {
     while (!stop_.load()) {
-      zmq::pollitem_t items[] = {{socket_.handle(), 0, ZMQ_POLLIN, 0}, {nullptr, fuse_fd_, ZMQ_POLLIN, 0}};
+      zmq::pollitem_t items[] = {{socket_.handle(), 0, ZMQ_POLLIN, 0},
+                                 {nullptr, fuse_fd_, ZMQ_POLLIN, 0},
+                                 {monitor_.handle(), 0, ZMQ_POLLIN, 0}};
       try {
-        zmq::poll(items, 2, kPollInterval);
+        zmq::poll(items, 3, kPollInterval);
       } catch (const zmq::error_t& e) {
         if (e.num() == EINTR) continue;
         return;
       }
       if (items[0].revents & ZMQ_POLLIN) from_roamfs();
       if ((items[1].revents & (ZMQ_POLLIN | ZMQ_POLLERR)) && !from_kernel()) return;
+      if (items[2].revents & ZMQ_POLLIN) return abort_mount();
     }
+  }
+
+  // Closes this desktop's end of the FUSE connection, which aborts it: every
+  // request waiting for roamfs, and every later one, fails with ENOTCONN
+  // (the agent's look for fenced homes then unmounts the home), rather than
+  // a process, or the agent's own sync at a detach, waiting for ever.
+  void abort_mount() {
+    std::fprintf(stderr, "roam-agent: lost the connection to the disk's roamfs; its mount is dead\n");
+    ::close(fuse_fd_);
+    fuse_fd_ = -1;
   }
 
   // Passes requests on; false once the mount is gone (the kernel's end of
@@ -190,6 +221,7 @@ class Relay {
 
   zmq::context_t ctx_;
   zmq::socket_t socket_;
+  zmq::socket_t monitor_;  // ZMQ_EVENT_DISCONNECTED of socket_
   int fuse_fd_ = -1;
   std::atomic<bool> stop_{false};
   std::thread thread_;
@@ -204,7 +236,10 @@ class RemoteDriver final : public MountDriver {
   Status attach(const std::string& export_path, const std::string& home) override {
     ROAM_ASSIGN(RemoteExport ex, parse_remote_export(export_path));
     if (mounted(home)) {
-      if (relay_ && export_path == attached_) return verify_fuse_home(home);
+      // The same export still served: done. A dead mount of it (fenced, its
+      // roamfs gone) is made again: the next epoch's roamfs, on the same
+      // port with the same key, serves only a new session (a new Hello).
+      if (relay_ && export_path == attached_ && verify_fuse_home(home)) return Status::ok();
       ROAM_TRY(detach(home));
     }
     ROAM_TRY(make_dirs(home));

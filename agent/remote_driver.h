@@ -7,6 +7,11 @@
 //
 // Its "export" names the server: "tcp://ADDR:PORT#KEY", KEY the roamfs's
 // public key in hex.
+//
+// Fencing: the broker ends the epoch's roamfs. When the relay's connection
+// drops, it closes /dev/fuse, aborting the mount: every request waiting and
+// every later one fails with ENOTCONN (a session never survives its
+// connection), and the agent's look for fenced homes unmounts the home.
 #pragma once
 
 #include <memory>

@@ -65,7 +65,14 @@ Status Broker::setup() {
   ROAM_TRY(allow_configured_keys());
   ROAM_TRY(make_state_dirs());
   ROAM_TRY(open_registry());
-  disks_ = DiskServerConfig{cfg_.roamfs, cfg_.run_dir + "/exports", cfg_.state_dir + "/logs"};
+  ROAM_TRY(parse_port_range(cfg_.remote_ports, remote_));
+  remote_.address = cfg_.remote_address;
+  disks_ = DiskServerConfig{.roamfs = cfg_.roamfs,
+                            .exports_dir = cfg_.run_dir + "/exports",
+                            .log_dir = cfg_.state_dir + "/logs",
+                            .remote_dir = cfg_.run_dir + "/remote",
+                            .keys_dir = cfg_.state_dir + "/disks",
+                            .remote_bind = cfg_.remote_bind};
   ROAM_TRY(prepare_exports(disks_.exports_dir));
   ROAM_ASSIGN(signal_fd_, stop_signal_fd());
   ROAM_ASSIGN(Background background, Background::create(kMaxBackgroundCalls));
@@ -129,7 +136,7 @@ Status Broker::listen() {
 // served by roamfs processes on this host.
 std::unique_ptr<Switcher> Broker::make_switcher() {
   return std::make_unique<Switcher>(SwitchEnv{
-      registry_, peers_, disk_host_, clock_, cfg_.timeouts,
+      registry_, peers_, disk_host_, clock_, cfg_.timeouts, remote_,
       [this](const std::string& desktop, const proto::Message& m) -> Status {
         auto rid = peers_.routing_id(desktop);
         if (!rid) return Status::error(EHOSTDOWN, "desktop " + desktop + " is not connected");
@@ -184,12 +191,26 @@ void Broker::on_message(proto::Routed& in) {
   if (is_agent_message(m)) {
     if (who->role != Principal::Role::kAgent)
       return reply(in.routing_id, 0, Status::error(EPERM, "only an agent key may send agent messages"));
-    return handle_agent(*who, in.routing_id, m);
+    return handle_agent(*who, in.user_id, in.routing_id, m);
   }
   handle_request(*who, in.routing_id, m);
 }
 
-void Broker::handle_agent(const Principal& who, const std::string& rid, const proto::Message& m) {
+// The desktop's record, made if the registry does not know it yet, with
+// the mount driver and the key its agent registered with (the key a remote
+// disk's roamfs will allow). Written only when one of them changed.
+Status Broker::remember_registration(const std::string& desktop, const std::string& key_hex,
+                                     const proto::Register& r) {
+  ROAM_ASSIGN(auto known, find_desktop(registry_, desktop));
+  DesktopRecord rec = known.value_or(DesktopRecord{});
+  if (known && rec.driver == r.mount_driver && rec.registered_key == key_hex) return Status::ok();
+  rec.driver = r.mount_driver;
+  rec.registered_key = key_hex;
+  return registry_.put(Table::kDesktops, desktop, to_row(rec));
+}
+
+void Broker::handle_agent(const Principal& who, const std::string& key_hex, const std::string& rid,
+                          const proto::Message& m) {
   if (auto* r = std::get_if<proto::Register>(&m); r && r->desktop != who.desktop)
     return reply(rid, 0, Status::error(EPERM, "this key belongs to desktop " + who.desktop + ", not " + r->desktop));
   const bool registering = std::holds_alternative<proto::Register>(m);
@@ -198,10 +219,11 @@ void Broker::handle_agent(const Principal& who, const std::string& rid, const pr
   }
   peers_.seen(who.desktop, rid);
   std::visit(proto::Overloaded{
-                 [&](const proto::Register&) {
-                   auto known = find_desktop(registry_, who.desktop);
-                   if (known && !*known) (void)registry_.put(Table::kDesktops, who.desktop, to_row(DesktopRecord{}));
-                   std::fprintf(stderr, "roam-broker: desktop %s registered\n", who.desktop.c_str());
+                 [&](const proto::Register& r) {
+                   if (Status s = remember_registration(who.desktop, key_hex, r); !s)
+                     std::fprintf(stderr, "roam-broker: %s\n", s.message().c_str());
+                   std::fprintf(stderr, "roam-broker: desktop %s registered (%s)\n", who.desktop.c_str(),
+                                r.mount_driver.c_str());
                    (void)proto::send_routed(router_, rid, proto::Heartbeat{});
                    switcher_->on_register(who.desktop);
                  },

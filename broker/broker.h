@@ -38,6 +38,13 @@ struct BrokerConfig {
   std::vector<std::string> operator_keys;  // hex public keys
   std::vector<std::string> agent_keys;     // "DESKTOP:HEX"
   int dead_after_ms = 2000;              // heartbeat silence after which a desktop is dead
+  // Remote desktops (docs/remote.md): the ports their disks' roamfs listen
+  // on ("LOW-HIGH"; empty: none, and remote desktops cannot be served), the
+  // address roamfs binds, and the address desktops reach it at (empty:
+  // the host of the broker endpoint each agent connected to).
+  std::string remote_ports;
+  std::string remote_bind = "0.0.0.0";
+  std::string remote_address;
   RateLimit history_rate;                // requests on a disk's history, per desktop
   SwitchTimeouts timeouts;
 };
@@ -70,8 +77,10 @@ class Broker {
   Result<std::string> spare_desktop(const std::string& except);
   Status provision(const std::string& desktop);
 
-  // Agent messages.
-  void handle_agent(const Principal& who, const std::string& rid, const proto::Message& m);
+  // Agent messages; `key_hex` is the key the agent's connection authenticated with.
+  void handle_agent(const Principal& who, const std::string& key_hex, const std::string& rid,
+                    const proto::Message& m);
+  Status remember_registration(const std::string& desktop, const std::string& key_hex, const proto::Register& r);
   // roamctl requests; the reply is sent by the handler (at once, or when a switch ends).
   void handle_request(const Principal& who, const std::string& rid, const proto::Message& m);
   // Table replies: rows[0] names the columns. disk_table(true) is `status`.
@@ -104,6 +113,7 @@ class Broker {
              std::string message = "");
 
   BrokerConfig cfg_;
+  RemoteConfig remote_;  // set by setup() from cfg_
   proto::KeyPair keys_;
   DiskServerConfig disks_;        // set by setup()
   RoamfsHost disk_host_{disks_};  // the switcher's disk host: roamfs processes per disks_

@@ -13,10 +13,12 @@
 #include <cstring>
 #include <fstream>
 #include <thread>
+#include <vector>
 
 #include "base/sys/child.h"
 #include "base/sys/files.h"
 #include "base/sys/mountinfo.h"
+#include "protocol/curve_keys.h"
 
 namespace roam::broker {
 
@@ -98,7 +100,25 @@ Status bind_self(const std::string& dir, unsigned long propagation) {
   return Status::ok();
 }
 
+std::string remote_key_file(const DiskServerConfig& cfg, const std::string& user) {
+  return cfg.keys_dir + "/" + user + ".remote.key";
+}
+
 }  // namespace
+
+Result<std::string> remote_key_of(const DiskServerConfig& cfg, const std::string& user) {
+  const std::string file = remote_key_file(cfg, user);
+  if (::access(file.c_str(), F_OK) != 0) {
+    // Written aside and renamed: a broker killed halfway leaves no half key file.
+    const std::string partial = file + ".new";
+    ::unlink(partial.c_str());
+    ROAM_ASSIGN(auto fresh, proto::generate_keypair());
+    ROAM_TRY(proto::write_key_file(partial, fresh));
+    if (::rename(partial.c_str(), file.c_str()) != 0) return errno_error("cannot rename " + partial);
+  }
+  ROAM_ASSIGN(auto keys, proto::read_key_file(file));
+  return proto::to_hex(keys.public_key);
+}
 
 Status prepare_exports(const std::string& exports_dir) {
   ROAM_TRY(bind_self(exports_dir, MS_PRIVATE));
@@ -114,18 +134,30 @@ Result<std::string> desktop_export_dir(const DiskServerConfig& cfg, const std::s
   return dir;
 }
 
-Result<pid_t> start_roamfs(const DiskServerConfig& cfg, const std::string& store, const std::string& mount_point,
-                           const std::string& log_file) {
-  if (::mkdir(mount_point.c_str(), 0755) != 0 && errno != EEXIST)
-    return errno_error("cannot create mount point " + mount_point);
-  int log = ::open(log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (log < 0) return errno_error("cannot open " + log_file);
-  const std::string userns = desktop_userns(mount_point);
-  pid_t pid = ::fork();
-  if (pid < 0) {
-    ::close(log);
-    return errno_error("cannot fork roamfs");
+namespace {
+
+// roamfs's command line: the store, the mount point and how it serves them.
+std::vector<std::string> roamfs_argv(const DiskServerConfig& cfg, const std::string& store,
+                                     const std::string& mount_point, const std::optional<RemoteServe>& remote,
+                                     const std::string& user) {
+  std::vector<std::string> argv{"roamfs", store, mount_point, "-f"};
+  if (remote) {
+    argv.insert(argv.end(), {"--remote-listen", "tcp://" + cfg.remote_bind + ":" + std::to_string(remote->port),
+                             "--remote-key-file", remote_key_file(cfg, user), "--remote-allow", remote->allow_key,
+                             "--remote-epoch", std::to_string(remote->epoch)});
+  } else if (const std::string userns = desktop_userns(mount_point); ::access(userns.c_str(), F_OK) == 0) {
+    argv.insert(argv.end(), {"--userns", userns});
   }
+  return argv;
+}
+
+// Forks roamfs with `argv`, its output appended to `log`; returns its pid.
+Result<pid_t> spawn_roamfs(const DiskServerConfig& cfg, const std::vector<std::string>& argv, int log) {
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = ::fork();
+  if (pid < 0) return errno_error("cannot fork roamfs");
   if (pid == 0) {
     ::dup2(log, 1);
     ::dup2(log, 2);
@@ -133,13 +165,24 @@ Result<pid_t> start_roamfs(const DiskServerConfig& cfg, const std::string& store
     if (null >= 0) ::dup2(null, 0);
     unblock_signals_for_exec();
     ::setsid();  // not in the broker's process group: a Ctrl-C aimed at the broker spares the disks
-    if (::access(userns.c_str(), F_OK) == 0)
-      ::execl(cfg.roamfs.c_str(), "roamfs", store.c_str(), mount_point.c_str(), "-f", "--userns", userns.c_str(),
-              static_cast<char*>(nullptr));
-    ::execl(cfg.roamfs.c_str(), "roamfs", store.c_str(), mount_point.c_str(), "-f", static_cast<char*>(nullptr));
+    ::execv(cfg.roamfs.c_str(), args.data());
     ::_exit(127);
   }
+  return pid;
+}
+
+}  // namespace
+
+Result<pid_t> start_roamfs(const DiskServerConfig& cfg, const std::string& store, const std::string& mount_point,
+                           const std::string& log_file, const std::optional<RemoteServe>& remote,
+                           const std::string& user) {
+  if (::mkdir(mount_point.c_str(), 0755) != 0 && errno != EEXIST)
+    return errno_error("cannot create mount point " + mount_point);
+  int log = ::open(log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (log < 0) return errno_error("cannot open " + log_file);
+  Result<pid_t> spawned = spawn_roamfs(cfg, roamfs_argv(cfg, store, mount_point, remote, user), log);
   ::close(log);
+  ROAM_ASSIGN(pid_t pid, std::move(spawned));
   auto deadline = Clock::now() + std::chrono::milliseconds(cfg.start_timeout_ms);
   while (!is_roamfs_mount(mount_point)) {
     if (gone(pid)) return Status::io("roamfs for " + store + " exited before mounting: " + last_line(log_file));
@@ -204,8 +247,15 @@ Status stop_roamfs(const DiskServerConfig& cfg, pid_t pid, const std::string& mo
 
 Result<std::string> RoamfsHost::export_dir(const std::string& desktop) { return desktop_export_dir(cfg_, desktop); }
 
-Result<pid_t> RoamfsHost::start(const std::string& user, const std::string& store, const std::string& mount_point) {
-  return start_roamfs(cfg_, store, mount_point, cfg_.log_dir + "/" + user + ".roamfs.log");
+Result<std::string> RoamfsHost::private_dir() {
+  ROAM_TRY(make_dirs(cfg_.remote_dir));
+  if (::chmod(cfg_.remote_dir.c_str(), 0700) != 0) return errno_error("cannot chmod " + cfg_.remote_dir);
+  return cfg_.remote_dir;
+}
+
+Result<pid_t> RoamfsHost::start(const std::string& user, const std::string& store, const std::string& mount_point,
+                                const std::optional<RemoteServe>& remote) {
+  return start_roamfs(cfg_, store, mount_point, cfg_.log_dir + "/" + user + ".roamfs.log", remote, user);
 }
 
 Status RoamfsHost::stop(pid_t pid, const std::string& mount_point, bool fence) {

@@ -28,6 +28,12 @@ void add_options(CLI::App& app, roam::broker::BrokerConfig& c) {
   app.add_option("--history-per-second", c.history_rate.per_second,
                  "requests on a disk's history a desktop may make per second, sustained")
       ->capture_default_str();
+  app.add_option("--remote-ports", c.remote_ports,
+                 "LOW-HIGH: the ports the disks of remote desktops are served on, one per disk (docs/remote.md)");
+  app.add_option("--remote-bind", c.remote_bind, "the address a remote desktop's roamfs listens on")
+      ->capture_default_str();
+  app.add_option("--remote-address", c.remote_address,
+                 "how remote desktops reach this host (default: the host of the broker endpoint they use)");
   app.add_option("--provision-timeout-ms", c.timeouts.provision_ms)->capture_default_str();
   app.add_option("--detach-timeout-ms", c.timeouts.detach_ms)->capture_default_str();
   app.add_option("--attach-timeout-ms", c.timeouts.attach_ms)->capture_default_str();

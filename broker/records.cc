@@ -3,6 +3,8 @@
 #include <charconv>
 #include <ctime>
 
+#include "protocol/protocol.h"
+
 namespace roam::broker {
 
 namespace {
@@ -25,34 +27,45 @@ int64_t now_ns() {
   return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
 }
 
-Row to_row(const DiskRecord& r) { return {r.store, std::to_string(r.epoch)}; }
-Row to_row(const DesktopRecord& r) { return {r.state, r.public_key}; }
+Row to_row(const DiskRecord& r) { return {r.store, std::to_string(r.epoch), std::to_string(r.remote_port)}; }
+Row to_row(const DesktopRecord& r) { return {r.state, r.public_key, r.driver, r.registered_key}; }
 Row to_row(const AttachmentRecord& r) {
-  return {r.desktop, std::to_string(r.epoch), r.mount_point, std::to_string(r.roamfs_pid)};
+  return {r.desktop, std::to_string(r.epoch), r.mount_point, std::to_string(r.roamfs_pid), r.remote_export};
 }
 Row to_row(const IntentRecord& r) {
   return {std::to_string(r.switch_id), r.source, r.target, r.reason, r.phase, std::to_string(r.started_ns),
           r.steps, r.force ? "1" : "0"};
 }
 
+// Each table's rows gained cells at the end since the first release; a row
+// of an older broker has fewer, and those cells keep their defaults.
 Result<DiskRecord> disk_from_row(const std::string& key, const Row& row) {
   DiskRecord r;
-  if (row.size() != 2 || !to_int(row[1], r.epoch)) return corrupt("disk", key);
+  if (row.size() < 2 || row.size() > 3 || !to_int(row[1], r.epoch) ||
+      (row.size() == 3 && !to_int(row[2], r.remote_port)))
+    return corrupt("disk", key);
   r.store = row[0];
   return r;
 }
 
 Result<DesktopRecord> desktop_from_row(const std::string& key, const Row& row) {
-  if (row.size() != 2) return corrupt("desktop", key);
-  return DesktopRecord{row[0], row[1]};
+  if (row.size() != 2 && row.size() != 4) return corrupt("desktop", key);
+  DesktopRecord r{row[0], row[1]};
+  if (row.size() == 4) {
+    if (row[2] != proto::kMountDriverBind && row[2] != proto::kMountDriverRemote) return corrupt("desktop", key);
+    r.driver = row[2];
+    r.registered_key = row[3];
+  }
+  return r;
 }
 
 Result<AttachmentRecord> attachment_from_row(const std::string& key, const Row& row) {
   AttachmentRecord r;
-  if (row.size() != 4 || !to_int(row[1], r.epoch) || !to_int(row[3], r.roamfs_pid))
+  if (row.size() < 4 || row.size() > 5 || !to_int(row[1], r.epoch) || !to_int(row[3], r.roamfs_pid))
     return corrupt("attachment", key);
   r.desktop = row[0];
   r.mount_point = row[2];
+  if (row.size() == 5) r.remote_export = row[4];
   return r;
 }
 

@@ -11,16 +11,22 @@
 namespace roam::broker {
 
 // Key: user name. One user disk per user; its store lives at `store`.
+// Rows written before remote attach have no port (0).
 struct DiskRecord {
   std::string store;
   uint64_t epoch = 0;  // the last attachment epoch handed out
+  uint16_t remote_port = 0;  // where its roamfs listens for remote desktops; 0: none chosen yet
 };
 
 // Key: desktop id.
+// Rows written before remote attach have neither driver nor registered key:
+// they read as "bind" and "".
 struct DesktopRecord {
   std::string state = "ok";   // "ok", or "damaged" once its agent reported damage or died
   std::string public_key;     // hex key enrolled by the broker's provisioner; empty when the
                               // key comes from the broker's configuration
+  std::string driver = "bind";  // the mount driver its agent last registered with (proto::Register)
+  std::string registered_key;   // hex key that agent registered with: the one a remote roamfs allows
 };
 
 // Key: user name. Where the user's disk is served and to which desktop.
@@ -29,6 +35,9 @@ struct AttachmentRecord {
   uint64_t epoch = 0;
   std::string mount_point;  // host path where this epoch's roamfs is mounted
   int64_t roamfs_pid = 0;
+  // For a remote desktop: what its Attach names, "tcp://HOST:PORT#KEY"
+  // (HOST may be empty, proto::Attach); empty for a bind mount.
+  std::string remote_export;
 };
 
 // Key: user name. A switch in progress; present from the moment the broker

@@ -109,12 +109,12 @@ Result<std::vector<std::string>> Broker::user_table() {
 }
 
 Result<std::vector<std::string>> Broker::desktop_table() {
-  std::vector<std::string> rows{join_cells({"desktop", "state", "connected", "user"})};
+  std::vector<std::string> rows{join_cells({"desktop", "state", "connected", "user", "driver"})};
   ROAM_ASSIGN(auto desktops, registry_.list(Table::kDesktops));
   for (const auto& [id, row] : desktops) {
     ROAM_ASSIGN(auto d, desktop_from_row(id, row));
     ROAM_ASSIGN(auto user, user_on_desktop(registry_, id));
-    rows.push_back(join_cells({id, d.state, peers_.alive(id) ? "yes" : "no", user ? *user : ""}));
+    rows.push_back(join_cells({id, d.state, peers_.alive(id) ? "yes" : "no", user ? *user : "", d.driver}));
   }
   return rows;
 }

@@ -1,9 +1,10 @@
 #include "broker/switch.h"
 
-
 #include <algorithm>
 #include <array>
+#include <charconv>
 #include <cstdio>
+#include <set>
 
 namespace roam::broker {
 
@@ -27,6 +28,37 @@ std::vector<std::string> step_table(const std::string& steps) {
 
 }  // namespace
 
+Status parse_port_range(std::string_view text, RemoteConfig& out) {
+  out.first_port = out.last_port = 0;
+  if (text.empty()) return Status::ok();
+  const size_t dash = text.find('-');
+  auto port = [](std::string_view s, uint16_t& p) {
+    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), p);
+    return !s.empty() && ec == std::errc() && end == s.data() + s.size() && p != 0;
+  };
+  if (dash == std::string_view::npos || !port(text.substr(0, dash), out.first_port) ||
+      !port(text.substr(dash + 1), out.last_port) || out.first_port > out.last_port) {
+    out.first_port = out.last_port = 0;
+    return Status::invalid("remote-ports '" + std::string(text) + "' is not LOW-HIGH with 1 <= LOW <= HIGH <= 65535");
+  }
+  return Status::ok();
+}
+
+Result<uint16_t> choose_remote_port(const RemoteConfig& cfg, const std::string& user, uint16_t current,
+                                    const std::vector<std::pair<std::string, DiskRecord>>& disks) {
+  if (cfg.first_port == 0)
+    return Status::invalid("a remote desktop needs a port for the disk of " + user +
+                           ", and the broker has no remote-ports configured");
+  std::set<uint16_t> taken;
+  for (const auto& [other, rec] : disks)
+    if (other != user && rec.remote_port != 0) taken.insert(rec.remote_port);
+  if (current >= cfg.first_port && current <= cfg.last_port && !taken.count(current)) return current;
+  for (uint32_t p = cfg.first_port; p <= cfg.last_port; ++p)
+    if (!taken.count(static_cast<uint16_t>(p))) return static_cast<uint16_t>(p);
+  return Status::error(ENOSPC, "every port of remote-ports " + std::to_string(cfg.first_port) + "-" +
+                                   std::to_string(cfg.last_port) + " belongs to another disk");
+}
+
 std::string_view phase_name(SwitchPhase p) { return kPhaseNames[static_cast<size_t>(p)]; }
 
 std::optional<SwitchPhase> phase_from_name(std::string_view name) {
@@ -42,6 +74,8 @@ Status Switcher::check(const SwitchOrder& order, const std::optional<AttachmentR
   ROAM_ASSIGN(auto disk, find_disk(env_.registry, order.user));
   if (!disk) return Status::not_found("user " + order.user + " has no disk (roamctl disk create " + order.user + ")");
   ROAM_ASSIGN(auto desktop, find_desktop(env_.registry, order.target));
+  if (desktop && desktop->driver == proto::kMountDriverRemote && env_.remote.first_port == 0)
+    return Status::invalid("desktop " + order.target + " uses the remote driver and the broker has no remote-ports");
   if (desktop && desktop->state != "ok")
     return Status::error(EHOSTDOWN, "desktop " + order.target + " is " + desktop->state + " and cannot take a user");
   ROAM_ASSIGN(auto occupant, user_on_desktop(env_.registry, order.target));
@@ -122,7 +156,8 @@ void Switcher::send_command(Job& job) {
   } else {
     auto att = find_attachment(env_.registry, job.user);
     if (!att || !*att) return;
-    m = proto::Attach{job.intent.switch_id, job.user, (*att)->mount_point};
+    const auto& a = **att;
+    m = proto::Attach{job.intent.switch_id, job.user, a.remote_export.empty() ? a.mount_point : a.remote_export};
   }
   job.command_sent = env_.send(who, m).is_ok();
 }
@@ -143,6 +178,32 @@ Status Switcher::release(Job& job) {
   return enter(job, SwitchPhase::kExport, env_.timeouts.attach_ms);
 }
 
+Result<std::pair<AttachmentRecord, std::optional<RemoteServe>>> Switcher::plan_epoch(const Job& job,
+                                                                                     DiskRecord& disk) {
+  const std::string& target = job.intent.target;
+  ROAM_ASSIGN(auto desktop, find_desktop(env_.registry, target));
+  disk.epoch += 1;
+  const std::string leaf = "/" + job.user + "@" + std::to_string(disk.epoch);
+  if (!desktop || desktop->driver != proto::kMountDriverRemote) {
+    ROAM_ASSIGN(auto dir, env_.disks.export_dir(target));
+    return std::pair{AttachmentRecord{"", disk.epoch, dir + leaf, 0, ""}, std::optional<RemoteServe>()};
+  }
+  if (desktop->registered_key.empty())
+    return Status::error(EPERM, "desktop " + target + " uses the remote driver but its agent's key is unknown");
+  ROAM_ASSIGN(auto disks, env_.registry.list(Table::kDisks));
+  std::vector<std::pair<std::string, DiskRecord>> records;
+  for (const auto& [user, row] : disks) {
+    ROAM_ASSIGN(auto rec, disk_from_row(user, row));
+    records.emplace_back(user, std::move(rec));
+  }
+  ROAM_ASSIGN(disk.remote_port, choose_remote_port(env_.remote, job.user, disk.remote_port, records));
+  ROAM_ASSIGN(auto dir, env_.disks.private_dir());
+  ROAM_ASSIGN(auto key, env_.disks.remote_key(job.user));
+  const std::string where = "tcp://" + env_.remote.address + ":" + std::to_string(disk.remote_port) + "#" + key;
+  return std::pair{AttachmentRecord{"", disk.epoch, dir + leaf, 0, where},
+                   std::optional<RemoteServe>(RemoteServe{disk.remote_port, desktop->registered_key, disk.epoch})};
+}
+
 // The new epoch and its mount point are recorded before its roamfs starts,
 // so that a broker killed while it starts leaves a record of what to fence:
 // the resumed export finds that epoch in the attachment and ends it first
@@ -151,12 +212,11 @@ Status Switcher::export_disk(Job& job) {
   ROAM_TRY(end_epoch(job.user, true));
   ROAM_ASSIGN(auto disk, find_disk(env_.registry, job.user));
   if (!disk) return Status::not_found("the disk of user " + job.user + " disappeared during the switch");
-  disk->epoch += 1;
-  ROAM_ASSIGN(auto dir, env_.disks.export_dir(job.intent.target));
-  AttachmentRecord att{"", disk->epoch, dir + "/" + job.user + "@" + std::to_string(disk->epoch), 0};
+  ROAM_ASSIGN(auto plan, plan_epoch(job, *disk));
+  auto& [att, remote] = plan;
   ROAM_TRY(env_.registry.apply({{Table::kDisks, job.user, to_row(*disk)},
                                 {Table::kAttachments, job.user, to_row(att)}}));
-  ROAM_ASSIGN(att.roamfs_pid, env_.disks.start(job.user, disk->store, att.mount_point));
+  ROAM_ASSIGN(att.roamfs_pid, env_.disks.start(job.user, disk->store, att.mount_point, remote));
   job.intent.phase = std::string(phase_name(SwitchPhase::kAttach));
   ROAM_TRY(env_.registry.apply({{Table::kAttachments, job.user, to_row(att)},
                                 {Table::kIntents, job.user, to_row(job.intent)}}));

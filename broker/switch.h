@@ -14,6 +14,15 @@
 // export     record a new epoch, then start its roamfs on the host
 // attach     ask the target's agent to mount it at the user's home and verify
 //
+// A target whose agent registered the `remote` mount driver gets its disk
+// over the network (docs/remote.md): the epoch's roamfs is mounted on the
+// host in the disk host's private directory, listens on the disk's port
+// (chosen once from the configured range and kept in the disk's record) and
+// allows that desktop's agent key only; the Attach names
+// "tcp://ADDRESS:PORT#KEY". Fencing is the same for both kinds: ending the
+// epoch's roamfs ends the old desktop's sessions, and the next epoch's roamfs
+// refuses its key.
+//
 // An export or attach that fails or times out is rolled back: the new
 // epoch's roamfs is fenced and the disk left attached to no desktop.
 //
@@ -33,6 +42,8 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "broker/disk_host.h"
@@ -83,6 +94,24 @@ class SystemSwitchClock final : public SwitchClock {
   int64_t wall_ns() const override { return now_ns(); }
 };
 
+// Serving disks to remote desktops: the broker's remote-ports and
+// remote-address settings.
+struct RemoteConfig {
+  uint16_t first_port = 0;  // 0: no range configured, remote desktops cannot be served
+  uint16_t last_port = 0;
+  std::string address;      // how desktops reach this host; empty: the host of their broker endpoint
+};
+
+// "LOW-HIGH" (1 <= LOW <= HIGH <= 65535) as a RemoteConfig's ports; "" is no range.
+Status parse_port_range(std::string_view text, RemoteConfig& out);
+
+// The port of `user`'s disk for remote desktops: `current` when it is in the
+// range and no other disk of `disks` (user -> record) has it, else the lowest
+// port of the range that none has. EINVAL without a range, ENOSPC when every
+// port is taken.
+Result<uint16_t> choose_remote_port(const RemoteConfig& cfg, const std::string& user, uint16_t current,
+                                    const std::vector<std::pair<std::string, DiskRecord>>& disks);
+
 // What the switcher uses of the broker; every reference outlives the Switcher.
 struct SwitchEnv {
   Registry& registry;
@@ -90,6 +119,7 @@ struct SwitchEnv {
   DiskHost& disks;
   const SwitchClock& clock;
   SwitchTimeouts timeouts;
+  RemoteConfig remote;
   // Sends a message to a connected desktop's agent.
   std::function<Status(const std::string& desktop, const proto::Message&)> send;
   // Sends the final reply of a switch to whoever requested it.
@@ -142,6 +172,9 @@ class Switcher {
   Status end_epoch(const std::string& user, bool fence);
   Status release(Job& job);
   Status export_disk(Job& job);
+  // The new epoch's attachment for the target (and how its roamfs serves a
+  // remote target); `disk` gets the epoch, and the port of a remote one.
+  Result<std::pair<AttachmentRecord, std::optional<RemoteServe>>> plan_epoch(const Job& job, DiskRecord& disk);
   void step_done(Job& job, const std::string& step);
   Clock::time_point deadline_in(int timeout_ms) const;
   // Ends a switch that failed, rolling back its export when it had one.

@@ -1,6 +1,7 @@
 // encode/decode of the messages in protocol.h. Each message type has one
 // Schema: its type tag, the kinds of its fields, and references to them; the
 // encoder and the decoder are written once over those schemas.
+#include <algorithm>
 #include <array>
 #include <optional>
 #include <charconv>
@@ -28,7 +29,7 @@ struct Schema;
   }
 
 // The fields of each message, in wire order.
-inline auto refs(Register& m) { return std::tie(m.desktop); }
+inline auto refs(Register& m) { return std::tie(m.desktop, m.mount_driver); }
 inline auto refs(Heartbeat&) { return std::tie(); }
 inline auto refs(Damage& m) { return std::tie(m.reason); }
 inline auto refs(DetachDone& m) { return std::tie(m.request_id, m.code, m.message); }
@@ -52,13 +53,13 @@ inline auto refs(HistoryRequest& m) {
                   m.to, m.since, m.by, m.limit, m.dry_run, m.by_pid);
 }
 
-ROAM_SCHEMA(Register, kRegister, "register", K::kName);
+ROAM_SCHEMA(Register, kRegister, "register", K::kName, K::kDriver);
 ROAM_SCHEMA(Heartbeat, kHeartbeat, "heartbeat");
 ROAM_SCHEMA(Damage, kDamage, "damage", K::kText);
 ROAM_SCHEMA(DetachDone, kDetachDone, "detach-done", K::kU64, K::kU64, K::kText);
 ROAM_SCHEMA(AttachDone, kAttachDone, "attach-done", K::kU64, K::kU64, K::kText);
 ROAM_SCHEMA(Detach, kDetach, "detach", K::kU64, K::kName, K::kBool, K::kU64);
-ROAM_SCHEMA(Attach, kAttach, "attach", K::kU64, K::kName, K::kPath);
+ROAM_SCHEMA(Attach, kAttach, "attach", K::kU64, K::kName, K::kExport);
 ROAM_SCHEMA(SwitchRequest, kSwitchRequest, "switch-request", K::kU64, K::kName, K::kName, K::kBool);
 ROAM_SCHEMA(StatusRequest, kStatusRequest, "status-request", K::kU64);
 ROAM_SCHEMA(DesktopCreate, kDesktopCreate, "desktop-create", K::kU64, K::kName);
@@ -75,6 +76,13 @@ ROAM_SCHEMA(HistoryRequest, kHistoryRequest, "history-request", K::kU64, K::kTex
             K::kText, K::kName, K::kText, K::kText, K::kU64, K::kText, K::kText, K::kText, K::kU64, K::kBool,
             K::kU64);
 #undef ROAM_SCHEMA
+
+// How many of a message's last fields a sender may leave out (fields added
+// after the first release of the protocol); those keep their defaults.
+template <typename T>
+inline constexpr size_t kOptionalFields = 0;
+template <>
+inline constexpr size_t kOptionalFields<Register> = 1;  // mount_driver
 
 // The variant's alternatives are in MessageType order, so the type byte is
 // the alternative's index + 1; checked here once for all.
@@ -110,6 +118,13 @@ Status parse(K kind, std::string_view f, std::string& out) {
       if (f.size() > kMaxFieldBytes || std::memchr(f.data(), 0, f.size()) != nullptr)
         return bad("a text field is longer than 4096 bytes or contains NUL");
       break;
+    case K::kDriver:
+      if (f != kMountDriverBind && f != kMountDriverRemote) return bad("a mount driver must be bind or remote");
+      break;
+    case K::kExport:
+      if (!valid_path(f) && !valid_remote_export(f))
+        return bad("an export must be an absolute path or tcp://HOST:PORT#KEY");
+      break;
     default:
       return bad("field kind does not hold a string");
   }
@@ -142,10 +157,13 @@ Result<Message> decode_as(const std::vector<std::string_view>& frames) {
   constexpr auto& kinds = Schema<T>::kKinds;
   constexpr bool has_rows = !kinds.empty() && kinds.back() == K::kRows;
   constexpr size_t fixed = kinds.size() - (has_rows ? 1 : 0);
+  constexpr size_t required = fixed - kOptionalFields<T>;
+  static_assert(!has_rows || kOptionalFields<T> == 0, "rows and optional fields do not mix");
   const size_t given = frames.size() - 2;
-  if (given < fixed || (!has_rows && given != fixed))
-    return bad(std::string(Schema<T>::kName) + " takes " + std::to_string(fixed) + " fields, got " +
-               std::to_string(given));
+  if (given < required || (!has_rows && given > fixed))
+    return bad(std::string(Schema<T>::kName) + " takes " +
+               (required == fixed ? std::to_string(fixed) : std::to_string(required) + " to " + std::to_string(fixed)) +
+               " fields, got " + std::to_string(given));
   Status st;
   size_t i = 0;
   std::apply(
@@ -158,9 +176,9 @@ Result<Message> decode_as(const std::vector<std::string_view>& frames) {
               st = parse(K::kText, frames[j], cell);
               f.push_back(std::move(cell));
             }
-          } else {
+          } else if (2 + i < frames.size()) {
             st = parse(kinds[i], frames[2 + i], f);
-          }
+          }  // else an optional field left out: its default stays
           ++i;
         };
         (one(field), ...);
@@ -189,6 +207,52 @@ bool valid_name(std::string_view s) {
     if (!ok) return false;
   }
   return true;
+}
+
+namespace {
+
+bool is_hex(std::string_view s) {
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+  });
+}
+
+// Letters, digits and the bytes of `extra`.
+bool of_chars(std::string_view s, std::string_view extra) {
+  return std::all_of(s.begin(), s.end(), [&](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           extra.find(c) != std::string_view::npos;
+  });
+}
+
+// Empty (the agent fills in its broker's host), a name or IPv4 address, or
+// a bracketed IPv6 address.
+bool valid_export_host(std::string_view h) {
+  constexpr size_t kMaxHostBytes = 253;  // a DNS name's limit
+  if (h.size() > kMaxHostBytes) return false;
+  if (!h.empty() && h.front() == '[')
+    return h.size() > 2 && h.back() == ']' &&
+           of_chars(h.substr(1, h.size() - 2), ".:");
+  return of_chars(h, ".-");
+}
+
+}  // namespace
+
+bool valid_remote_export(std::string_view s) {
+  constexpr std::string_view kScheme = "tcp://";
+  constexpr size_t kKeyHexDigits = 64;
+  if (s.substr(0, kScheme.size()) != kScheme) return false;
+  s.remove_prefix(kScheme.size());
+  const size_t hash = s.find('#');
+  const size_t colon = s.substr(0, hash).rfind(':');
+  if (hash == std::string_view::npos || colon == std::string_view::npos) return false;
+  const std::string_view key = s.substr(hash + 1), port = s.substr(colon + 1, hash - colon - 1);
+  unsigned value = 0;
+  auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+  if (port.empty() || port.size() > 5 || ec != std::errc() || end != port.data() + port.size() || value == 0 ||
+      value > 65535)
+    return false;
+  return key.size() == kKeyHexDigits && is_hex(key) && valid_export_host(s.substr(0, colon));
 }
 
 std::vector<std::string> encode(const Message& m) {

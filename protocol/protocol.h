@@ -78,12 +78,20 @@ enum class FieldKind : uint8_t {
   kBool,   // "0" or "1"
   kText,   // any bytes except NUL, <= kMaxFieldBytes
   kRows,   // the rest of the frames, each a Text; must be the last field
+  kDriver,  // a mount driver's name: kMountDriverBind or kMountDriverRemote
+  kExport,  // a kPath, or a remote export "tcp://HOST:PORT#KEY" (valid_remote_export)
 };
+
+// The mount drivers an agent may name in its Register (agent/mount_driver.h).
+inline constexpr std::string_view kMountDriverBind = "bind";
+inline constexpr std::string_view kMountDriverRemote = "remote";
 
 // Reply codes are errno values (0 = success), so a Status crosses the wire as
 // (code, message) and comes back as the same Status.
 
-struct Register { std::string desktop; };
+// `mount_driver` is optional on the wire (added after the first release):
+// an agent that does not send it uses bind mounts.
+struct Register { std::string desktop; std::string mount_driver = std::string(kMountDriverBind); };
 struct Heartbeat {};
 struct Damage { std::string reason; };
 struct DetachDone { uint64_t request_id = 0; uint64_t code = 0; std::string message; };
@@ -91,7 +99,9 @@ struct AttachDone { uint64_t request_id = 0; uint64_t code = 0; std::string mess
 // Unmount the user's home; with `force`, processes still holding files under
 // it get SIGTERM, then SIGKILL after grace_ms; without, the detach is refused.
 struct Detach { uint64_t request_id = 0; std::string user; bool force = true; uint64_t grace_ms = 0; };
-// Mount `export_path` (a host path visible in the desktop) at the user's home.
+// Mount `export_path` at the user's home: a host path visible in the desktop
+// (bind), or where the disk's roamfs listens, "tcp://HOST:PORT#KEY" (remote;
+// an empty HOST is the host of the broker endpoint the agent connected to).
 struct Attach { uint64_t request_id = 0; std::string user; std::string export_path; };
 struct SwitchRequest { uint64_t request_id = 0; std::string user; std::string desktop; bool force = true; };
 struct StatusRequest { uint64_t request_id = 0; };
@@ -189,5 +199,10 @@ Status status_of(const Reply& r);
 
 // Whether `s` is a valid kName (also used for registry keys and paths).
 bool valid_name(std::string_view s);
+
+// Whether `s` is a remote export: "tcp://HOST:PORT#KEY", HOST empty or of
+// [A-Za-z0-9.-] (a name or IPv4 address) or "[...]" of hex digits, '.' and
+// ':' (IPv6), PORT 1-65535 in decimal, KEY 64 hex digits.
+bool valid_remote_export(std::string_view s);
 
 }  // namespace roam::proto

@@ -8,7 +8,8 @@
 # seen in R1 at once; another key is refused; after `roamctl remote fence`
 # nothing R1 sends reaches the store; detach unmounts, and a new mount works;
 # a hostile desktop's fuzzed frames hurt neither roamfs nor its answers.
-# The broker only provisions R1 here: choosing the driver is the next slice.
+# The broker only provisions R1 here; e2e-remote-switch has the broker serve
+# remote desktops itself.
 source "$(dirname "$0")/lib.sh"
 
 RPORT=$((PORT + 1))

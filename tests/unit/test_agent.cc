@@ -151,7 +151,7 @@ constexpr char kExport[] = "/run/roamdisk/exports/D/alice@3";
 
 struct World {
   explicit World(std::vector<std::string> checks = {}, std::string export_dir = {})
-      : desktop({"/homes", std::move(checks), 1000, 10000, std::move(export_dir)}, driver, os) {}
+      : desktop({"/homes", std::move(checks), 1000, 10000, std::move(export_dir), "10.201.0.1"}, driver, os) {}
 
   proto::DetachDone detach(uint64_t id, bool force) {
     return only<proto::DetachDone>(desktop.on_message(proto::Detach{id, "alice", force, 2000}));
@@ -225,6 +225,18 @@ TEST_CASE("with an export dir, the export is taken from there by its last compon
   World w({}, "/run/roam-agent/exports");
   REQUIRE(w.attach(44).code == 0);
   CHECK(w.driver.mounts["/homes/alice"] == "/run/roam-agent/exports/alice@3");
+}
+
+TEST_CASE("a remote export goes to the driver as it is, an empty host filled with the broker's", "[agent]") {
+  World w({}, "/run/roam-agent/exports");
+  const std::string key(64, 'c');
+  auto attach = [&](const std::string& where) {
+    return World::only<proto::AttachDone>(w.desktop.on_message(proto::Attach{45, "alice", where}));
+  };
+  REQUIRE(attach("tcp://10.0.0.9:7000#" + key).code == 0);
+  CHECK(w.driver.mounts["/homes/alice"] == "tcp://10.0.0.9:7000#" + key);
+  REQUIRE(attach("tcp://:7001#" + key).code == 0);
+  CHECK(w.driver.mounts["/homes/alice"] == "tcp://10.201.0.1:7001#" + key);
 }
 
 TEST_CASE("a failed attach answers the driver's errno and sentence", "[agent]") {

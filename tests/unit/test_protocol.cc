@@ -21,12 +21,15 @@ Result<Message> decode_frames(const std::vector<std::string>& frames) { return d
 
 std::vector<Message> one_of_each() {
   return {Register{"desk-1"},
+          Register{"desk-2", "remote"},
           Heartbeat{},
           Damage{"health check 'df /' exited with 1"},
           DetachDone{7, 0, "detached"},
           AttachDone{8, EIO, "not a FUSE filesystem"},
           Detach{9, "alice", false, 2000},
           Attach{10, "alice", "/run/roamdisk/exports/A/alice@3"},
+          Attach{10, "alice", "tcp://10.0.0.1:7000#" + std::string(64, 'a')},
+          Attach{10, "alice", "tcp://:7000#" + std::string(64, 'F')},
           SwitchRequest{11, "alice", "B", true},
           StatusRequest{12},
           DesktopCreate{13, "B"},
@@ -102,13 +105,49 @@ TEST_CASE("decode names what is wrong") {
   for (const std::string& bad : std::vector<std::string>{"relative/path", "/a/../b", "/a/./b", "/a/..", "/a\nb",
                                                        std::string("/a\0b", 4)}) {
     attach[4] = bad;
-    require_protocol_error(decode_frames(attach), "a path must be absolute");
+    require_protocol_error(decode_frames(attach), "an export must be an absolute path");
   }
   auto damage = encode(Damage{"x"});
   damage[2] = std::string("a\0b", 3);
   require_protocol_error(decode_frames(damage), "contains NUL");
   damage[2] = std::string(kMaxFieldBytes + 1, 'x');
   require_protocol_error(decode_frames(damage), "longer than 4096 bytes");
+}
+
+TEST_CASE("an old agent's register (no mount driver) is a bind desktop; a bad driver is refused") {
+  auto old = decode_frames({std::string(kMagic), std::string(1, '\x01'), "desk-1"});
+  REQUIRE(old.is_ok());
+  CHECK(std::get<Register>(*old).mount_driver == "bind");
+  auto remote = decode_frames(encode(Register{"desk-1", "remote"}));
+  REQUIRE(remote.is_ok());
+  CHECK(std::get<Register>(*remote).mount_driver == "remote");
+  require_protocol_error(decode_frames({std::string(kMagic), std::string(1, '\x01'), "desk-1", "nfs"}),
+                         "mount driver must be bind or remote");
+  require_protocol_error(decode_frames({std::string(kMagic), std::string(1, '\x01'), "desk-1", ""}),
+                         "mount driver must be bind or remote");
+  require_protocol_error(decode_frames({std::string(kMagic), std::string(1, '\x01'), "desk-1", "bind", "x"}),
+                         "register takes 1 to 2 fields, got 3");
+  require_protocol_error(decode_frames({std::string(kMagic), std::string(1, '\x01')}),
+                         "register takes 1 to 2 fields, got 0");
+}
+
+TEST_CASE("an attach's export is a path or a remote export, nothing else") {
+  const std::string key(64, 'b');
+  for (const std::string& good : std::vector<std::string>{"tcp://10.201.0.1:7000#" + key, "tcp://:1#" + key,
+                                                         "tcp://[::1]:65535#" + key,
+                                                         "tcp://storage-1.example:7000#" + key})
+    CHECK(valid_remote_export(good));
+  for (const std::string& bad : std::vector<std::string>{
+           "tcp://10.0.0.1:0#" + key, "tcp://10.0.0.1:65536#" + key, "tcp://10.0.0.1:7000#" + key.substr(1),
+           "tcp://10.0.0.1:7000#" + key + "0", "tcp://10.0.0.1:7000#" + std::string(64, 'g'),
+           "tcp://10.0.0.1#" + key, "tcp://10.0.0.1:7000", "tcp://a b:7000#" + key, "tcp://[]:7000#" + key,
+           "ipc://x:7000#" + key, "tcp://10.0.0.1:+70#" + key, "tcp://a/b:7000#" + key,
+           "tcp://10.0.0.1:7000#" + key + "#" + key}) {
+    INFO(bad);
+    CHECK_FALSE(valid_remote_export(bad));
+    auto frames = encode(Attach{1, "alice", bad});
+    require_protocol_error(decode_frames(frames), "an export must be an absolute path or tcp://HOST:PORT#KEY");
+  }
 }
 
 TEST_CASE("oversized messages are refused before their fields are read") {

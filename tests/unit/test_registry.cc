@@ -3,6 +3,9 @@
 // may do what (policy.h).
 #include <catch2/catch.hpp>
 
+#include <sys/stat.h>
+
+#include "broker/disk_server.h"
 #include "broker/peers.h"
 #include "broker/policy.h"
 #include "broker/records.h"
@@ -112,6 +115,57 @@ TEST_CASE("a damaged row is a corrupt-registry error, not an empty record") {
   CHECK(attachment_from_row("alice", {"A", "1", "/m", "-"}).status().err() == EIO);
   CHECK(intent_from_row("alice", {"1"}).status().err() == EIO);
   CHECK_THAT(desktop_from_row("A", {}).status().message(), Catch::Contains("desktop record 'A'"));
+}
+
+TEST_CASE("rows of an older broker read with the defaults of the cells added since") {
+  auto disk = disk_from_row("alice", {"/s", "4"});
+  REQUIRE(disk.is_ok());
+  CHECK(disk->remote_port == 0);
+  auto desktop = desktop_from_row("A", {"ok", "abc"});
+  REQUIRE(desktop.is_ok());
+  CHECK(desktop->driver == "bind");
+  CHECK(desktop->registered_key.empty());
+  auto att = attachment_from_row("alice", {"A", "3", "/m", "77"});
+  REQUIRE(att.is_ok());
+  CHECK(att->remote_export.empty());
+}
+
+TEST_CASE("the remote cells round-trip, and a bad one is a corrupt registry") {
+  auto disk = disk_from_row("alice", to_row(DiskRecord{"/s", 4, 7001}));
+  REQUIRE(disk.is_ok());
+  CHECK(disk->remote_port == 7001);
+  auto desktop = desktop_from_row("R", to_row(DesktopRecord{"ok", "", "remote", "ab12"}));
+  REQUIRE(desktop.is_ok());
+  CHECK(desktop->driver == "remote");
+  CHECK(desktop->registered_key == "ab12");
+  auto att = attachment_from_row("alice", to_row(AttachmentRecord{"R", 3, "/m", 77, "tcp://:7001#ab"}));
+  REQUIRE(att.is_ok());
+  CHECK(att->remote_export == "tcp://:7001#ab");
+  CHECK(disk_from_row("alice", {"/s", "4", "70000"}).status().err() == EIO);
+  CHECK(disk_from_row("alice", {"/s", "4", "1", "x"}).status().err() == EIO);
+  CHECK(desktop_from_row("R", {"ok", "", "nfs", ""}).status().err() == EIO);
+  CHECK(desktop_from_row("R", {"ok", "", "remote"}).status().err() == EIO);
+  CHECK(attachment_from_row("alice", {"A", "3", "/m", "77", "x", "y"}).status().err() == EIO);
+}
+
+TEST_CASE("a disk's remote key pair is made once, mode 0600, and is the same from then on") {
+  TempDir dir;
+  DiskServerConfig cfg;
+  cfg.keys_dir = dir.path();
+  auto first = remote_key_of(cfg, "alice");
+  REQUIRE(first.is_ok());
+  CHECK(first->size() == 64);
+  struct stat st {};
+  REQUIRE(::stat(dir.sub("alice.remote.key").c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
+  auto again = remote_key_of(cfg, "alice");
+  REQUIRE(again.is_ok());
+  CHECK(*again == *first);
+  auto bobs = remote_key_of(cfg, "bob");
+  REQUIRE(bobs.is_ok());
+  CHECK(*bobs != *first);
+  cfg.keys_dir = dir.sub("missing");
+  CHECK_FALSE(remote_key_of(cfg, "alice").is_ok());
 }
 
 TEST_CASE("switch phases have stable names (they are persisted)") {

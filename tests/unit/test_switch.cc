@@ -49,6 +49,7 @@ class FakeClock final : public SwitchClock {
 
 struct Started {
   std::string user, store, mount_point;
+  std::optional<RemoteServe> remote;
 };
 struct Stopped {
   pid_t pid;
@@ -59,12 +60,17 @@ struct Stopped {
 class FakeDiskHost final : public DiskHost {
  public:
   Result<std::string> export_dir(const std::string& desktop) override { return "/exports/" + desktop; }
-  Result<pid_t> start(const std::string& user, const std::string& store, const std::string& mount_point) override {
+  Result<std::string> private_dir() override { return std::string("/remote"); }
+  Result<std::string> remote_key(const std::string& user) override { return key_of(user); }
+  Result<pid_t> start(const std::string& user, const std::string& store, const std::string& mount_point,
+                      const std::optional<RemoteServe>& remote) override {
     if (before_call) before_call("start");
     if (!start_result) return start_result;
-    started.push_back({user, store, mount_point});
+    started.push_back({user, store, mount_point, remote});
     return next_pid++;
   }
+  // The public key of `user`'s remote roamfs, as the fake makes it.
+  static std::string key_of(const std::string& user) { return "key-of-" + user; }
   Status stop(pid_t pid, const std::string& mount_point, bool fence) override {
     if (before_call) before_call("stop");
     stopped.push_back({pid, mount_point, fence});
@@ -115,6 +121,11 @@ class World {
   void add_desktop(const std::string& id, bool connected = true, const std::string& state = "ok") {
     REQUIRE_OK(registry.put(Table::kDesktops, id, to_row(DesktopRecord{state, ""})));
     if (connected) peers.seen(id, "rid-" + id);
+  }
+  // A connected desktop whose agent registered the remote driver with key "agent-key-ID".
+  void add_remote_desktop(const std::string& id) {
+    REQUIRE_OK(registry.put(Table::kDesktops, id, to_row(DesktopRecord{"ok", "", "remote", "agent-key-" + id})));
+    peers.seen(id, "rid-" + id);
   }
   // `user`'s disk (epoch 1) served by roamfs kSourcePid and attached to `desktop`.
   void attach(const std::string& user, const std::string& desktop) {
@@ -293,12 +304,13 @@ class World {
   std::vector<std::string> provisioned;
   Status provision_result;
   int failing_sends = 0;  // the next sends that fail, as to a peer whose queue is full
+  RemoteConfig remote{7000, 7002, ""};  // set before make_switcher (restart) to change it
   std::unique_ptr<Switcher> switcher;
 
  private:
   std::unique_ptr<Switcher> make_switcher() {
     return std::make_unique<Switcher>(SwitchEnv{
-        registry, peers, host, clock, kTimeouts,
+        registry, peers, host, clock, kTimeouts, remote,
         [this](const std::string& desktop, const proto::Message& m) -> Status {
           if (!peers.alive(desktop)) return Status::error(EHOSTDOWN, desktop + " is not connected");
           if (failing_sends > 0) {
@@ -775,8 +787,167 @@ TEST_CASE("an intent with an unknown phase is a corrupt registry", "[switch]") {
   w.alice_on_a();
   REQUIRE_OK(w.registry.put(Table::kIntents, "alice",
                             to_row(IntentRecord{9, "A", "B", "request", "teleport", 0, "", true})));
-  Switcher fresh(SwitchEnv{w.registry, w.peers, w.host, w.clock, kTimeouts, nullptr, nullptr, nullptr});
+  Switcher fresh(SwitchEnv{w.registry, w.peers, w.host, w.clock, kTimeouts, {}, nullptr, nullptr, nullptr});
   Status st = fresh.resume();
   CHECK(st.err() == EIO);
   CHECK_THAT(st.message(), Catch::Contains("teleport"));
+}
+
+// ---------------------------------------------------------------- remote desktops
+
+namespace {
+
+// alice on A (bind), B registered with the remote driver.
+void alice_on_a_b_remote(World& w) {
+  w.add_user("alice");
+  w.add_desktop("A");
+  w.add_remote_desktop("B");
+  w.attach("alice", "A");
+}
+
+uint16_t remote_port(World& w, const std::string& user) {
+  auto disk = must(find_disk(w.registry, user));
+  REQUIRE(disk);
+  return disk->remote_port;
+}
+
+}  // namespace
+
+TEST_CASE("a remote target: its roamfs listens on the disk's port for its agent's key only", "[switch][remote]") {
+  World w;
+  alice_on_a_b_remote(w);
+  REQUIRE_OK(w.switch_alice("B"));
+  w.detach_done("A", 0);
+  REQUIRE(w.host.started.size() == 1);
+  const Started& s = w.host.started[0];
+  CHECK(s.mount_point == "/remote/alice@2");  // host-private: in no desktop's export dir
+  REQUIRE(s.remote);
+  CHECK(s.remote->port == 7000);
+  CHECK(s.remote->allow_key == "agent-key-B");
+  CHECK(s.remote->epoch == 2);
+  const std::string where = "tcp://:7000#" + FakeDiskHost::key_of("alice");
+  auto attach = w.sent_to<proto::Attach>("B");
+  REQUIRE(attach.size() == 1);
+  CHECK(attach[0].export_path == where);
+  w.attach_done("B", 0);
+  w.require_ended();
+  auto att = w.attachment();
+  REQUIRE(att);
+  CHECK(att->desktop == "B");
+  CHECK(att->mount_point == "/remote/alice@2");
+  CHECK(att->remote_export == where);
+  CHECK(remote_port(w, "alice") == 7000);
+
+  // Back to a bind desktop: B detaches, its epoch ends gracefully, A gets a path.
+  REQUIRE_OK(w.switch_alice("A"));
+  w.detach_done("B", 0);
+  REQUIRE(w.host.stopped.size() == 2);
+  CHECK(w.host.stopped[1].mount_point == "/remote/alice@2");
+  CHECK_FALSE(w.host.stopped[1].fence);
+  REQUIRE(w.host.started.size() == 2);
+  CHECK_FALSE(w.host.started[1].remote);
+  CHECK(w.sent_to<proto::Attach>("A").at(0).export_path == "/exports/A/alice@3");
+  w.attach_done("A", 0);
+  CHECK(w.attachment()->remote_export.empty());
+  CHECK(remote_port(w, "alice") == 7000);  // kept for the next remote desktop
+}
+
+TEST_CASE("a remote source that does not detach is fenced: its roamfs ends before the next starts",
+          "[switch][remote]") {
+  World w;
+  w.add_user("alice");
+  w.add_remote_desktop("A");
+  w.add_remote_desktop("B");
+  REQUIRE_OK(w.registry.put(Table::kAttachments, "alice",
+                            to_row(AttachmentRecord{"A", 1, "/remote/alice@1", kSourcePid, "tcp://:7000#k"})));
+  REQUIRE_OK(w.switch_alice("B"));
+  w.deadline_passes(kTimeouts.detach_ms);
+  REQUIRE(w.host.stopped.size() == 1);
+  CHECK(w.host.stopped[0].pid == kSourcePid);
+  CHECK(w.host.stopped[0].mount_point == "/remote/alice@1");
+  CHECK(w.host.stopped[0].fence);
+  REQUIRE(w.host.started.size() == 1);
+  REQUIRE(w.host.started[0].remote);
+  CHECK(w.host.started[0].remote->allow_key == "agent-key-B");  // A's key is no longer allowed
+  CHECK(w.host.started[0].remote->epoch == 2);
+}
+
+TEST_CASE("a disk's port is its own: kept across epochs, never another disk's, ENOSPC when none is left",
+          "[switch][remote]") {
+  World w;
+  alice_on_a_b_remote(w);
+  w.add_user("bob");
+  REQUIRE_OK(w.registry.put(Table::kDisks, "bob", to_row(DiskRecord{"/stores/bob", 1, 7000})));
+  REQUIRE_OK(w.switch_alice("B"));
+  w.detach_done("A", 0);
+  w.attach_done("B", 0);
+  CHECK(remote_port(w, "alice") == 7001);
+  CHECK(w.attachment()->remote_export == "tcp://:7001#" + FakeDiskHost::key_of("alice"));
+
+  // A recovery to the same desktop: a new epoch on the same port.
+  REQUIRE_OK(w.switcher->start({"alice", "B", "recovery", true, std::nullopt}));
+  w.detach_done("B", 0);
+  REQUIRE(w.host.started.size() == 2);
+  CHECK(w.host.started[1].remote->port == 7001);
+  CHECK(w.host.started[1].remote->epoch == 3);
+
+  auto disks = std::vector<std::pair<std::string, DiskRecord>>{
+      {"bob", {"/b", 1, 7000}}, {"carol", {"/c", 1, 7001}}, {"dora", {"/d", 1, 7002}}};
+  CHECK(must(choose_remote_port(w.remote, "dora", 7002, disks)) == 7002);
+  CHECK(must(choose_remote_port(w.remote, "erin", 0, {disks[0], disks[2]})) == 7001);
+  CHECK(must(choose_remote_port(w.remote, "bob", 9000, {disks[1]})) == 7000);  // outside the range now
+  auto full = choose_remote_port(w.remote, "erin", 0, disks);
+  CHECK(full.status().err() == ENOSPC);
+  CHECK(choose_remote_port(RemoteConfig{}, "erin", 0, {}).status().err() == EINVAL);
+}
+
+TEST_CASE("a configured remote-address goes in the export; without remote-ports a remote target is refused",
+          "[switch][remote]") {
+  World w;
+  alice_on_a_b_remote(w);
+  w.remote = RemoteConfig{};
+  w.restart();
+  w.connect("B");
+  auto refused = w.switch_alice("B");
+  CHECK(refused.err() == EINVAL);
+  CHECK_THAT(refused.message(), Catch::Contains("remote-ports"));
+  CHECK_FALSE(w.intent());
+
+  w.remote = RemoteConfig{7000, 7000, "10.0.0.5"};
+  w.restart();
+  w.connect("A");
+  w.connect("B");
+  REQUIRE_OK(w.switch_alice("B"));
+  w.detach_done("A", 0);
+  CHECK(w.sent_to<proto::Attach>("B").at(0).export_path == "tcp://10.0.0.5:7000#" + FakeDiskHost::key_of("alice"));
+}
+
+TEST_CASE("a broker restart during a remote attach sends the same remote export again", "[switch][remote]") {
+  World w;
+  alice_on_a_b_remote(w);
+  REQUIRE_OK(w.switch_alice("B"));
+  w.detach_done("A", 0);
+  const std::string where = w.sent_to<proto::Attach>("B").at(0).export_path;
+  w.restart();
+  w.sent.clear();
+  w.connect("B");
+  auto again = w.sent_to<proto::Attach>("B");
+  REQUIRE(again.size() == 1);
+  CHECK(again[0].export_path == where);
+  w.attach_done("B", 0);
+  CHECK(w.attachment()->desktop == "B");
+}
+
+TEST_CASE("remote-ports is LOW-HIGH within 1..65535", "[switch][remote]") {
+  RemoteConfig c;
+  REQUIRE_OK(parse_port_range("7000-7099", c));
+  CHECK(c.first_port == 7000);
+  CHECK(c.last_port == 7099);
+  REQUIRE_OK(parse_port_range("", c));
+  CHECK(c.first_port == 0);
+  for (const char* bad : {"7000", "7099-7000", "0-10", "1-65536", "a-b", "-5", "5-", " 1-2", "1-2 "}) {
+    INFO(bad);
+    CHECK(parse_port_range(bad, c).err() == EINVAL);
+    CHECK(c.first_port == 0);
+  }
 }
