@@ -158,6 +158,12 @@ desktop_of() {  # desktop_of USER
     ctl status --json | tr '{' '\n' | grep "\"user\": \"$1\"" | sed 's/.*"desktop": "\([^"]*\)".*/\1/'
 }
 
+moved_from() {  # moved_from USER OLD: USER is attached somewhere else than OLD
+    local now
+    now=$(desktop_of "$1")
+    [[ -n "$now" && "$now" != "$2" ]]
+}
+
 mount_of() {  # the host mount point of USER's disk
     ctl status --json | tr '{' '\n' | grep "\"user\": \"$1\"" | sed 's/.*"mount": "\([^"]*\)".*/\1/'
 }

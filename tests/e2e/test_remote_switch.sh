@@ -10,7 +10,9 @@
 # 50 ms in the desktop she is on, it is silenced (all of its processes
 # SIGSTOPped; its veth pair cut; its agent SIGKILLed) and she moves to the
 # other (a forced switch; the broker's failover); once the old desktop runs
-# again, not a byte of it reaches the store or the op log.
+# again, not a byte of it reaches the store or the op log. Damage: R1's
+# health check fails, and the broker moves alice to a remote spare it
+# provisions (R2's agent is dead by then).
 source "$(dirname "$0")/lib.sh"
 
 RPORT=$((PORT + 1))
@@ -188,6 +190,21 @@ main() {
         test -n "$served" -a "$(listener_pid "$RPORT")" == "$served"
     check "alice is still on R1" on_desktop alice R1
     check "and reads her file there" test "$(as_user R1 alice cat /home/alice/f)" == hello
+
+    # Damage on a remote desktop: R1's health check fails; the broker ends
+    # R1's epoch and serves alice's disk to a spare, provisioned as a
+    # remote desktop too (R2's agent was killed above).
+    local t0 spare
+    t0=$(date +%s%N)
+    break_desktop R1
+    check "damage on R1 moves alice" wait_for 60 moved_from alice R1
+    log "damage to a provisioned remote spare took $((($(date +%s%N) - t0) / 1000000)) ms"
+    spare=$(desktop_of alice)
+    check "R1 is marked damaged" sh -c "$ROAMCTL desktop list | grep -E '^R1 +damaged'"
+    check "her new desktop ($spare) registered the remote driver" is_remote "$spare"
+    check "$spare mounts her home through the remote driver" wait_for 10 remote_mounted "$spare" /home/alice
+    check "alice reads her 1 MiB byte for byte in $spare" test "$(sum_in "$spare" /home/alice/d/big)" == "$sum"
+    check "R1's home is no longer her disk" wait_for 10 not_mounted R1 /home/alice
     finish
 }
 

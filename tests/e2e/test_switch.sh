@@ -57,11 +57,6 @@ hold_export() {  # hold_export DESKTOP: a process of its root works in alice's e
     wait_for 10 sh -c "$ROAM_DESKTOP_TOOL exec $1 pgrep -x sleep"
 }
 
-moved_from() {  # moved_from USER OLD: USER is attached somewhere else than OLD
-    local now
-    now=$(desktop_of "$1")
-    [[ -n "$now" && "$now" != "$2" ]]
-}
 
 main() {
     setup_broker || { fail "setup"; finish; }
