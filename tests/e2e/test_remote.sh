@@ -7,7 +7,8 @@
 # pid as R1 sees it and her process's name; a restore on the storage node is
 # seen in R1 at once; another key is refused; after `roamctl remote fence`
 # nothing R1 sends reaches the store; detach unmounts, and a new mount works;
-# a hostile desktop's fuzzed frames hurt neither roamfs nor its answers.
+# a hostile desktop's fuzzed frames hurt neither roamfs nor its answers, nor
+# bob's disk, served to R1 by a roamfs of its own meanwhile.
 # The broker only provisions R1 here; e2e-remote-switch has the broker serve
 # remote desktops itself.
 source "$(dirname "$0")/lib.sh"
@@ -27,11 +28,31 @@ fails_in() { ! as_user "$@" 2>/dev/null; }  # fails_in DESKTOP USER COMMAND...
 
 absent() { ! as_user "$1" "$2" test -e "$3"; }  # absent DESKTOP USER PATH
 
-# Runs the remote driver in R1 as its root, in the background: mounts at HOME
-# with KEY_FILE (a path inside R1) until SIGTERM; its pid (in R1) goes to $T/$4.pid.
-mount_remote() {  # mount_remote DESKTOP HOME KEY_FILE NAME
+# Runs the remote driver in R1 as its root, in the background: mounts EXPORT
+# (default: alice's roamfs) at HOME with KEY_FILE (a path inside R1) until
+# SIGTERM; its pid (in R1) goes to /tmp/NAME.pid there.
+mount_remote() {  # mount_remote DESKTOP HOME KEY_FILE NAME [EXPORT]
     in_desktop "$1" sh -c 'echo $$ >/tmp/'"$4"'.pid; exec roam-agent mount-remote "$0" "$1" --key-file "$2" --desktop R1' \
-        "$ENDPOINT#$ROAMFS_PUB" "$2" "$3" >"$T/$4.log" 2>&1 &
+        "${5:-$ENDPOINT#$ROAMFS_PUB}" "$2" "$3" >"$T/$4.log" 2>&1 &
+}
+
+# Serves bob's disk (a store of its own) to R1 too, at /mnt/bob, through a
+# roamfs on the next port that allows another key of R1's.
+serve_bob() {  # serve_bob HOST_END
+    local bob_endpoint="tcp://$1:$((RPORT + 1))"
+    "$ROAMCTL" mkfs "$T/bob-store" >/dev/null && ctl keygen "$T/keys/bobfs.key" >/dev/null &&
+        ctl keygen "$T/keys/bobdesk.key" >/dev/null || return 1
+    mkdir -p "$T/mnt/bob"
+    "$ROAMFS" "$T/bob-store" "$T/mnt/bob" --remote-listen "$bob_endpoint" --remote-key-file "$T/keys/bobfs.key" \
+        --remote-allow "$(pub_of "$T/keys/bobdesk.key")" || return 1
+    in_desktop R1 sh -c 'cat >/tmp/bobdesk.key && chmod 600 /tmp/bobdesk.key && mkdir -p /mnt/bob' \
+        <"$T/keys/bobdesk.key"
+    mount_remote R1 /mnt/bob /tmp/bobdesk.key bob "$bob_endpoint#$(pub_of "$T/keys/bobfs.key")"
+    wait_for 20 remote_mounted R1 /mnt/bob && in_desktop R1 chown bob:bob /mnt/bob
+}
+
+lines_in() {  # lines_in FILE N: FILE (bob's, read in R1) has exactly N lines
+    [[ "$(as_user R1 bob sh -c 'wc -l <"$0"' "$1")" == "$2" ]]
 }
 
 # The JSON log record of the newest operation on PATH (alice's store).
@@ -142,11 +163,22 @@ main() {
     # A hostile desktop with the allowed key: fuzzed frames, forged handles,
     # an oversized frame (tests/e2e/remote_probe.cc).
     check "roamfs serves the disk on the host" test -s "$T/mnt/alice/d/big"
+    # Meanwhile bob, in R1 too, appends 200 lines to his own disk.
+    check "bob's disk is served to R1 by a roamfs of its own" serve_bob "$host_end"
+    as_user R1 bob sh -c 'i=0; while [ $i -lt 200 ]; do echo "line $i" >>/mnt/bob/log; i=$((i + 1)); sleep 0.01; done' \
+        >"$T/bob-writer.log" 2>&1 &
+    local bob_writer=$!
     # (The probe's random requests may change alice's disk: it is the desktop's own.)
     check "a hostile desktop's frames hurt neither roamfs nor its answers" \
         "$ROAM_REMOTE_PROBE" "$ENDPOINT#$ROAMFS_PUB" "$T/state/desktops/R1.key"
     check "roamfs still serves the disk on the host" ls "$T/mnt/alice/"
     check "and the store is consistent" ctl scrub "$STORE"
+    check "bob's writer, working meanwhile, saw no error" wait "$bob_writer"
+    check "all 200 of bob's lines are on his disk" lines_in /mnt/bob/log 200
+    check "bob's store is consistent" ctl scrub "$T/mnt/bob"
+    in_desktop R1 sh -c 'kill -TERM "$(cat /tmp/bob.pid)"'
+    wait_for 20 not_mounted R1 /mnt/bob
+    umount "$T/mnt/bob"
     umount "$T/mnt/alice"
     finish
 }
