@@ -12,9 +12,19 @@
 # (tools/scripts/demo-disk.sh shows one user disk up close: the log, a past view,
 # history, restore and undo.)
 #
-# Usage: bash tools/scripts/demo.sh
+# Usage: bash tools/scripts/demo.sh [--remote]
+#   --remote  the same story with desktops that reach the storage node only
+#             over the network: each mounts alice's disk through the remote
+#             driver, served by that epoch's roamfs (docs/remote.md)
 # Env: ROAMDISK_BUILD_DIR  build directory (default: build)
 set -uo pipefail
+
+REMOTE=0
+case ${1:-} in
+--remote) REMOTE=1 ;;
+"") ;;
+*) echo "usage: bash tools/scripts/demo.sh [--remote]" >&2; exit 2 ;;
+esac
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BUILD=${ROAMDISK_BUILD_DIR:-$ROOT/build}
@@ -43,7 +53,12 @@ alice_left() {  # alice_left DESKTOP: alice's disk is attached to another deskto
 }
 
 main() {
-    setup_broker >/dev/null || exit 1
+    if ((REMOTE)); then
+        setup_broker "remote-ports = $((PORT + 1))-$((PORT + 10))" "--fuse --mount-driver remote" >/dev/null || exit 1
+        printf 'remote desktops: each mounts alice'"'"'s disk over its veth pair (docs/remote.md)\n'
+    else
+        setup_broker >/dev/null || exit 1
+    fi
     step "start the broker (keys, config and state in $T)" start_broker
     step "add user alice" ctl user add alice
     step "create alice's disk" ctl disk create alice
