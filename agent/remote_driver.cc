@@ -151,7 +151,15 @@ class Relay {
     return Status::ok();
   }
 
+  // Relays until the Relay is destroyed; when it stops for any other reason
+  // (the mount gone, the connection lost, a poll that fails), nobody would
+  // answer the kernel again, so the mount is aborted.
   void run() {
+    pass_messages();
+    if (!stop_.load()) abort_mount();
+  }
+
+  void pass_messages() {
     while (!stop_.load()) {
       zmq::pollitem_t items[] = {{socket_.handle(), 0, ZMQ_POLLIN, 0},
                                  {nullptr, fuse_fd_, ZMQ_POLLIN, 0},
@@ -160,11 +168,15 @@ class Relay {
         zmq::poll(items, 3, kPollInterval);
       } catch (const zmq::error_t& e) {
         if (e.num() == EINTR) continue;
+        std::fprintf(stderr, "roam-agent: relay: %s\n", e.what());
         return;
       }
       if (items[0].revents & ZMQ_POLLIN) from_roamfs();
       if ((items[1].revents & (ZMQ_POLLIN | ZMQ_POLLERR)) && !from_kernel()) return;
-      if (items[2].revents & ZMQ_POLLIN) return abort_mount();
+      if (items[2].revents & ZMQ_POLLIN) {
+        std::fprintf(stderr, "roam-agent: lost the connection to the disk's roamfs; its mount is dead\n");
+        return;
+      }
     }
   }
 
@@ -173,7 +185,6 @@ class Relay {
   // (the agent's look for fenced homes then unmounts the home), rather than
   // a process, or the agent's own sync at a detach, waiting for ever.
   void abort_mount() {
-    std::fprintf(stderr, "roam-agent: lost the connection to the disk's roamfs; its mount is dead\n");
     ::close(fuse_fd_);
     fuse_fd_ = -1;
   }

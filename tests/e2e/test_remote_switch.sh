@@ -59,11 +59,17 @@ size_in() {  # size_in DESKTOP FILE: FILE's size as alice reads it in DESKTOP
 }
 
 # Every host pid in desktop ID's pid namespace (its init, agent and every
-# process started in it).
+# process started in it), and the nsenter on the host of each command the
+# test runs in it: util-linux's nsenter stops itself when its child stops,
+# and goes on only when continued itself. Left stopped, it never reaps its
+# child, and the desktop's init, which waits for every process of its
+# namespace to be reaped, never ends (nor its network namespace).
 desktop_pids() {  # desktop_pids ID
-    local ns
-    ns=$(stat -L -c %i "/proc/$(desktop pid "$1")/ns/pid")
+    local ns init
+    init=$(desktop pid "$1")
+    ns=$(stat -L -c %i "/proc/$init/ns/pid")
     ps -e -o pid=,pidns= | awk -v ns="$ns" '$2 == ns { print $1 }'
+    pgrep -f "^nsenter -t $init " || true
 }
 
 signal_desktop() {  # signal_desktop ID SIGNAL: twice, for a child started between the look and the signal
