@@ -224,7 +224,10 @@ void add_commands(CLI::App& app, Args& a, int& exit_code) {
   });
 
   auto* undo = app.add_subcommand("undo-restore", "undo your last restore (again: redo it)");
-  undo->callback([&] { exit_code = run(a, {.command = "undo-restore"}); });
+  undo->callback([&] {
+    flush_home();  // as for a restore: nothing this desktop still has to write may land over it
+    exit_code = run(a, {.command = "undo-restore"});
+  });
   add_undo_command(app, a, exit_code);
   app.require_subcommand(1);
 }
