@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include "fusefs/fuse/history_dir.h"
+#include "fusefs/fuse/op_support.h"
 
 namespace roam {
 
@@ -14,8 +15,7 @@ using time_travel::is_history_ino;
 
 const fuse_lowlevel_ops& live() { return roamfs_ops(); }
 
-FuseContext& context(fuse_req_t req) { return *static_cast<FuseContext*>(fuse_req_userdata(req)); }
-HistoryDir& history(fuse_req_t req) { return *context(req).history; }
+HistoryDir& history(fuse_req_t req) { return *ctx(req).history; }
 
 // `.history` in the root means the time-travel directory unless the disk
 // holds a real entry of that name (a store from before .history, or one
@@ -25,7 +25,7 @@ HistoryDir& history(fuse_req_t req) { return *context(req).history; }
 // lookup costs one read, and only for that one name.
 bool is_dir_entry(fuse_req_t req, fuse_ino_t parent, const char* name) {
   if (parent != kRootIno || std::string_view(name) != time_travel::kDirName) return false;
-  auto live_entry = context(req).fs.lookup(kRootIno, name);
+  auto live_entry = ctx(req).fs.lookup(kRootIno, name);
   return !live_entry && live_entry.status().err() == ENOENT;
 }
 // A name that would change .history or a view if created, removed or renamed.

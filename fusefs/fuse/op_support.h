@@ -1,4 +1,4 @@
-// What the FUSE callbacks' files (ops.cc, privileges.cc, dir_ops.cc) share:
+// What the FUSE callbacks' files (ops.cc, privileges.cc, dir_ops.cc, history_ops.cc) share:
 // the request's context and caller, the reply helpers, and the privilege
 // rules the open, write and setattr callbacks apply. Only for those files;
 // the rest of roamfs uses ops.h.
