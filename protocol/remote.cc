@@ -2,6 +2,7 @@
 
 #include <linux/fuse.h>
 
+#include <array>
 #include <cstdint>
 #include <cstring>
 #include <optional>
@@ -90,6 +91,7 @@ std::optional<OpShape> shape_of(uint32_t opcode, bool setxattr_ext) {
     case FUSE_FSYNCDIR: return OpShape{sizeof(fuse_fsync_in), Tail::kNone};
     case FUSE_CREATE: return OpShape{sizeof(fuse_create_in), Tail::kName};
     case FUSE_FALLOCATE: return OpShape{sizeof(fuse_fallocate_in), Tail::kNone};
+    case FUSE_COPY_FILE_RANGE: return OpShape{sizeof(fuse_copy_file_range_in), Tail::kNone};
     default: return std::nullopt;
   }
 }
@@ -169,6 +171,11 @@ Status check_ranges(uint32_t opcode, std::string_view args) {
       ok = !(a.valid & FATTR_SIZE) || a.size <= kMax;
       break;
     }
+    case FUSE_COPY_FILE_RANGE: {
+      const auto c = read_struct<fuse_copy_file_range_in>(args);
+      ok = within(c.off_in, c.len) && within(c.off_out, c.len);
+      break;
+    }
     default:
       break;
   }
@@ -231,35 +238,53 @@ namespace roam::proto::remote {
 
 namespace {
 
-// Which handle a request uses, if any, and whether it is a directory's.
+// A handle a request uses: the handle, whether it is a directory's, and the
+// inode it must have been opened on.
 struct HandleUse {
   uint64_t fh;
   bool dir;
+  uint64_t nodeid;
+};
+// The handles a request uses: none, one, or two (COPY_FILE_RANGE's source
+// and destination).
+struct HandleUses {
+  std::array<HandleUse, 2> use{};
+  size_t count = 0;
+  void add(uint64_t fh, bool dir, uint64_t nodeid) { use[count++] = {fh, dir, nodeid}; }
 };
 
-std::optional<HandleUse> handle_used(uint32_t opcode, std::string_view args) {
-  switch (opcode) {
-    case FUSE_READ: return HandleUse{read_struct<fuse_read_in>(args).fh, false};
+HandleUses handles_used(const fuse_in_header& h, std::string_view args) {
+  HandleUses u;
+  const uint64_t node = h.nodeid;
+  switch (h.opcode) {
+    case FUSE_READ: u.add(read_struct<fuse_read_in>(args).fh, false, node); break;
     case FUSE_READDIR:
-    case FUSE_READDIRPLUS: return HandleUse{read_struct<fuse_read_in>(args).fh, true};
-    case FUSE_WRITE: return HandleUse{read_struct<fuse_write_in>(args).fh, false};
-    case FUSE_RELEASE: return HandleUse{read_struct<fuse_release_in>(args).fh, false};
-    case FUSE_RELEASEDIR: return HandleUse{read_struct<fuse_release_in>(args).fh, true};
-    case FUSE_FSYNC: return HandleUse{read_struct<fuse_fsync_in>(args).fh, false};
-    case FUSE_FSYNCDIR: return HandleUse{read_struct<fuse_fsync_in>(args).fh, true};
-    case FUSE_FALLOCATE: return HandleUse{read_struct<fuse_fallocate_in>(args).fh, false};
+    case FUSE_READDIRPLUS: u.add(read_struct<fuse_read_in>(args).fh, true, node); break;
+    case FUSE_WRITE: u.add(read_struct<fuse_write_in>(args).fh, false, node); break;
+    case FUSE_RELEASE: u.add(read_struct<fuse_release_in>(args).fh, false, node); break;
+    case FUSE_RELEASEDIR: u.add(read_struct<fuse_release_in>(args).fh, true, node); break;
+    case FUSE_FSYNC: u.add(read_struct<fuse_fsync_in>(args).fh, false, node); break;
+    case FUSE_FSYNCDIR: u.add(read_struct<fuse_fsync_in>(args).fh, true, node); break;
+    case FUSE_FALLOCATE: u.add(read_struct<fuse_fallocate_in>(args).fh, false, node); break;
+    case FUSE_COPY_FILE_RANGE: {
+      auto in = read_struct<fuse_copy_file_range_in>(args);
+      u.add(in.fh_in, false, node);
+      u.add(in.fh_out, false, in.nodeid_out);
+      break;
+    }
     case FUSE_GETATTR: {
       auto in = read_struct<fuse_getattr_in>(args);
-      if (in.getattr_flags & FUSE_GETATTR_FH) return HandleUse{in.fh, false};
-      return std::nullopt;
+      if (in.getattr_flags & FUSE_GETATTR_FH) u.add(in.fh, false, node);
+      break;
     }
     case FUSE_SETATTR: {
       auto in = read_struct<fuse_setattr_in>(args);
-      if (in.valid & FATTR_FH) return HandleUse{in.fh, false};
-      return std::nullopt;
+      if (in.valid & FATTR_FH) u.add(in.fh, false, node);
+      break;
     }
-    default: return std::nullopt;
+    default: break;
   }
+  return u;
 }
 
 bool answered(uint32_t opcode) {
@@ -272,20 +297,24 @@ int HandleGuard::admit(std::string_view request) {
   const auto h = read_struct<fuse_in_header>(request);
   if (!answered(h.opcode)) return 0;
   if (in_flight_.count(h.unique)) return EPROTO;
-  std::optional<HandleUse> use = handle_used(h.opcode, request.substr(sizeof h));
-  if (use) {
-    auto it = open_.find(use->fh);
-    if (it == open_.end() || it->second.dir != use->dir || it->second.nodeid != h.nodeid) return EBADF;
-    const bool release = h.opcode == FUSE_RELEASE || h.opcode == FUSE_RELEASEDIR;
-    if (release && it->second.busy > 0) return EBUSY;
-    if (release) {
-      open_.erase(it);  // no request may name it from now on
-      use.reset();
-    } else {
-      ++it->second.busy;
+  const HandleUses uses = handles_used(h, request.substr(sizeof h));
+  for (size_t i = 0; i < uses.count; ++i) {
+    auto it = open_.find(uses.use[i].fh);
+    if (it == open_.end() || it->second.dir != uses.use[i].dir || it->second.nodeid != uses.use[i].nodeid)
+      return EBADF;
+  }
+  InFlight flight{h.opcode, h.nodeid, {}};
+  if (h.opcode == FUSE_RELEASE || h.opcode == FUSE_RELEASEDIR) {
+    auto it = open_.find(uses.use[0].fh);
+    if (it->second.busy > 0) return EBUSY;
+    open_.erase(it);  // no request may name it from now on
+  } else {
+    for (size_t i = 0; i < uses.count; ++i) {
+      ++open_[uses.use[i].fh].busy;
+      flight.fhs.push_back(uses.use[i].fh);
     }
   }
-  in_flight_[h.unique] = {h.opcode, h.nodeid, use ? std::optional(use->fh) : std::nullopt};
+  in_flight_[h.unique] = std::move(flight);
   return 0;
 }
 
@@ -293,10 +322,10 @@ void HandleGuard::replied(std::string_view reply) {
   const auto out = read_struct<fuse_out_header>(reply);
   auto it = in_flight_.find(out.unique);
   if (out.unique == 0 || it == in_flight_.end()) return;
-  const InFlight done = it->second;
+  const InFlight done = std::move(it->second);
   in_flight_.erase(it);
-  if (done.fh)
-    if (auto o = open_.find(*done.fh); o != open_.end() && o->second.busy > 0) --o->second.busy;
+  for (uint64_t fh : done.fhs)
+    if (auto o = open_.find(fh); o != open_.end() && o->second.busy > 0) --o->second.busy;
   if (out.error != 0) return;
   std::string_view body = reply.substr(sizeof out);
   if ((done.opcode == FUSE_OPEN || done.opcode == FUSE_OPENDIR) && body.size() >= sizeof(fuse_open_out))

@@ -26,6 +26,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "base/status.h"
 
@@ -106,7 +107,7 @@ class HandleGuard {
   struct InFlight {
     uint32_t opcode;
     uint64_t nodeid;
-    std::optional<uint64_t> fh;
+    std::vector<uint64_t> fhs;  // the handles it uses (busy until its reply)
   };
   struct Open {
     bool dir;

@@ -30,6 +30,18 @@
 
 namespace roam {
 
+// copy_file_range's arguments: `length` bytes at `off_in` of `ino_in` to
+// `off_out` of `ino_out`.
+struct CopyRange {
+  uint64_t ino_in = 0, off_in = 0;
+  uint64_t ino_out = 0, off_out = 0;
+  uint64_t length = 0;
+};
+// The most one copy_range shares: 8,192 blobs' worth, one logged operation
+// that holds the writer lock for milliseconds; the caller asks again for
+// the rest, as it would after any short copy.
+inline constexpr uint64_t kMaxCopyShared = 1ull << 30;
+
 struct SetattrArgs {
   uint32_t mask = 0;  // SetattrMask bits
   uint32_t mode = 0;
@@ -132,6 +144,16 @@ class Fs {
   Result<Inode> write(const Caller& c, uint64_t ino, uint64_t offset, std::string_view data,
                       bool kill_privs = false, bool* mode_changed = nullptr, bool outside_group = false);
   Status fallocate(const Caller& c, uint64_t ino, int mode, uint64_t offset, uint64_t length);
+  // copy_file_range within the disk, without copying: the destination's
+  // range comes to name the blobs that hold the source's (a hole stays a
+  // hole), so the copy takes no space until either side changes, and it is
+  // one logged copy operation (undo payload: what the destination's range
+  // held). Returns the bytes copied: `length` cut at the source's end and at
+  // kMaxCopyShared, 0 (nothing logged) from at or past the source's end.
+  // EINVAL for overlapping ranges of one file or a file that is not
+  // regular, EISDIR for a directory, EOVERFLOW for a range past the largest
+  // offset, EDQUOT as write.
+  Result<uint64_t> copy_range(const Caller& c, const CopyRange& range);
   // Makes every change so far durable (fsync, fsyncdir).
   Status sync() { return store_.sync(); }
 

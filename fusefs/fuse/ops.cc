@@ -259,6 +259,20 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_
   fuse_reply_write(req, size);
 }
 
+// Shares the source's blobs (Fs::copy_range). Attributed, like a write, to
+// the destination's opener. The kernel has written back both ranges' dirty
+// pages before sending it, and drops its cached pages of the destination's
+// range after the reply.
+void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, fuse_file_info*, fuse_ino_t ino_out,
+                        off_t off_out, fuse_file_info* fi_out, size_t len, int flags) {
+  if (flags != 0 || off_in < 0 || off_out < 0) return static_cast<void>(fuse_reply_err(req, EINVAL));
+  Caller who = fi_out && fi_out->fh ? file_of(fi_out)->opener : caller_of(req);
+  CopyRange range{ino_in, static_cast<uint64_t>(off_in), ino_out, static_cast<uint64_t>(off_out), len};
+  auto r = ctx(req).fs.copy_range(who, range);
+  if (!r) return reply_status(req, r.status());
+  fuse_reply_write(req, *r);
+}
+
 void op_release(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
   delete file_of(fi);
   fuse_reply_err(req, 0);
@@ -342,6 +356,7 @@ fuse_lowlevel_ops make_ops() {
   ops.removexattr = op_removexattr;
   ops.create = op_create;
   ops.fallocate = op_fallocate;
+  ops.copy_file_range = op_copy_file_range;
   return ops;
 }
 

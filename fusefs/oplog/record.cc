@@ -15,9 +15,9 @@ using namespace record_codec;
 
 namespace {
 
-constexpr std::array<std::string_view, 16> kKindNames = {
+constexpr std::array<std::string_view, 17> kKindNames = {
     "?",      "create", "mknod",   "mkdir",     "symlink",  "link",        "unlink",  "rmdir",
-    "rename", "write",  "setattr", "fallocate", "setxattr", "removexattr", "restore", "tmpfile"};
+    "rename", "write",  "setattr", "fallocate", "setxattr", "removexattr", "restore", "tmpfile", "copy"};
 
 constexpr uint64_t kHeadSameCaller = 1;  // head bit 0; the arguments' bit set follows it
 constexpr unsigned kHeadArgsShift = 1;   // head bits 1-15: which arguments follow

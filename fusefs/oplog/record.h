@@ -42,8 +42,9 @@ enum class OpKind : uint8_t {
   kRemovexattr = 13,
   kRestore = 14,
   kTmpfile = 15,  // open(O_TMPFILE): a new file with no name
+  kCopy = 16,     // copy_file_range: the destination shares the source's blobs (store format 5)
 };
-inline constexpr OpKind kLastOpKind = OpKind::kTmpfile;
+inline constexpr OpKind kLastOpKind = OpKind::kCopy;
 
 // "create", "write", ...; the names `roamctl log --op` accepts.
 std::string_view op_kind_name(OpKind kind);
@@ -137,13 +138,13 @@ struct OpRecord {
   // Arguments (meaning depends on kind; see docs/oplog-format.md).
   uint32_t mode = 0;       // create/mknod/mkdir, setattr mode
   uint32_t flags = 0;      // rename flags, fallocate mode, setxattr flags, setattr mask
-  uint64_t offset = 0;     // write/fallocate/truncate: the range of data changed
+  uint64_t offset = 0;     // write/fallocate/truncate/copy: the range of data changed
   uint64_t length = 0;
-  uint64_t size = 0;       // setattr size; write: file size after
+  uint64_t size = 0;       // setattr size; write, copy: file size after
   uint32_t uid = 0, gid = 0;  // setattr owner
   Timespec atime, mtime;   // setattr times
-  uint64_t rdev = 0;       // mknod
-  std::string name;        // xattr name; symlink target for symlink; restore: source spec
+  uint64_t rdev = 0;       // mknod; copy: the offset in the source
+  std::string name;        // xattr name; symlink target for symlink; restore: source spec; copy: source path
 
   // Undo payload.
   std::vector<InodeBefore> inodes_before;

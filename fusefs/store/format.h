@@ -51,7 +51,7 @@
 
 namespace roam {
 
-inline constexpr uint32_t kFormatVersion = 4;
+inline constexpr uint32_t kFormatVersion = 5;
 inline constexpr const char* kFormatFile = "FORMAT";
 inline constexpr const char* kFormatMagic = "roamdisk store";
 inline constexpr uint64_t kRootIno = 1;

@@ -206,7 +206,8 @@ Status upgrade_store(lmdb::Env& env, const std::string& dir, uint32_t version, s
   // LMDB's tables are the same. Format 4 lets an op log record's caller name
   // a remote desktop (docs/oplog-format.md): the records already written
   // read as they are, and an older roamfs, which would misread the new ones,
-  // refuses the store by its FORMAT.
+  // refuses the store by its FORMAT. Format 5 adds the copy record (op kind
+  // 16, extents that share the source's blobs), in the same way.
   ROAM_TRY(env.sync());
   return replace_file_synced(dir, kFormatFile, format_text(kFormatVersion));
 }

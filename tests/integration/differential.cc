@@ -127,6 +127,7 @@ const char* kind_name(Kind k) {
     case Kind::kRemovexattr: return "removexattr";
     case Kind::kFallocate: return "fallocate";
     case Kind::kRead: return "read";
+    case Kind::kCopy: return "copy";
   }
   return "?";
 }
@@ -138,6 +139,7 @@ std::string Op::describe() const {
   if (!b.empty()) s << " " << b;
   s << " flags=0x" << std::hex << flags << std::dec << " mode=0" << std::oct << mode << std::dec << " uid=" << uid
     << " gid=" << gid << " offset=" << offset << " length=" << length;
+  if (kind == Kind::kCopy) s << " offset_out=" << offset_out;
   if (!name.empty()) s << " name=" << name;
   return s.str();
 }
@@ -227,6 +229,20 @@ std::string apply_op(const std::string& root, const Op& op) {
       step("pread", n);
       if (n > 0) steps.emplace_back("bytes-fnv", static_cast<long>(fnv1a(buf.data(), static_cast<size_t>(n)) >> 1));
       step("close", ::close(fd));
+      break;
+    }
+    case Kind::kCopy: {
+      int in = ::open(a.c_str(), O_RDONLY | O_CLOEXEC);
+      step("open", in < 0 ? in : 0);
+      if (in < 0) break;
+      int out = ::open(b.c_str(), O_WRONLY | O_CLOEXEC);
+      step("open", out < 0 ? out : 0);
+      if (out >= 0) {
+        loff_t off_in = static_cast<loff_t>(op.offset), off_out = static_cast<loff_t>(op.offset_out);
+        step("copy_file_range", ::copy_file_range(in, &off_in, out, &off_out, op.length, 0));
+        step("close", ::close(out));
+      }
+      step("close", ::close(in));
       break;
     }
   }
@@ -409,6 +425,13 @@ Op Generator::next(int index) {
     op.flags = modes[pick(5)];
     op.offset = pick(1 << 20);
     op.length = 1 + pick(300000);
+  } else if (pick(3) == 0) {
+    op.kind = Kind::kCopy;
+    op.a = !files_.empty() && pick(4) ? any(files_) : path();
+    op.b = !files_.empty() && pick(4) ? any(files_) : path();
+    op.offset = pick(4) == 0 ? 0 : pick(1 << 20);
+    op.offset_out = pick(4) == 0 ? op.offset : pick(1 << 20);
+    op.length = pick(4) == 0 ? 4 << 20 : 1 + pick(400000);
   } else {
     op.kind = Kind::kRead;
     op.a = !files_.empty() && pick(4) ? any(files_) : path();

@@ -25,7 +25,7 @@ namespace roamtest {
 
 enum class Kind {
   kCreate, kWrite, kTruncate, kRename, kLink, kUnlink, kMkdir, kRmdir, kChmod, kChown,
-  kSymlink, kSetxattr, kRemovexattr, kFallocate, kRead,
+  kSymlink, kSetxattr, kRemovexattr, kFallocate, kRead, kCopy,
 };
 
 const char* kind_name(Kind k);
@@ -33,11 +33,12 @@ const char* kind_name(Kind k);
 // One operation, fully decided before it is applied to either side.
 struct Op {
   Kind kind = Kind::kCreate;
-  std::string a, b;       // paths relative to the root (b: rename/link target, symlink target)
+  std::string a, b;       // paths relative to the root (b: rename/link target, symlink target, copy destination)
   int flags = 0;          // open flags / rename flags / xattr flags / fallocate mode / chown follow
   uint32_t mode = 0;
   uint32_t uid = 0, gid = 0;
   uint64_t offset = 0, length = 0;
+  uint64_t offset_out = 0;  // copy: the destination's offset
   uint64_t data_seed = 0;
   std::string name;       // xattr name
 

@@ -57,6 +57,15 @@ std::string release_req(uint64_t fh, uint64_t nodeid, uint64_t unique, uint32_t 
   return request(opcode, nodeid, bytes_of(r), unique);
 }
 
+std::string copy_req(uint64_t fh_in, uint64_t node_in, uint64_t fh_out, uint64_t node_out, uint64_t unique) {
+  fuse_copy_file_range_in c{};
+  c.fh_in = fh_in;
+  c.fh_out = fh_out;
+  c.nodeid_out = node_out;
+  c.len = 4096;
+  return request(FUSE_COPY_FILE_RANGE, node_in, bytes_of(c), unique);
+}
+
 std::string setxattr_req(bool ext, const std::string& value) {
   fuse_setxattr_in x{};
   x.size = static_cast<uint32_t>(value.size());
@@ -95,6 +104,7 @@ std::vector<Sample> good_requests() {
       {request(FUSE_SYMLINK, 1, name("link") + name("/target"))},
       {request(FUSE_GETATTR, 1, bytes_of(getattr))},
       {write_req("hello")},
+      {copy_req(1, 2, 3, 4, 7)},
       {setxattr_req(false, "v1"), false},
       {setxattr_req(true, "v1"), true},
       {batch_forget_req(2)},
@@ -180,6 +190,15 @@ TEST_CASE("offsets and sizes past the largest file are refused, as the kernel ne
   CHECK(remote::validate_request(request(FUSE_SETATTR, 2, bytes_of(a)), false).err() == EFBIG);
   a.valid = FATTR_MODE;  // the size is not looked at
   CHECK(remote::validate_request(request(FUSE_SETATTR, 2, bytes_of(a)), false));
+  std::string c = copy_req(1, 2, 3, 4, 7);
+  auto* copy = reinterpret_cast<fuse_copy_file_range_in*>(c.data() + sizeof(fuse_in_header));
+  copy->off_out = INT64_MAX - 4096;
+  CHECK(remote::validate_request(c, false));
+  copy->off_out = INT64_MAX - 4095;
+  CHECK(remote::validate_request(c, false).err() == EFBIG);
+  copy->off_out = 0;
+  copy->off_in = ~uint64_t{0};
+  CHECK(remote::validate_request(c, false).err() == EFBIG);
 }
 
 TEST_CASE("an unknown or unserved opcode is ENOSYS; request id 0 is refused") {
@@ -265,4 +284,25 @@ TEST_CASE("a desktop names only handles its session opened, of their kind and in
   CHECK(g.admit(request(FUSE_OPEN, 2, bytes_of(open), 15)) == 0);
   g.replied(reply(15, bytes_of(out), -EACCES));
   CHECK(g.open_handles() == 2);
+}
+
+TEST_CASE("COPY_FILE_RANGE names two handles, each of its own inode, both in use until its reply") {
+  remote::HandleGuard g;
+  fuse_open_in open{};
+  CHECK(g.admit(request(FUSE_OPEN, 2, bytes_of(open), 1)) == 0);
+  g.replied(open_reply(1, 0x1000));
+  CHECK(g.admit(request(FUSE_OPEN, 5, bytes_of(open), 2)) == 0);
+  g.replied(open_reply(2, 0x5000));
+
+  CHECK(g.admit(copy_req(0x1000, 2, 0x9000, 5, 3)) == EBADF);  // the destination's handle was never opened
+  CHECK(g.admit(copy_req(0x9000, 2, 0x5000, 5, 4)) == EBADF);  // nor the source's
+  CHECK(g.admit(copy_req(0x1000, 2, 0x5000, 2, 5)) == EBADF);  // the destination's handle is of inode 5
+  CHECK(g.admit(copy_req(0x1000, 5, 0x5000, 5, 6)) == EBADF);  // the source's of inode 2
+  CHECK(g.admit(copy_req(0x1000, 2, 0x5000, 5, 7)) == 0);
+  CHECK(g.admit(release_req(0x1000, 2, 8)) == EBUSY);
+  CHECK(g.admit(release_req(0x5000, 5, 9)) == EBUSY);
+  g.replied(reply(7, std::string(sizeof(fuse_write_out), '\0')));
+  CHECK(g.admit(release_req(0x1000, 2, 10)) == 0);
+  CHECK(g.admit(release_req(0x5000, 5, 11)) == 0);
+  CHECK(g.admit(copy_req(0x1000, 2, 0x5000, 5, 12)) == EBADF);  // both released
 }

@@ -52,6 +52,9 @@ std::string details(const OpRecord& r) {
     case OpKind::kWrite:
       return "offset " + std::to_string(r.offset) + " length " + std::to_string(r.length) + " size " +
              std::to_string(r.size) + killed(r);
+    case OpKind::kCopy:
+      return "from " + r.name + " offset " + std::to_string(r.rdev) + ": " + std::to_string(r.length) +
+             " bytes at offset " + std::to_string(r.offset) + " size " + std::to_string(r.size);
     case OpKind::kFallocate:
       return "mode " + std::to_string(r.flags) + " offset " + std::to_string(r.offset) + " length " +
              std::to_string(r.length);
