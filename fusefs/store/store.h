@@ -50,6 +50,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <deque>
 #include <vector>
 
 #include "base/lmdb.h"
@@ -243,7 +244,7 @@ class WriteTxn : public StoreTxn {
   bool quota_exempt_ = false;
   std::optional<uint64_t> new_quota_;  // set_quota's, for Store::quota_bytes() at commit
   std::optional<uint64_t> new_live_;   // apply_live_delta's, for Store::live_bytes() at commit
-  std::vector<Before> before_;
+  std::deque<Before> before_;  // a deque: a big change (a copy, a restore) never moves what it holds
   std::set<std::pair<MDB_dbi, std::string>> remembered_;
   std::string redo_;  // the WAL record's operations
   std::vector<std::pair<SegmentLocation, std::string_view>> data_;  // note_data

@@ -261,7 +261,8 @@ TEST_CASE("op kind names", "[oplog]") {
       {OpKind::kSymlink, "symlink"}, {OpKind::kLink, "link"},           {OpKind::kUnlink, "unlink"},
       {OpKind::kRmdir, "rmdir"},     {OpKind::kRename, "rename"},       {OpKind::kWrite, "write"},
       {OpKind::kSetattr, "setattr"}, {OpKind::kFallocate, "fallocate"}, {OpKind::kSetxattr, "setxattr"},
-      {OpKind::kRemovexattr, "removexattr"}, {OpKind::kRestore, "restore"}, {OpKind::kTmpfile, "tmpfile"}};
+      {OpKind::kRemovexattr, "removexattr"}, {OpKind::kRestore, "restore"}, {OpKind::kTmpfile, "tmpfile"},
+      {OpKind::kCopy, "copy"}};
   REQUIRE(all.size() == static_cast<size_t>(kLastOpKind));
   for (const auto& [kind, name] : all) {
     CHECK(op_kind_name(kind) == name);

@@ -887,3 +887,46 @@ TEST_CASE("random remaps agree with a byte model", "[store]") {
   }
   check_refcounts(*store, all_replaced);
 }
+
+TEST_CASE("a writable open upgrades a format-3 or -4 store by its FORMAT alone; a pure read-only open leaves it",
+          "[store][upgrade]") {
+  // Formats 3, 4 and 5 share LMDB's tables and the WAL; 4 added a record's
+  // desktop (head bit 16), 5 the copy record (op kind 16). A store of either
+  // reads as it is.
+  TempDir t;
+  const std::string dir = t.sub("s");
+  REQUIRE_OK(Store::create(dir));
+  {
+    auto store = must(Store::open(dir, {}));
+    WriteTxn txn = must(store->begin_write());
+    OpRecord rec;
+    rec.kind = OpKind::kWrite;
+    rec.caller = {1000, 1000, 42, "sh", "R1"};
+    rec.ino = 7;
+    rec.path = "/a";
+    REQUIRE_OK(oplog::append(txn, rec));
+    REQUIRE_OK(txn.commit());
+    REQUIRE_OK(store->sync());
+  }
+  const int old = GENERATE(3, 4);
+  INFO("format " << old);
+  write_file(dir + "/FORMAT", "roamdisk store\nversion " + std::to_string(old) + "\n");
+  auto read_back = [&](Store& s) {
+    ReadTxn txn = must(s.begin_read());
+    auto rec = must(oplog::get(txn, 1));
+    REQUIRE(rec);
+    CHECK(rec->caller.desktop == "R1");
+    CHECK(rec->path == "/a");
+  };
+  {
+    Store::Options ro;
+    ro.read_only = true;
+    ro.replay_wal_for_reader = false;  // else a writable open first replays the WAL, and upgrades
+    auto store = must(Store::open(dir, ro));
+    read_back(*store);
+  }
+  CHECK(read_file(dir + "/FORMAT") == "roamdisk store\nversion " + std::to_string(old) + "\n");
+  auto store = must(Store::open(dir, {}));
+  CHECK(read_file(dir + "/FORMAT") == "roamdisk store\nversion " + std::to_string(kFormatVersion) + "\n");
+  read_back(*store);
+}

@@ -81,6 +81,9 @@ run_seqio() {
     timed seq-write-1g "$t" "$r" "dd if=$(q "$RAND_FILE") of=$(q "$d/big") bs=1M conv=fsync status=none" || return 1
     drop_caches
     timed seq-read-1g "$t" "$r" "dd if=$(q "$d/big") of=/dev/null bs=1M status=none" || return 1
+    # coreutils cp asks copy_file_range first: roamfs shares the blobs, the
+    # others copy the bytes (passthrough_ll and the plain directory in ext4).
+    timed cp-1g "$t" "$r" "cp $(q "$d/big") $(q "$d/big.copy")" || return 1
 }
 
 run_randio() {

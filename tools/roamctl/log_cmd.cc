@@ -139,7 +139,7 @@ int run_log(const LogArgs& a) {
     if (!filter.kind)
       return fail("log", Status::invalid("unknown operation '" + a.op +
                                          "'; one of create mknod mkdir symlink link unlink rmdir rename write "
-                                         "setattr fallocate setxattr removexattr restore"));
+                                         "setattr fallocate setxattr removexattr restore tmpfile copy"));
   }
   if (!a.path.empty()) filter.path = disk_path(*target, a.path);
   if (a.limit) filter.limit = a.limit;
