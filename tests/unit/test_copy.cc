@@ -79,6 +79,7 @@ TEST_CASE("a copy shares the source's blobs: the same bytes, no new data, one lo
   Inode dst = e.create("dst");
   REQUIRE_OK(e.store->sync());
   const uint64_t segments = e.segment_bytes(), blobs = e.blob_count();
+  const uint64_t live = e.store->live_bytes();
 
   CHECK(e.copy(src.ino, 0, dst.ino, 0, 1ull << 40) == model.size());  // cut at the source's end
   CHECK((e.read_all(dst.ino) == model));
@@ -86,6 +87,7 @@ TEST_CASE("a copy shares the source's blobs: the same bytes, no new data, one lo
   REQUIRE_OK(e.store->sync());
   CHECK(e.segment_bytes() == segments);
   CHECK(e.blob_count() == blobs);
+  CHECK(e.store->live_bytes() == live + model.size());  // the copy counts as live data, as any file
 
   OpRecord rec = e.last_record();
   CHECK(rec.kind == OpKind::kCopy);

@@ -27,10 +27,12 @@ int run_df(const TargetJsonArgs& a) {
   if (!usage) return fail("df", usage.status());
   Retention retention;
   uint64_t quota = 0;
+  uint64_t file_bytes = 0;  // the files' sizes summed: what the quota counts
   std::optional<PressureTrim> trim;
   if (auto txn = (*store)->begin_read(); txn) {
     if (auto r = load_retention(*txn); r) retention = *r;
     if (auto q = txn->quota_bytes(); q) quota = *q;
+    if (auto f = txn->live_bytes(); f) file_bytes = *f;
     if (auto t = load_pressure_trim(*txn); t) trim = *t;
   }
   struct statvfs fs {};
@@ -40,11 +42,12 @@ int run_df(const TargetJsonArgs& a) {
   const BackingFs backing = backing_fs_of(target->store);
   const bool power_safe = backing.power_loss == PowerLoss::kSafe;
   if (a.json) {
-    std::printf("{\"live_bytes\":%llu,\"history_bytes\":%llu,\"reclaimable_bytes\":%llu,\"segment_bytes\":%llu,"
+    std::printf("{\"live_bytes\":%llu,\"file_bytes\":%llu,\"history_bytes\":%llu,\"reclaimable_bytes\":%llu,\"segment_bytes\":%llu,"
                 "\"free_bytes\":%llu,\"records\":%llu,\"oldest_ns\":%lld,\"retention_age_ns\":%lld,"
                 "\"retention_history_bytes\":%llu,\"retention_min_window_ns\":%lld,\"quota_bytes\":%llu,"
                 "\"pressure_trim_ns\":%lld,\"pressure_kept_from_ns\":%lld,\"backing_fs\":%s,\"power_loss_safe\":%s}\n",
-                static_cast<unsigned long long>(u.live_bytes), static_cast<unsigned long long>(u.history_bytes),
+                static_cast<unsigned long long>(u.live_bytes), static_cast<unsigned long long>(file_bytes),
+                static_cast<unsigned long long>(u.history_bytes),
                 static_cast<unsigned long long>(u.reclaimable_bytes()), static_cast<unsigned long long>(u.segment_bytes),
                 static_cast<unsigned long long>(free_bytes), static_cast<unsigned long long>(u.records),
                 static_cast<long long>(u.oldest_ns.value_or(0)), static_cast<long long>(retention.max_age_ns),
@@ -55,8 +58,12 @@ int run_df(const TargetJsonArgs& a) {
                 power_safe ? "true" : "false");
     return 0;
   }
-  std::printf("live data      %s%s\n", format_bytes(u.live_bytes).c_str(),
-              quota ? (" (quota " + format_bytes(quota) + ")").c_str() : "");
+  // Copies share blobs (copy_file_range): the files then hold more than the
+  // data stored for them, and the quota counts the files.
+  const bool shared = file_bytes > u.live_bytes;
+  std::printf("live data      %s%s%s\n", format_bytes(u.live_bytes).c_str(),
+              shared ? (", " + format_bytes(file_bytes) + " in files (copies share data)").c_str() : "",
+              quota ? (" (quota " + format_bytes(quota) + " on the files)").c_str() : "");
   std::printf("history        %s in %llu operations%s\n", format_bytes(u.history_bytes).c_str(),
               static_cast<unsigned long long>(u.records),
               u.oldest_ns ? (", since " + format_time_local(*u.oldest_ns)).c_str() : "");
