@@ -2,7 +2,7 @@
 // storage node and listens for this desktop; attach mounts FUSE at the home
 // here (the agent is root of the desktop's user namespace, where FUSE mounts
 // are allowed) and relays every request of the desktop's kernel to that
-// roamfs, and every reply and notification back, on a thread of its own,
+// roamfs, and every reply and notification back (remote_relay.h),
 // over ZeroMQ with CURVE (protocol/remote.h).
 //
 // Its "export" names the server: "tcp://ADDR:PORT#KEY", KEY the roamfs's
@@ -18,19 +18,12 @@
 #include <string>
 
 #include "agent/mount_driver.h"
+#include "agent/remote_relay.h"
 
 namespace roam::agent {
 
-// How long attach waits for roamfs to open a session (its Welcome) before it
-// gives up with ETIMEDOUT; a key roamfs does not allow never gets one.
-inline constexpr int kRemoteHelloTimeoutMs = 5000;
-
 std::unique_ptr<MountDriver> make_remote_driver(const DriverContext& context);
 
-struct RemoteExport {
-  std::string endpoint;    // tcp://ADDR:PORT
-  std::string server_key;  // 32 raw bytes
-};
 // EINVAL unless `s` is "ENDPOINT#HEXKEY".
 Result<RemoteExport> parse_remote_export(const std::string& s);
 

@@ -31,6 +31,8 @@ bool known_kind(uint8_t k) {
     case Kind::kEnd:
     case Kind::kWelcome:
     case Kind::kFuse:
+    case Kind::kSync:
+    case Kind::kSynced:
       return true;
   }
   return false;

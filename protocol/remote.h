@@ -11,9 +11,15 @@
 //                               desktop's /proc shows it); payload: one FUSE
 //                               request exactly as read from /dev/fuse
 //                     kEnd      the mount is gone; payload empty
+//                     kSynced   the kSync asked before is done; payload empty
 //   roamfs -> agent   kWelcome  the session is open; payload empty
 //                     kFuse     payload: one FUSE reply or notification,
 //                               written to /dev/fuse as it is
+//                     kSync     write back what the desktop's kernel caches
+//                               of the disk (syncfs of the home), then
+//                               answer kSynced; payload empty. roamfs asks
+//                               before a restore: dirty pages written back
+//                               after it would land over what it restored
 //
 // Both ends check every frame before use (validate_request,
 // validate_reply): a desktop is not trusted, and libfuse trusts whatever
@@ -40,6 +46,8 @@ enum class Kind : uint8_t {
   kEnd = 'E',
   kWelcome = 'W',
   kFuse = 'F',
+  kSync = 'S',
+  kSynced = 'D',
 };
 
 // The largest FUSE message either way: 256 pages of data (FUSE_MAX_MAX_PAGES,

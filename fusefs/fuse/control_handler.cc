@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -83,6 +84,17 @@ control::Reply reply_of(const Status& s) {
   return r;
 }
 
+// How long a restore waits for a remote desktop to write back its cached
+// changes (RemoteServer::sync_desktop).
+constexpr auto kRemoteSyncTimeout = std::chrono::seconds(10);
+
+// Whether `req` changes the tree: a restore, an undo of a restore, an undo.
+bool changes_tree(const control::Request& req) {
+  if (const auto* r = std::get_if<control::RestoreCall>(&req)) return !r->dry_run;
+  if (const auto* u = std::get_if<control::UndoCall>(&req)) return !u->dry_run;
+  return std::holds_alternative<control::UndoRestoreCall>(req);
+}
+
 // The requests only a roamfs with a remote session answers.
 std::optional<control::Handled> handle_remote(const ServedDisk& disk, const control::Request& req) {
   if (!disk.remote) return std::nullopt;  // execute() says the disk is not served remotely
@@ -103,6 +115,12 @@ std::optional<control::Handled> handle_remote(const ServedDisk& disk, const cont
 control::Handled handle_control(Store& store, const ServedDisk& disk, const control::Request& req,
                                 const ucred& caller) {
   if (auto handled = handle_remote(disk, req)) return std::move(*handled);
+  // A remote desktop's kernel caches writes of its own: written back after
+  // the restore, they would land over what it restored. (The local mount's
+  // are the caller's to flush first: roamctl and the broker sync it.)
+  if (disk.remote && changes_tree(req))
+    if (Status synced = disk.remote->sync_desktop(kRemoteSyncTimeout); !synced)
+      return control::Handled{reply_of(synced), {}};
   const Caller who = control::process_caller(caller.uid, caller.gid, static_cast<uint32_t>(caller.pid));
   control::Context context{who, disk.is_open};
   control::Executed done = control::execute(store, context, req);

@@ -48,6 +48,7 @@ struct RemoteServer::Relay {
   // never blocks on it: while it waited, libfuse's workers could block on
   // replies the relay no longer reads.
   std::deque<std::string> waiting;
+  uint64_t syncs_sent = 0;  // kSyncs sent to the current session's desktop, as sync_desktop counts them
   std::vector<char> buf = std::vector<char>(remote::kMaxFuseMessage);
 };
 
@@ -113,6 +114,7 @@ void RemoteServer::fence() {
     std::lock_guard lock(mu_);
     old = std::exchange(session_, nullptr);
   }
+  synced_cv_.notify_all();
   if (old) {
     old->end();
     old->wait_ended();
@@ -131,7 +133,9 @@ void RemoteServer::set_current(std::shared_ptr<RemoteSession> s) {
   {
     std::lock_guard lock(mu_);
     old = std::exchange(session_, std::move(s));
+    syncs_done_ = syncs_asked_;  // what the old desktop was asked is moot: its kernel is gone
   }
+  synced_cv_.notify_all();
   if (old) old->end();  // the last holder joins its loop, outside mu_
 }
 
@@ -141,7 +145,25 @@ void RemoteServer::drop_session(const RemoteSession* which) {
     std::lock_guard lock(mu_);
     if (session_.get() == which) old = std::exchange(session_, nullptr);
   }
+  synced_cv_.notify_all();
   if (old) old->end();
+}
+
+Status RemoteServer::sync_desktop(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mu_);
+  const RemoteSession* asked_of = session_.get();
+  if (!asked_of) return Status::ok();
+  const std::string desktop = session_->desktop();
+  const uint64_t ticket = ++syncs_asked_;
+  lock.unlock();
+  uint64_t one = 1;
+  [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof one);  // the relay sends it
+  lock.lock();
+  if (synced_cv_.wait_for(lock, timeout, [&] { return syncs_done_ >= ticket || session_.get() != asked_of; }))
+    return Status::ok();
+  return Status::error(ETIMEDOUT, "remote desktop " + desktop + " did not write back its cached changes within " +
+                                      std::to_string(timeout.count() / 1000) +
+                                      " s (stopped or cut off?); fence or detach it, or retry");
 }
 
 void RemoteServer::with_session(const std::function<void(fuse_session*)>& fn) {
@@ -186,6 +208,7 @@ void RemoteServer::relay() {
       uint64_t n;
       [[maybe_unused]] auto got = ::read(wake_fd_, &n, sizeof n);
     }
+    if (s) send_syncs();
     if (items[1].revents & ZMQ_POLLIN)
       if (Status st = proto::answer_zap(r.zap, [this](const std::string& k) { return allowed(k); }); !st)
         syslog(LOG_ERR, "roamfs: remote: %s", st.message().c_str());
@@ -230,6 +253,9 @@ void RemoteServer::on_message(const std::string& routing_id, const std::string& 
       return;
     case remote::Kind::kRequest:
       return on_request(routing_id, meta->text, payload);
+    case remote::Kind::kSynced:
+      if (routing_id == relay_state_->peer) synced();
+      return;
     default:
       return;
   }
@@ -248,6 +274,10 @@ void RemoteServer::open_session(const std::string& routing_id, const std::string
   relay_state_->guard = {};
   relay_state_->waiting.clear();
   set_current(std::move(s));
+  {
+    std::lock_guard lock(mu_);
+    relay_state_->syncs_sent = syncs_asked_;  // set_current made them all done
+  }
   syslog(LOG_INFO, "roamfs: serving remote desktop %s", desktop.c_str());
   try {
     std::string meta = remote::encode_meta({remote::Kind::kWelcome, {}});
@@ -305,6 +335,33 @@ void RemoteServer::pass_replies(RemoteSession& s) {
     r.guard.replied(message);
     send_fuse(r.peer, message);
   }
+}
+
+void RemoteServer::send_syncs() {
+  Relay& r = *relay_state_;
+  uint64_t asked;
+  {
+    std::lock_guard lock(mu_);
+    asked = syncs_asked_;
+  }
+  for (; r.syncs_sent < asked; ++r.syncs_sent) {
+    try {
+      std::string meta = remote::encode_meta({remote::Kind::kSync, {}});
+      std::vector<zmq::const_buffer> parts{zmq::buffer(r.peer), zmq::buffer(meta), zmq::const_buffer()};
+      (void)zmq::send_multipart(r.router, parts);
+    } catch (const zmq::error_t& e) {
+      // The desktop is gone: its session ends, which releases the waiter.
+      syslog(LOG_WARNING, "roamfs: remote: sync not asked: %s", e.what());
+    }
+  }
+}
+
+void RemoteServer::synced() {
+  {
+    std::lock_guard lock(mu_);
+    if (syncs_done_ < syncs_asked_) ++syncs_done_;  // a desktop cannot answer more than it was asked
+  }
+  synced_cv_.notify_all();
 }
 
 void RemoteServer::answer(const std::string& routing_id, std::string_view request, int err) {

@@ -24,6 +24,8 @@
 #include <fuse_lowlevel.h>
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -67,6 +69,15 @@ class RemoteServer {
   // nothing the old desktop sends from then on reaches the store or the log.
   void fence();
 
+  // Asks the attached desktop to write back what its kernel caches of the
+  // disk (kSync: a syncfs of the home there) and waits for its kSynced, so
+  // that a restore that follows is not overwritten by dirty pages written
+  // back after it. OK at once when no desktop is attached, and when the
+  // session ends meanwhile (its kernel has nothing more to send); ETIMEDOUT
+  // when the desktop has not answered within `timeout` (stopped, cut off,
+  // or an agent that predates kSync). Any thread but the relay's; takes mu_.
+  Status sync_desktop(std::chrono::milliseconds timeout);
+
   // Calls `fn` with the current session's libfuse session (for kernel cache
   // notifications), if a desktop is attached; the session stays alive
   // during the call. Thread-safe.
@@ -87,6 +98,9 @@ class RemoteServer {
   // Passes the waiting requests to the session's socket while it has room.
   void pass_requests(RemoteSession& s);
   void answer(const std::string& routing_id, std::string_view request, int err);
+  // Sends the kSyncs sync_desktop asked for since the last call; counts a kSynced.
+  void send_syncs();
+  void synced();
   void send_fuse(const std::string& routing_id, std::string_view message);
   bool allowed(const std::string& key_hex);
   std::shared_ptr<RemoteSession> current();
@@ -98,8 +112,12 @@ class RemoteServer {
   Fs& fs_;
   Config cfg_;
   std::unique_ptr<Relay> relay_state_;
-  std::mutex mu_;  // guards cfg_.allowed_key, cfg_.epoch, session_
+  std::mutex mu_;  // guards cfg_.allowed_key, cfg_.epoch, session_, syncs_asked_, syncs_done_
   std::shared_ptr<RemoteSession> session_;
+  // sync_desktop's tickets: asked (by any thread) and answered by the
+  // current session's desktop. A new session starts with both equal.
+  uint64_t syncs_asked_ = 0, syncs_done_ = 0;
+  std::condition_variable synced_cv_;  // syncs_done_ grew, or session_ changed
   int wake_fd_ = -1;  // eventfd: allow/fence/stop reached the relay
   std::atomic<bool> stop_{false};
   std::thread thread_;

@@ -4,6 +4,12 @@
 // file handles it never opened, and checks after each batch that a valid
 // request is still answered; last, a frame over the size bound, after which
 // a new connection must still get a session. Exit 0 when roamfs stood it all.
+//
+// remote-probe --sync answer|ignore ENDPOINT#SERVERKEY KEYFILE: a desktop
+// whose kernel caches writes. It opens a session, prints "session open",
+// and waits up to 30 s for roamfs to ask it to write them back (kSync, sent
+// before a restore); `answer` replies kSynced, `ignore` never does. Exit 0
+// once asked.
 #include <linux/fuse.h>
 
 #include <zmq.hpp>
@@ -148,9 +154,30 @@ struct Probe {
 
 }  // namespace
 
+// The --sync mode (see the top of the file).
+int await_sync(Probe& p, bool answer) {
+  std::printf("session open\n");
+  std::fflush(stdout);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto m = receive(*p.s, 200);
+    if (!m || m->first.kind != remote::Kind::kSync) continue;
+    if (answer) send(*p.s, remote::Kind::kSynced, "", "");
+    p.check(true, "roamfs asked this desktop to write back its cached changes");
+    return 0;
+  }
+  p.check(false, "roamfs asked this desktop to write back its cached changes");
+  return 1;
+}
+
 int main(int argc, char** argv) {
+  std::optional<bool> answer_sync;  // --sync answer|ignore
+  if (argc == 5 && std::string(argv[1]) == "--sync") {
+    answer_sync = std::string(argv[2]) == "answer";
+    argv += 2, argc -= 2;
+  }
   if (argc != 3) {
-    std::fprintf(stderr, "usage: remote-probe ENDPOINT#SERVERKEY KEYFILE\n");
+    std::fprintf(stderr, "usage: remote-probe [--sync answer|ignore] ENDPOINT#SERVERKEY KEYFILE\n");
     return 2;
   }
   std::string target = argv[1];
@@ -163,6 +190,10 @@ int main(int argc, char** argv) {
   }
   const std::string endpoint = target.substr(0, hash);
   Probe p;
+  if (answer_sync) {
+    if (!p.open(endpoint, *keys, *server)) return 1;
+    return await_sync(p, *answer_sync);
+  }
   std::mt19937_64 rng(std::random_device{}());
   p.check(p.open(endpoint, *keys, *server), "a session opens");
   p.check(p.root_answers(), "the root's attributes are answered");

@@ -64,6 +64,10 @@ has() {  # has TEXT NEEDLE
     [[ "$1" == *"$2"* ]] || { log "'$2' not in: $1"; return 1; }
 }
 
+restore_fails() {  # restore_fails ARGS...: roamctl restore fails; its stderr in $T/sync-restore.err
+    ! ctl restore "$@" 2>"$T/sync-restore.err"
+}
+
 reads() {  # reads DESKTOP USER FILE EXPECTED
     local got
     got=$(as_user "$1" "$2" cat "$3" 2>&1)
@@ -124,6 +128,7 @@ main() {
     check "roamctl restore on the storage node" ctl restore "$STORE" /r --before-op "$seq"
     check "R1 reads v1 at once (the invalidation travelled)" reads R1 alice /home/alice/r v1
 
+
     # Another key is refused: no session, no mount.
     ctl keygen "$T/keys/other.key" >/dev/null
     in_desktop R1 sh -c 'cat >/tmp/other.key && chmod 600 /tmp/other.key' <"$T/keys/other.key"
@@ -159,6 +164,29 @@ main() {
     check "and reads her file" reads R1 alice /home/alice/r v1
     check "detach again" in_desktop R1 sh -c 'kill -TERM "$(cat /tmp/again.pid)"'
     check "the home is unmounted again" wait_for 20 not_mounted R1 /home/alice
+
+    # A restore asks the attached desktop to write back what its kernel
+    # caches first (kSync), and waits for it: dirty pages written back after
+    # the restore would land over it. A desktop that never answers makes the
+    # restore fail, changing nothing. (A desktop played by remote-probe.)
+    local moment
+    moment=$(date +@%s.%N)
+    sleep 0.1
+    echo later >"$T/mnt/alice/s"
+    "$ROAM_REMOTE_PROBE" --sync answer "$ENDPOINT#$ROAMFS_PUB" "$T/state/desktops/R1.key" >"$T/sync.log" 2>&1 &
+    local syncer=$!
+    check "a desktop session opens" wait_for 10 grep -q "session open" "$T/sync.log"
+    check "a restore waits for the desktop's kSynced, then restores" ctl restore "$STORE" /s --at "$moment"
+    check "the desktop was asked to write back first" wait "$syncer"
+    check "the restore is done" test ! -e "$T/mnt/alice/s"
+    echo later >"$T/mnt/alice/s"
+    "$ROAM_REMOTE_PROBE" --sync ignore "$ENDPOINT#$ROAMFS_PUB" "$T/state/desktops/R1.key" >"$T/sync.log" 2>&1 &
+    syncer=$!
+    check "a desktop session opens again" wait_for 10 grep -q "session open" "$T/sync.log"
+    check "a desktop that never writes back: the restore fails" restore_fails "$STORE" /s --at "$moment"
+    check "and says why" grep -q "did not write back its cached changes" "$T/sync-restore.err"
+    check "and changes nothing" test -e "$T/mnt/alice/s"
+    check "that desktop was asked too" wait "$syncer"
 
     # A hostile desktop with the allowed key: fuzzed frames, forged handles,
     # an oversized frame (tests/e2e/remote_probe.cc).

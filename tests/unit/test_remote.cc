@@ -246,6 +246,12 @@ TEST_CASE("meta frames: kinds, versions and bounded text") {
   CHECK(remote::decode_meta("\x01Z").status().err() == EPROTO);
   CHECK(remote::decode_meta("\x01").status().err() == EPROTO);
   CHECK(remote::decode_meta("\x01Wx").status().err() == EPROTO);
+  for (auto kind : {remote::Kind::kSync, remote::Kind::kSynced}) {
+    auto k = remote::decode_meta(remote::encode_meta({kind, "ignored"}));
+    REQUIRE(k);
+    CHECK(k->kind == kind);
+    CHECK(k->text.empty());
+  }
 }
 
 TEST_CASE("a desktop names only handles its session opened, of their kind and inode") {
