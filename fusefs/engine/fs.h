@@ -152,7 +152,7 @@ class Fs {
   // kMaxCopyShared, 0 (nothing logged) from at or past the source's end.
   // EINVAL for overlapping ranges of one file or a file that is not
   // regular, EISDIR for a directory, EOVERFLOW for a range past the largest
-  // offset, EDQUOT as write.
+  // offset, EDQUOT when the destination would grow past the quota.
   Result<uint64_t> copy_range(const Caller& c, const CopyRange& range);
   // Makes every change so far durable (fsync, fsyncdir).
   Status sync() { return store_.sync(); }

@@ -146,6 +146,28 @@ TEST_CASE("copies at any offsets, past the source's end, within one file, and wh
   }
 }
 
+TEST_CASE("a copy that would take live data past the quota is EDQUOT and changes nothing", "[copy][quota]") {
+  Env e;
+  Inode src = e.create("src");
+  e.write(src.ino, 0, pattern(300 * kKiB, 8));
+  Inode dst = e.create("dst");
+  {
+    WriteTxn txn = must(e.store->begin_write());
+    REQUIRE_OK(txn.set_quota(700 * kKiB));
+    REQUIRE_OK(txn.commit());
+  }
+  // A length far past the source's end asks for nothing more than the source holds.
+  CHECK(e.copy(src.ino, 0, dst.ino, 0, 1ull << 40) == 300 * kKiB);
+  const uint64_t seq = e.last_seq();
+  auto over = e.fs->copy_range(kTestCaller, {src.ino, 0, dst.ino, 300 * kKiB, 300 * kKiB});
+  REQUIRE_FALSE(over);
+  CHECK(over.status().err() == EDQUOT);
+  CHECK(e.last_seq() == seq);
+  CHECK(must(e.fs->getattr(dst.ino)).size == 300 * kKiB);
+  CHECK(e.store->live_bytes() == 600 * kKiB);
+  e.check();
+}
+
 TEST_CASE("after a copy either side changes alone; restore and past views see the copy as one operation", "[copy]") {
   Env e;
   Inode src = e.create("src");
