@@ -273,11 +273,14 @@ void RemoteServer::open_session(const std::string& routing_id, const std::string
   relay_state_->peer = routing_id;
   relay_state_->guard = {};
   relay_state_->waiting.clear();
-  set_current(std::move(s));
   {
+    // Before the swap: a sync asked after this line is sent to the new
+    // desktop (if the old one was current then, its waiter is released by
+    // the swap and the new desktop's answer to it is counted for nobody).
     std::lock_guard lock(mu_);
-    relay_state_->syncs_sent = syncs_asked_;  // set_current made them all done
+    relay_state_->syncs_sent = syncs_asked_;
   }
+  set_current(std::move(s));
   syslog(LOG_INFO, "roamfs: serving remote desktop %s", desktop.c_str());
   try {
     std::string meta = remote::encode_meta({remote::Kind::kWelcome, {}});
