@@ -342,7 +342,8 @@ Relay::Relay() : state_(std::make_unique<State>()) {}
 Result<std::unique_ptr<Relay>> Relay::open(const RemoteExport& ex, const DriverContext& c) {
   std::unique_ptr<Relay> r(new Relay);
   State& s = *r->state_;
-  ROAM_ASSIGN(s.socket, proto::connect_dealer(s.ctx, ex.endpoint, c.keys, ex.server_key));
+  ROAM_ASSIGN(s.socket, proto::connect_dealer(s.ctx, ex.endpoint, c.keys, ex.server_key,
+                                              {remote::kHeartbeatIntervalMs, remote::kHeartbeatTimeoutMs}));
   try {
     s.socket.set(zmq::sockopt::sndhwm, 0);  // a dropped request would hang a process here
     s.socket.set(zmq::sockopt::rcvhwm, 0);

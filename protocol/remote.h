@@ -54,6 +54,14 @@ enum class Kind : uint8_t {
 // what libfuse lets the kernel send in one WRITE) plus a page for headers
 // and arguments; libfuse reads requests into a buffer of this size.
 inline constexpr size_t kMaxFuseMessage = (size_t{256} << 12) + 4096;
+// ZMTP heartbeats on the relay's connection, both ends: an idle desktop cut
+// off from the storage node learns it within kHeartbeatTimeoutMs (its relay
+// then aborts the mount, as for any lost connection), and roamfs drops the
+// connection too. Answered by libzmq's I/O threads, so a busy relay or a
+// long request does not miss them.
+inline constexpr int kHeartbeatIntervalMs = 1000;
+inline constexpr int kHeartbeatTimeoutMs = 5000;
+
 // A process name as the kernel keeps it (TASK_COMM_LEN - 1), and a desktop id.
 inline constexpr size_t kMaxComm = 15;
 inline constexpr size_t kMaxDesktopId = 128;

@@ -69,11 +69,19 @@ Result<std::optional<Routed>> receive_routed(zmq::socket_t& router) {
   return std::optional<Routed>(Routed{(*parts)[0].to_string(), user ? user : "", decode_parts(*parts, 1)});
 }
 
+void set_heartbeats(zmq::socket_t& s, const Heartbeats& hb) {
+  if (hb.interval_ms <= 0) return;
+  s.set(zmq::sockopt::heartbeat_ivl, hb.interval_ms);
+  s.set(zmq::sockopt::heartbeat_timeout, hb.timeout_ms);
+  s.set(zmq::sockopt::heartbeat_ttl, hb.timeout_ms);  // the peer, too, drops us after this long
+}
+
 Result<zmq::socket_t> connect_dealer(zmq::context_t& ctx, const std::string& endpoint, const KeyPair& client,
-                                     const std::string& server_public) {
+                                     const std::string& server_public, const Heartbeats& hb) {
   try {
     zmq::socket_t s(ctx, zmq::socket_type::dealer);
     s.set(zmq::sockopt::linger, 0);
+    set_heartbeats(s, hb);
     s.set(zmq::sockopt::curve_serverkey, zmq::const_buffer(server_public.data(), server_public.size()));
     s.set(zmq::sockopt::curve_publickey, zmq::const_buffer(client.public_key.data(), client.public_key.size()));
     s.set(zmq::sockopt::curve_secretkey, zmq::const_buffer(client.secret_key.data(), client.secret_key.size()));

@@ -31,11 +31,22 @@ Status send_routed(zmq::socket_t& router, const std::string& routing_id, const M
 Result<std::optional<Result<Message>>> receive(zmq::socket_t& dealer);
 Result<std::optional<Routed>> receive_routed(zmq::socket_t& router);
 
+// ZMTP heartbeats on a connection (libzmq's PING/PONG, answered by its I/O
+// thread): a PING every `interval_ms`, and the connection is closed when
+// nothing came back for `timeout_ms`, so that an idle peer cut off by the
+// network is noticed. Zero: none.
+struct Heartbeats {
+  int interval_ms = 0;
+  int timeout_ms = 0;
+};
+// Sets `hb` on `s`; new connections of `s` get them. Throws zmq::error_t.
+void set_heartbeats(zmq::socket_t& s, const Heartbeats& hb);
+
 // A DEALER socket that authenticates with `client` keys to a CURVE server
-// whose public key is `server_public`, connected to `endpoint`. Linger 0: a
-// closed socket drops unsent messages at once.
+// whose public key is `server_public`, connected to `endpoint`, with
+// heartbeats `hb`. Linger 0: a closed socket drops unsent messages at once.
 Result<zmq::socket_t> connect_dealer(zmq::context_t& ctx, const std::string& endpoint, const KeyPair& client,
-                                     const std::string& server_public);
+                                     const std::string& server_public, const Heartbeats& hb = {});
 
 // One request/reply exchange with the broker on a fresh socket: sends
 // `request`, waits up to timeout_ms for the Reply carrying its request id.

@@ -67,6 +67,7 @@ Result<std::unique_ptr<RemoteServer>> RemoteServer::start(Fs& fs, Config cfg) {
     r.router.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(remote::kMaxFuseMessage));
     r.router.set(zmq::sockopt::sndhwm, 0);  // a dropped reply would hang a process in the desktop
     r.router.set(zmq::sockopt::router_mandatory, true);
+    proto::set_heartbeats(r.router, {remote::kHeartbeatIntervalMs, remote::kHeartbeatTimeoutMs});
     r.router.bind(s->cfg_.listen);
   } catch (const zmq::error_t& e) {
     return Status::error(e.num(), "cannot listen on " + s->cfg_.listen + ": " + e.what());

@@ -28,6 +28,11 @@ fails_in() { ! as_user "$@" 2>/dev/null; }  # fails_in DESKTOP USER COMMAND...
 
 absent() { ! as_user "$1" "$2" test -e "$3"; }  # absent DESKTOP USER PATH
 
+answers() {  # answers DESKTOP PATH: ls PATH as alice ends within 10 s, in success or error
+    as_user "$1" alice timeout 10 ls "$2" >/dev/null 2>&1
+    [[ $? -ne 124 ]]
+}
+
 # Runs the remote driver in R1 as its root, in the background: mounts EXPORT
 # (default: alice's roamfs) at HOME with KEY_FILE (a path inside R1) until
 # SIGTERM; its pid (in R1) goes to /tmp/NAME.pid there.
@@ -164,6 +169,19 @@ main() {
     check "and reads her file" reads R1 alice /home/alice/r v1
     check "detach again" in_desktop R1 sh -c 'kill -TERM "$(cat /tmp/again.pid)"'
     check "the home is unmounted again" wait_for 20 not_mounted R1 /home/alice
+
+    # An idle desktop cut off from the storage node notices (ZMTP heartbeats,
+    # protocol/remote.h): its relay aborts the mount, rather than the next
+    # process to touch it hanging on a connection TCP still thinks is up.
+    mount_remote R1 /home/alice /etc/roam-agent/agent.key idle
+    check "R1 mounts alice's home for an idle cut" wait_for 20 remote_mounted R1 /home/alice
+    ip link set "rd${slot}h" down
+    check "cut off and idle, R1's relay notices within 15 s" wait_for 15 grep -q "lost the connection" "$T/idle.log"
+    ip link set "rd${slot}h" up
+    check "and R1's home answers rather than hangs" answers R1 /home/alice
+    in_desktop R1 sh -c 'kill -TERM "$(cat /tmp/idle.pid)"'
+    check "the dead mount is unmounted" wait_for 20 not_mounted R1 /home/alice
+    check "R1's agent connects again" wait_for 30 connected R1
 
     # A restore asks the attached desktop to write back what its kernel
     # caches first (kSync), and waits for it: dirty pages written back after
