@@ -354,7 +354,8 @@ void RemoteServer::send_syncs() {
       std::vector<zmq::const_buffer> parts{zmq::buffer(r.peer), zmq::buffer(meta), zmq::const_buffer()};
       (void)zmq::send_multipart(r.router, parts);
     } catch (const zmq::error_t& e) {
-      // The desktop is gone: its session ends, which releases the waiter.
+      // The desktop's connection is gone: nobody will answer, and the
+      // waiter ends with ETIMEDOUT (or sooner, if the session is dropped).
       syslog(LOG_WARNING, "roamfs: remote: sync not asked: %s", e.what());
     }
   }
