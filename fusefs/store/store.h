@@ -373,6 +373,8 @@ class Store {
   // the segments first; and how many of them the last segment flush covered.
   std::atomic<uint64_t> data_commits_{0};
   std::atomic<uint64_t> data_commits_synced_{0};
+  // Bytes of new data inlined in the WAL since the last sync (kWalInlineBudget).
+  std::atomic<uint64_t> inlined_since_sync_{0};
 };
 
 }  // namespace roam

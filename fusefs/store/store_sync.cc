@@ -61,6 +61,7 @@ Status Store::sync() {
   // before it appends its record, so every record this flush may carry has
   // its data flushed first.
   const uint64_t data_commits = data_commits_.load(std::memory_order_seq_cst);
+  inlined_since_sync_.store(0, std::memory_order_relaxed);  // a guide to inlining only: exactness does not matter
   if (data_commits != data_commits_synced_.load()) {
     ROAM_TRY(segments_->sync());
     uint64_t seen = data_commits_synced_.load();

@@ -53,8 +53,14 @@ inline constexpr uint64_t kWalReserve = 1ull << 20;
 // At a checkpoint, a WAL file larger than this is cut back to it.
 inline constexpr uint64_t kWalKeepSize = 64ull << 20;
 // A Mutation whose new data is at most this many bytes puts the bytes in its
-// WAL record too (kData), so that an fsync after it flushes only the WAL.
+// WAL record too (kData), so that an fsync after it flushes only the WAL...
 inline constexpr size_t kWalInlineData = 64 * 1024;
+// ...while the data inlined since the last sync stays within this budget.
+// Past it, a writer is not about to fsync a few small writes (a database's
+// commit) but writes much without one: its bytes would go to disk twice, and
+// fill the WAL towards a checkpoint. 20,000 random 4 KiB writes took 1.9x
+// as long with every one inlined (docs/performance.md).
+inline constexpr size_t kWalInlineBudget = 1 << 20;
 
 enum class WalOp : uint8_t { kPut = 1, kDel = 2, kPutDup = 3, kDelDup = 4, kAppend = 5, kData = 6 };
 

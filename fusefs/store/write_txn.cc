@@ -131,8 +131,10 @@ Status WriteTxn::commit() {
   // Small new data rides in the record; otherwise sync() must flush the
   // segments before a WAL that names them (counted before the append, so a
   // sync that sees the record sees the count).
-  const bool inline_data = blobs_added_ == data_.size() && data_bytes_ <= kWalInlineData;
+  const bool inline_data = blobs_added_ == data_.size() && data_bytes_ <= kWalInlineData &&
+                           store_->inlined_since_sync_.load(std::memory_order_relaxed) + data_bytes_ <= kWalInlineBudget;
   if (inline_data) {
+    store_->inlined_since_sync_.fetch_add(data_bytes_, std::memory_order_relaxed);
     for (const auto& [loc, bytes] : data_) {
       redo_.push_back(static_cast<char>(WalOp::kData));
       redo_.push_back(static_cast<char>(WalTable::kNone));

@@ -311,6 +311,18 @@ TEST_CASE("a sync flushes the segments before a WAL that names data not inline",
     CHECK(io.flushed.front() == "segments");
     CHECK(io.flushed.back() == "wal");
   }
+  SECTION("small writes past the inline budget since the last sync: segments too, and after the sync, inline again") {
+    for (size_t i = 0; i <= kWalInlineBudget / 4096; ++i) add_blob(*store, random_bytes(rng, 4096), true);
+    io.flushed.clear();
+    REQUIRE_OK(store->sync());
+    REQUIRE(io.flushed.size() >= 2);
+    CHECK(io.flushed.front() == "segments");
+    CHECK(io.flushed.back() == "wal");
+    add_blob(*store, random_bytes(rng, 4096), true);
+    io.flushed.clear();
+    REQUIRE_OK(store->sync());
+    CHECK(io.flushed == std::vector<std::string>{"wal"});
+  }
   SECTION("nothing new: no flush") {
     REQUIRE_OK(store->sync());
     io.flushed.clear();
