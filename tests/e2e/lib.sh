@@ -15,7 +15,10 @@ set -uo pipefail
 
 E2E_FAILED=0
 T=$(mktemp -d /tmp/roam-e2e.XXXXXX)
-PORT=$((20000 + RANDOM % 20000))
+# Below the kernel's ephemeral ports (ip_local_port_range, 32768 up by
+# default), which any outgoing connection may hold: a broker port picked
+# there was once already in use. The tests use PORT to PORT + 10.
+PORT=$((20000 + RANDOM % 12000))
 export ROAM_BROKER="tcp://127.0.0.1:$PORT"
 export ROAM_DESKTOP_DIR="$T/desktops"
 export ROAM_EXPORTS="$T/run/exports"
